@@ -1,0 +1,149 @@
+package understudy_test
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/understudy-nvr/understudy"
+
+// allowed is the package table of ARCHITECTURE.md: for each top-level
+// package, the module packages and third-party module prefixes its non-test
+// code may import (the standard library is always allowed). Sub-packages
+// inherit the rules of their top-level package; a few get a wider rule of
+// their own, keyed by their full path below the module.
+var allowed = map[string][]string{
+	"placement": {},
+	// The dry-run tool reads YAML topologies; the pure algorithm above it
+	// stays stdlib-only.
+	"placement/dryrun": {"placement", "gopkg.in/yaml.v3"},
+	"segment":          {"github.com/bluenviron/mediacommon", "github.com/cockroachdb/pebble"},
+	"replica":          {"segment"},
+	"backfill":         {"segment", "replica", "proto"},
+	"engine": {"placement", "segment", "replica", "backfill", "proto",
+		"github.com/bluenviron/gortsplib", "github.com/bluenviron/mediacommon",
+		"github.com/cockroachdb/pebble", "github.com/hashicorp/memberlist",
+		"connectrpc.com/", "google.golang.org/protobuf", "github.com/klauspost/compress",
+		"github.com/prometheus/", "gopkg.in/yaml.v3", "golang.org/x/net"},
+	"proto": {"connectrpc.com/", "google.golang.org/protobuf"},
+	"cmd":   {"engine", "placement", "segment", "chaos", "proto", "connectrpc.com/", "google.golang.org/protobuf"},
+	"chaos": {"*"},
+	"bench": {"*"},
+}
+
+// importedOnlyBy lists packages that only some packages may import.
+var importedOnlyBy = map[string][]string{
+	"chaos": {"cmd", "chaos"},
+	"bench": {"bench"},
+}
+
+func topLevel(rel string) string {
+	if i := strings.IndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return rel
+}
+
+func rulesFor(rel string) ([]string, bool) {
+	for p := rel; p != ""; {
+		if r, ok := allowed[p]; ok {
+			return r, true
+		}
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return nil, false
+}
+
+func isStdlib(path string) bool {
+	first := path
+	if i := strings.IndexByte(path, '/'); i >= 0 {
+		first = path[:i]
+	}
+	return !strings.Contains(first, ".")
+}
+
+// TestImportGraph keeps the package table of ARCHITECTURE.md true: it lists
+// the imports of every package of the module and fails on any edge the table
+// does not allow.
+func TestImportGraph(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	n := 0
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || fields[0] == module {
+			continue
+		}
+		n++
+		rel := strings.TrimPrefix(fields[0], module+"/")
+		if strings.HasPrefix(rel, "internal/") {
+			continue
+		}
+		rules, ok := rulesFor(rel)
+		if !ok {
+			t.Errorf("package %s is not in the package table of ARCHITECTURE.md", rel)
+			continue
+		}
+		for _, imp := range fields[1:] {
+			if isStdlib(imp) {
+				continue
+			}
+			if strings.HasPrefix(imp, module+"/") {
+				target := strings.TrimPrefix(imp, module+"/")
+				top := topLevel(target)
+				if top == topLevel(rel) {
+					continue // a package may use its own sub-packages
+				}
+				if only, ok := importedOnlyBy[top]; ok && !contains(only, topLevel(rel)) {
+					t.Errorf("%s imports %s: nothing but %v may import %s", rel, target, only, top)
+					continue
+				}
+				if !allows(rules, top, true) {
+					t.Errorf("%s imports %s, which the package table does not allow", rel, target)
+				}
+				continue
+			}
+			if !allows(rules, imp, false) {
+				t.Errorf("%s imports %s, which the package table does not allow", rel, imp)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("go list found no packages")
+	}
+}
+
+func allows(rules []string, imp string, internal bool) bool {
+	for _, r := range rules {
+		if r == "*" {
+			return true
+		}
+		if internal && r == imp {
+			return true
+		}
+		if !internal && strings.Contains(r, ".") && strings.HasPrefix(imp, r) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
