@@ -1,0 +1,18 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+)
+
+// newLogger returns the process logger: structured, to stderr, text or JSON.
+func newLogger(format string) (*slog.Logger, error) {
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(os.Stderr, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil)), nil
+	}
+	return nil, fmt.Errorf("log format must be text or json, not %q", format)
+}

@@ -1,0 +1,627 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/pion/rtp"
+
+	"github.com/understudy-nvr/understudy/segment"
+)
+
+// SessionConfig configures the recording of one stream by one node.
+type SessionConfig struct {
+	// Stream is the stream id; it names the files. Required.
+	Stream string
+	// URL is the camera's RTSP URL, credentials included
+	// (rtsp://user:pass@host/path). Required. It is never logged.
+	URL string
+	// Class is where the recording goes: the archive (home) or the buffer
+	// (replica). Default segment.ClassArchive.
+	Class segment.Class
+	// Transport is "auto" (UDP, falling back to TCP), "tcp" or "udp".
+	// Default "auto".
+	Transport string
+	// ReadTimeout bounds RTSP requests and stream inactivity: a camera that
+	// sends nothing for this long is considered gone. Default 5s.
+	ReadTimeout time.Duration
+	// BackoffMin and BackoffMax bound the delay between reconnection
+	// attempts; it doubles per failure, with jitter. Defaults 250ms and 5s:
+	// short, because every second without a connection is a second lost.
+	BackoffMin, BackoffMax time.Duration
+	// QueueBytes is the memory the session may hold between the network and
+	// the disk, which rides out disk stalls. Beyond it frames are dropped up
+	// to the next keyframe and the hole is an explicit gap, never a silent
+	// one. Default 64 MiB (about 2 minutes of a 4 Mbit/s camera).
+	QueueBytes int64
+	// SegmentDuration is passed to the segment writer (0: its default).
+	SegmentDuration time.Duration
+	// Logger receives structured logs. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// OnEvent, when set, is called for every SessionEvent, from the
+	// session's goroutines; it must not block.
+	OnEvent func(SessionEvent)
+}
+
+// EnsureDefaults fills in the defaults documented on each field.
+func (c *SessionConfig) EnsureDefaults() {
+	if c.Class == 0 {
+		c.Class = segment.ClassArchive
+	}
+	if c.Transport == "" {
+		c.Transport = "auto"
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 5 * time.Second
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 250 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 5 * time.Second
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = c.BackoffMin
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = 64 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func (c *SessionConfig) validate() error {
+	if err := segment.ValidateStreamID(c.Stream); err != nil {
+		return err
+	}
+	if _, err := base.ParseURL(c.URL); err != nil {
+		return fmt.Errorf("stream %s: invalid url %s: %w", c.Stream, RedactURL(c.URL), errors.New(redactSecrets(err.Error(), c.URL)))
+	}
+	switch c.Transport {
+	case "auto", "tcp", "udp":
+	default:
+		return fmt.Errorf("stream %s: transport must be auto, tcp or udp, not %q", c.Stream, c.Transport)
+	}
+	return nil
+}
+
+// SessionEventKind says what happened to a recording session.
+type SessionEventKind int
+
+// The kinds of SessionEvent.
+const (
+	// EventConnected: the camera answered and frames are flowing.
+	EventConnected SessionEventKind = iota + 1
+	// EventDisconnected: the connection ended; the session reconnects.
+	EventDisconnected
+	// EventSourceUnreachable: several attempts in a row failed.
+	EventSourceUnreachable
+	// EventWriteError: the disk refused a write; the hole is a gap.
+	EventWriteError
+	// EventOverflow: the queue budget was exceeded during a disk stall and
+	// frames were dropped up to the next keyframe.
+	EventOverflow
+)
+
+func (k SessionEventKind) String() string {
+	switch k {
+	case EventConnected:
+		return "connected"
+	case EventDisconnected:
+		return "disconnected"
+	case EventSourceUnreachable:
+		return "source_unreachable"
+	case EventWriteError:
+		return "write_error"
+	case EventOverflow:
+		return "overflow"
+	}
+	return "unknown"
+}
+
+// SessionEvent is something a VMS or an operator wants to know about one
+// recording. Message never contains credentials.
+type SessionEvent struct {
+	Kind    SessionEventKind
+	Stream  string
+	Time    time.Time
+	Message string
+}
+
+// SessionStats is a snapshot of a session's counters.
+type SessionStats struct {
+	Connected   bool
+	Frames      uint64 // frames handed to the writer
+	Bytes       uint64 // payload bytes handed to the writer
+	Dropped     uint64 // frames dropped (queue overflow or no writer)
+	WriteErrors uint64
+	Reconnects  uint64
+	QueuedBytes int64
+	LastFrame   time.Time // wall-clock time of the newest frame received
+	LastError   string    // redacted
+}
+
+// Session records one stream from its camera into a segment.Store: it
+// connects, depacketizes, stamps frames with wall-clock time, and hands them
+// through a bounded queue to one segment.Writer; it reconnects with backoff
+// until its context ends, and records the time the camera could not be
+// reached as a source outage.
+type Session struct {
+	cfg   SessionConfig
+	store *segment.Store
+	log   *slog.Logger
+
+	queue  chan item
+	queued atomic.Int64
+	// writerBroken is set by the write loop when it could not open a writer;
+	// the producer then asks for a new one at the next keyframe.
+	writerBroken atomic.Bool
+
+	// producer state, shared by the RTSP callbacks of one connection (they
+	// may run on one goroutine per media).
+	pmu          sync.Mutex
+	dropping     bool
+	dropStart    time.Time
+	lastFrame    time.Time
+	connected    bool
+	outageSince  time.Time // zero: no outage pending
+	failedInARow int
+	lastErr      string
+
+	frames, bytes, dropped, writeErrors, reconnects atomic.Uint64
+}
+
+// controlHeadroom is the room kept in the queue for open/close items, so
+// that they never block behind a full queue.
+const controlHeadroom = 64
+
+// item is one entry of the queue between the network and the disk.
+type item struct {
+	open  *segment.WriterConfig // close the current writer, open this one
+	close bool                  // close the current writer
+	frame segment.Frame
+}
+
+func (it item) size() int64 { return int64(len(it.frame.Payload)) }
+
+// NewSession validates cfg and returns a session ready to Run.
+func NewSession(store *segment.Store, cfg SessionConfig) (*Session, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Session{
+		cfg:   cfg,
+		store: store,
+		log:   cfg.Logger.With("stream", cfg.Stream, "url", RedactURL(cfg.URL)),
+		queue: make(chan item, 16384),
+	}, nil
+}
+
+// Stats returns a snapshot of the session's counters.
+func (s *Session) Stats() SessionStats {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	return SessionStats{
+		Connected:   s.connected,
+		Frames:      s.frames.Load(),
+		Bytes:       s.bytes.Load(),
+		Dropped:     s.dropped.Load(),
+		WriteErrors: s.writeErrors.Load(),
+		Reconnects:  s.reconnects.Load(),
+		QueuedBytes: s.queued.Load(),
+		LastFrame:   s.lastFrame,
+		LastError:   s.lastErr,
+	}
+}
+
+func (s *Session) emit(kind SessionEventKind, msg string) {
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(SessionEvent{Kind: kind, Stream: s.cfg.Stream, Time: s.cfg.Now(), Message: msg})
+	}
+}
+
+// Run records until ctx ends, then closes the open segment and returns nil.
+// It returns an error only for a configuration that can never work.
+func (s *Session) Run(ctx context.Context) error {
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.writeLoop()
+	}()
+	defer func() {
+		close(s.queue)
+		<-writerDone
+	}()
+
+	backoff := s.cfg.BackoffMin
+	for {
+		start := s.cfg.Now()
+		framesBefore := s.frames.Load()
+		err := s.connectAndRecord(ctx)
+		s.enqueueClose()
+		if ctx.Err() != nil {
+			return nil
+		}
+		msg := "connection ended"
+		if err != nil {
+			msg = redactSecrets(err.Error(), s.cfg.URL)
+		}
+		gotFrames := s.frames.Load() > framesBefore
+
+		s.pmu.Lock()
+		s.connected = false
+		s.lastErr = msg
+		if s.outageSince.IsZero() {
+			// The camera is gone from the end of its last frame, or, when
+			// it never sent one, from the start of this attempt.
+			if gotFrames && !s.lastFrame.IsZero() {
+				s.outageSince = s.lastFrame
+			} else {
+				s.outageSince = start
+			}
+		}
+		if gotFrames {
+			s.failedInARow = 0
+			backoff = s.cfg.BackoffMin
+		} else {
+			s.failedInARow++
+		}
+		failed := s.failedInARow
+		s.pmu.Unlock()
+
+		s.reconnects.Add(1)
+		s.log.Warn("camera connection ended", "err", msg, "retry_in", backoff)
+		s.emit(EventDisconnected, msg)
+		if failed == 3 {
+			s.emit(EventSourceUnreachable, fmt.Sprintf("3 attempts in a row failed: %s", msg))
+		}
+
+		// Jitter of ±20% keeps a fleet of sessions from reconnecting in step.
+		d := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		if !gotFrames {
+			backoff = min(backoff*2, s.cfg.BackoffMax)
+		}
+	}
+}
+
+// connectAndRecord runs one RTSP connection until it fails or ctx ends.
+func (s *Session) connectAndRecord(ctx context.Context) error {
+	u, err := base.ParseURL(s.cfg.URL)
+	if err != nil {
+		return err
+	}
+	c := &gortsplib.Client{
+		Scheme:      u.Scheme,
+		Host:        u.Host,
+		ReadTimeout: s.cfg.ReadTimeout,
+	}
+	switch s.cfg.Transport {
+	case "tcp":
+		t := gortsplib.TransportTCP
+		c.Transport = &t
+	case "udp":
+		t := gortsplib.TransportUDP
+		c.Transport = &t
+	}
+	if err := c.Start2(); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, c.Close)
+	defer stop()
+
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		return fmt.Errorf("describe: %w", err)
+	}
+	conn, medias, err := newConnection(s, c, desc)
+	if err != nil {
+		return err
+	}
+	for _, m := range medias {
+		if _, err := c.Setup(desc.BaseURL, m, 0, 0); err != nil {
+			return fmt.Errorf("setup: %w", err)
+		}
+	}
+	conn.register()
+	if _, err := c.Play(nil); err != nil {
+		return fmt.Errorf("play: %w", err)
+	}
+	s.log.Info("camera connected", "tracks", conn.describe())
+	return c.Wait()
+}
+
+// onFrame is called by a connection for every frame. canOpen says the frame
+// is a random access point, where a new writer may start.
+func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+
+	if !s.connected {
+		s.connected = true
+		s.emit(EventConnected, "frames flowing")
+	}
+	if !s.outageSince.IsZero() && f.Wall.After(s.outageSince) {
+		iv := segment.Interval{Start: s.outageSince, End: f.Wall}
+		if err := s.store.AddSourceOutage(s.cfg.Stream, iv); err != nil {
+			s.log.Error("recording source outage", "err", err)
+		} else {
+			s.log.Info("camera back", "unreachable_for", iv.End.Sub(iv.Start).Round(time.Millisecond))
+		}
+		s.outageSince = time.Time{}
+		s.failedInARow = 0
+	}
+	s.lastFrame = f.Wall
+
+	// A writer is (re)opened only at a random access point: on the first
+	// keyframe of a connection, after an overflow, after new codec
+	// parameters, or after the disk refused to open a file.
+	needOpen := !cn.writerOpen || cn.paramsChanged || s.dropping || s.writerBroken.Load()
+	if needOpen {
+		if !canOpen {
+			if s.dropping || cn.writerOpen {
+				s.dropped.Add(1)
+			}
+			return
+		}
+		if s.dropping && s.queued.Load() > s.cfg.QueueBytes/2 {
+			s.dropped.Add(1)
+			return // hysteresis: let the disk catch up first
+		}
+		if s.dropping {
+			s.log.Warn("recording resumed after queue overflow", "lost_from", s.dropStart, "lost_to", f.Wall)
+			s.dropping = false
+		}
+		s.writerBroken.Store(false)
+		cfg := segment.WriterConfig{
+			Stream:          s.cfg.Stream,
+			Class:           s.cfg.Class,
+			Origin:          segment.OriginLive,
+			Tracks:          cn.tracks(),
+			SegmentDuration: s.cfg.SegmentDuration,
+		}
+		s.queue <- item{open: &cfg}
+		cn.writerOpen = true
+		cn.paramsChanged = false
+	}
+
+	it := item{frame: f}
+	if s.queued.Load()+it.size() > s.cfg.QueueBytes || len(s.queue) >= cap(s.queue)-controlHeadroom {
+		s.dropping = true
+		s.dropStart = f.Wall
+		s.dropped.Add(1)
+		s.log.Error("disk too slow: queue budget exceeded, dropping until the next keyframe",
+			"queue_bytes", s.queued.Load(), "budget", s.cfg.QueueBytes)
+		s.emit(EventOverflow, fmt.Sprintf("queue budget of %d bytes exceeded; a gap starts at %s", s.cfg.QueueBytes, f.Wall.Format(time.RFC3339Nano)))
+		return
+	}
+	s.queued.Add(it.size())
+	s.queue <- it
+}
+
+func (s *Session) enqueueClose() {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	s.queue <- item{close: true}
+}
+
+// writeLoop owns the segment.Writer: all disk I/O of the session happens
+// here, so a stalled disk stalls this goroutine only and the queue absorbs
+// the stream meanwhile.
+func (s *Session) writeLoop() {
+	var w *segment.Writer
+	closeWriter := func() {
+		if w == nil {
+			return
+		}
+		if err := w.Close(); err != nil {
+			s.writeErrors.Add(1)
+			s.log.Error("closing segment", "err", err)
+			s.emit(EventWriteError, err.Error())
+		}
+		w = nil
+	}
+	var lastErrLog time.Time
+	for it := range s.queue {
+		switch {
+		case it.close:
+			closeWriter()
+		case it.open != nil:
+			closeWriter()
+			nw, err := s.store.NewWriter(*it.open)
+			if err != nil {
+				s.writeErrors.Add(1)
+				s.writerBroken.Store(true)
+				s.log.Error("opening segment writer", "err", err)
+				s.emit(EventWriteError, err.Error())
+				continue
+			}
+			w = nw
+		default:
+			s.queued.Add(-it.size())
+			if w == nil {
+				s.dropped.Add(1)
+				continue
+			}
+			if err := w.WriteFrame(it.frame); err != nil {
+				s.writeErrors.Add(1)
+				if now := time.Now(); now.Sub(lastErrLog) > time.Second {
+					lastErrLog = now
+					s.log.Error("writing frame", "err", err)
+					s.emit(EventWriteError, err.Error())
+				}
+				continue
+			}
+			s.frames.Add(1)
+			s.bytes.Add(uint64(len(it.frame.Payload)))
+		}
+	}
+	closeWriter()
+}
+
+// connection is the state of one RTSP connection: the selected tracks and
+// their depacketizers.
+type connection struct {
+	s      *Session
+	client *gortsplib.Client
+	clock  *wallClock
+
+	mu            sync.Mutex // serialises the per-media callbacks
+	video         *videoTrack
+	audio         *audioTrack
+	writerOpen    bool
+	paramsChanged bool
+}
+
+// newConnection selects the first supported video and audio media of desc.
+func newConnection(s *Session, c *gortsplib.Client, desc *description.Session) (*connection, []*description.Media, error) {
+	cn := &connection{s: s, client: c, clock: newWallClock(s.cfg.Now)}
+	var medias []*description.Media
+	for _, m := range desc.Medias {
+		for _, f := range m.Formats {
+			if cn.video == nil {
+				if v, err := newVideoTrack(m, f); err == nil && v != nil {
+					cn.video = v
+					medias = append(medias, m)
+					break
+				}
+			}
+			if cn.audio == nil {
+				if a, err := newAudioTrack(m, f); err == nil && a != nil {
+					cn.audio = a
+					medias = append(medias, m)
+					break
+				}
+			}
+		}
+	}
+	if len(medias) == 0 {
+		return nil, nil, errors.New("the camera offers no supported track (video H.264/H.265, audio AAC/G.711/Opus)")
+	}
+	return cn, medias, nil
+}
+
+func (cn *connection) describe() string {
+	var b bytes.Buffer
+	if cn.video != nil {
+		b.WriteString(cn.video.codecName())
+	}
+	if cn.audio != nil {
+		if b.Len() > 0 {
+			b.WriteString("+")
+		}
+		b.WriteString(cn.audio.name)
+	}
+	return b.String()
+}
+
+// tracks is the writer configuration for the current codec parameters.
+func (cn *connection) tracks() []segment.Track {
+	var t []segment.Track
+	if cn.video != nil {
+		t = append(t, segment.Track{ClockRate: 90000, Codec: cn.video.codec()})
+	}
+	if cn.audio != nil {
+		t = append(t, segment.Track{ClockRate: cn.audio.clockRate, Codec: cn.audio.codec})
+	}
+	return t
+}
+
+func (cn *connection) register() {
+	if v := cn.video; v != nil {
+		cn.client.OnPacketRTP(v.media, v.format, func(pkt *rtp.Packet) { cn.onVideo(pkt) })
+	}
+	if a := cn.audio; a != nil {
+		cn.client.OnPacketRTP(a.media, a.format, func(pkt *rtp.Packet) { cn.onAudio(pkt) })
+	}
+}
+
+func (cn *connection) onVideo(pkt *rtp.Packet) {
+	v := cn.video
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	au, err := v.decode(pkt)
+	if err != nil || au == nil {
+		return
+	}
+	pts, ok := cn.client.PacketPTS2(v.media, pkt)
+	if !ok {
+		return
+	}
+	ntp, ntpOK := cn.client.PacketNTP(v.media, pkt)
+	frame, random, changed, ok := v.frame(au, pts)
+	if !ok {
+		return
+	}
+	if changed && cn.writerOpen {
+		cn.paramsChanged = true
+	}
+	frame.Track = 0
+	frame.Wall = cn.clock.wall(ptsDuration(pts, 90000), ntp, ntpOK)
+	cn.s.onFrame(cn, frame, random)
+}
+
+func (cn *connection) onAudio(pkt *rtp.Packet) {
+	a := cn.audio
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.video != nil && !cn.writerOpen {
+		return // nothing to record before the first video keyframe
+	}
+	frames, err := a.decode(pkt)
+	if err != nil || len(frames) == 0 {
+		return
+	}
+	pts, ok := cn.client.PacketPTS2(a.media, pkt)
+	if !ok {
+		return
+	}
+	ntp, ntpOK := cn.client.PacketNTP(a.media, pkt)
+	track := 0
+	if cn.video != nil {
+		track = 1
+	}
+	for i, payload := range frames {
+		p := pts + int64(i)*a.samplesPerFrame
+		f := segment.Frame{
+			Track:   track,
+			PTS:     p,
+			DTS:     p,
+			Random:  true,
+			Payload: payload,
+		}
+		if cn.video != nil {
+			// Audio follows the video's clock so the tracks stay in sync.
+			f.Wall = cn.clock.wall(ptsDuration(p, a.clockRate), ntp, false)
+		} else {
+			f.Wall = cn.clock.wall(ptsDuration(p, a.clockRate), ntp.Add(ptsDuration(int64(i)*a.samplesPerFrame, a.clockRate)), ntpOK)
+		}
+		// Without video, every audio frame is a random access point.
+		cn.s.onFrame(cn, f, cn.video == nil)
+	}
+}
+
