@@ -50,8 +50,6 @@ func (w *bitWriter) se(v int64) {
 	}
 }
 
-func (w *bitWriter) aligned() bool { return w.nbit == 0 }
-
 // alignZero pads with zero bits to the next byte boundary.
 func (w *bitWriter) alignZero() {
 	for w.nbit != 0 {
