@@ -65,6 +65,7 @@ type Camera struct {
 	seq        atomic.Uint64 // next frame sequence number, kept across restarts
 	framesSent atomic.Uint64
 	bytesSent  atomic.Uint64
+	dropped    atomic.Uint64
 }
 
 func newCamera(s *Server, n int) *Camera {
@@ -95,6 +96,10 @@ type Stats struct {
 	// FramesSent and BytesSent count the access units (and their H.264 NAL
 	// unit bytes) written while at least one session was playing.
 	FramesSent, BytesSent uint64
+	// Dropped counts frames skipped because the camera's goroutine ran
+	// more than a second late (an overloaded machine): their numbers are
+	// missing from the stream, and no recorder is to blame.
+	Dropped uint64
 	// Readers is the number of playing sessions.
 	Readers int
 }
@@ -105,6 +110,7 @@ func (c *Camera) Stats() Stats {
 		Frames:     c.seq.Load(),
 		FramesSent: c.framesSent.Load(),
 		BytesSent:  c.bytesSent.Load(),
+		Dropped:    c.dropped.Load(),
 		Readers:    int(c.readers.Load()),
 	}
 }
@@ -365,6 +371,7 @@ func (f *feed) tick(now time.Time) {
 	if f.frameTime(due-f.nextFrame) > maxBehind {
 		skipped := due - f.nextFrame
 		f.c.seq.Add(uint64(skipped))
+		f.c.dropped.Add(uint64(skipped))
 		f.nextFrame = due
 		f.c.s.cfg.Logger.Warn("camsim: camera fell behind, frames dropped", "camera", f.c.n, "frames", skipped)
 	}

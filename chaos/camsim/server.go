@@ -56,6 +56,10 @@ func New(cfg Config) (*Server, error) {
 		// in nanoseconds, not in 1/2^32 s as RFC 3550 says; cameras send the
 		// standard format, and so do we (camera.sendReports).
 		DisableRTCPSenderReports: true,
+		// Room for a second of catch-up frames after a scheduling stall
+		// (feed.tick) at high bitrates; the default 256 packets is about
+		// 18 frames at 4 Mbit/s.
+		WriteQueueSize: 2048,
 		Listen: func(network, address string) (net.Listener, error) {
 			l, err := net.Listen(network, address)
 			if err == nil {
