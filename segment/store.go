@@ -208,6 +208,12 @@ func Open(opts Options) (*Store, error) {
 				return nil, fmt.Errorf("segment: create %s: %w", d, err)
 			}
 		}
+		// Make the directories themselves durable before files go in.
+		for _, d := range []string{s.fs.PathDir(opts.Dir), opts.Dir} {
+			if err := syncDir(s.fs, d); err != nil {
+				return nil, fmt.Errorf("segment: sync %s: %w", d, err)
+			}
+		}
 	} else if _, err := s.fs.Stat(s.abs(indexDir)); err != nil {
 		return nil, fmt.Errorf("segment: open %s read-only: %w", opts.Dir, err)
 	}
