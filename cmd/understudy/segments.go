@@ -105,7 +105,7 @@ func runSegments(args []string) int {
 	}
 	if *asJSON {
 		out := struct {
-			Segments []jsonSegment `json:"segments"`
+			Segments []jsonSegment  `json:"segments"`
 			Coverage []jsonInterval `json:"coverage"`
 			Gaps     []jsonInterval `json:"gaps"`
 		}{Segments: []jsonSegment{}, Coverage: jsonIntervals(cov), Gaps: jsonIntervals(gaps)}
