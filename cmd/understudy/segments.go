@@ -1,0 +1,152 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/understudy-nvr/understudy/segment"
+)
+
+// inspectOut is where the inspection commands print (tests replace it).
+var inspectOut io.Writer = os.Stdout
+
+func init() {
+	register("segments", "list the segments, coverage and gaps of a stream", runSegments)
+}
+
+// timeFlag parses RFC 3339 times; unset means unbounded.
+type timeFlag struct{ t time.Time }
+
+func (f *timeFlag) String() string {
+	if f.t.IsZero() {
+		return ""
+	}
+	return f.t.Format(time.RFC3339Nano)
+}
+
+func (f *timeFlag) Set(s string) error {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("want an RFC 3339 time like 2026-01-02T15:04:05Z: %w", err)
+	}
+	f.t = t
+	return nil
+}
+
+type jsonInterval struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+type jsonSegment struct {
+	Start    string `json:"start"`
+	End      string `json:"end"`
+	Bytes    int64  `json:"bytes"`
+	Path     string `json:"path"`
+	Checksum string `json:"checksum"`
+	Class    string `json:"class"`
+	Origin   string `json:"origin"`
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func jsonIntervals(ivs []segment.Interval) []jsonInterval {
+	out := make([]jsonInterval, 0, len(ivs))
+	for _, iv := range ivs {
+		out = append(out, jsonInterval{fmtTime(iv.Start), fmtTime(iv.End)})
+	}
+	return out
+}
+
+func runSegments(args []string) int {
+	fs := flag.NewFlagSet("segments", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "", "data directory of the node (required)")
+	stream := fs.String("stream", "", "stream id (required)")
+	var from, to timeFlag
+	fs.Var(&from, "from", "start of the range, RFC 3339 (default: the first segment)")
+	fs.Var(&to, "to", "end of the range, RFC 3339 (default: the last segment)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dataDir == "" || *stream == "" {
+		fmt.Fprintln(os.Stderr, "segments: --data-dir and --stream are required")
+		return 2
+	}
+	if !from.t.IsZero() && !to.t.IsZero() && !to.t.After(from.t) {
+		fmt.Fprintln(os.Stderr, "segments: --to must be after --from")
+		return 2
+	}
+	s, err := segment.Open(segment.Options{Dir: *dataDir, ReadOnly: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "segments:", err)
+		return 1
+	}
+	defer s.Close()
+	segs, err := s.Segments(*stream, from.t, to.t)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "segments:", err)
+		return 1
+	}
+	cov, err := s.Coverage(*stream, from.t, to.t)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "segments:", err)
+		return 1
+	}
+	gaps, err := s.Gaps(*stream, from.t, to.t)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "segments:", err)
+		return 1
+	}
+	if *asJSON {
+		out := struct {
+			Segments []jsonSegment  `json:"segments"`
+			Coverage []jsonInterval `json:"coverage"`
+			Gaps     []jsonInterval `json:"gaps"`
+		}{Segments: []jsonSegment{}, Coverage: jsonIntervals(cov), Gaps: jsonIntervals(gaps)}
+		for _, sg := range segs {
+			out.Segments = append(out.Segments, jsonSegment{fmtTime(sg.Start), fmtTime(sg.End), sg.Bytes, sg.Path,
+				sg.Checksum, sg.Class.String(), sg.Origin.String()})
+		}
+		enc := json.NewEncoder(inspectOut)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintln(os.Stderr, "segments:", err)
+			return 1
+		}
+		return 0
+	}
+	tw := tabwriter.NewWriter(inspectOut, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "START\tEND\tDURATION\tBYTES\tCLASS\tORIGIN\tCHECKSUM\tPATH")
+	var total int64
+	for _, sg := range segs {
+		sum := sg.Checksum
+		if sum == "" {
+			sum = "(open)"
+		} else if len(sum) > 19 {
+			sum = sum[:19] + "…"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", fmtTime(sg.Start), fmtTime(sg.End),
+			sg.End.Sub(sg.Start).Round(time.Millisecond), sg.Bytes, sg.Class, sg.Origin, sum, sg.Path)
+		total += sg.Bytes
+	}
+	tw.Flush()
+	var covered, missing time.Duration
+	fmt.Fprintln(inspectOut, "\ncoverage:")
+	for _, iv := range cov {
+		covered += iv.Duration()
+		fmt.Fprintf(inspectOut, "  %s .. %s  (%s)\n", fmtTime(iv.Start), fmtTime(iv.End), iv.Duration().Round(time.Millisecond))
+	}
+	fmt.Fprintln(inspectOut, "gaps:")
+	for _, iv := range gaps {
+		missing += iv.Duration()
+		fmt.Fprintf(inspectOut, "  %s .. %s  (%s)\n", fmtTime(iv.Start), fmtTime(iv.End), iv.Duration().Round(time.Millisecond))
+	}
+	fmt.Fprintf(inspectOut, "\n%d segments, %d bytes, covered %.3f s, gaps %.3f s\n", len(segs), total, covered.Seconds(), missing.Seconds())
+	return 0
+}

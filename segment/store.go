@@ -1,0 +1,329 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrInvalidStreamID is wrapped by every error about a malformed stream id.
+	ErrInvalidStreamID = errors.New("invalid stream id")
+	// ErrChecksumMismatch means a closed segment's bytes no longer match the
+	// checksum recorded when it was closed. The file has been quarantined and
+	// its index entry dropped, so its time range is now a gap.
+	ErrChecksumMismatch = errors.New("segment checksum mismatch")
+	// ErrNoCoverage means a requested range holds no recorded media.
+	ErrNoCoverage = errors.New("no recorded media in range")
+	// ErrReadOnly is returned by operations that would modify a store opened
+	// with Options.ReadOnly.
+	ErrReadOnly = errors.New("segment store is read-only")
+	// ErrClosed is returned by a Writer or Store that has been closed.
+	ErrClosed = errors.New("closed")
+)
+
+// Class tells what a segment is kept for.
+type Class uint8
+
+const (
+	// ClassArchive is the home node's archive, kept for the stream's retention.
+	ClassArchive Class = iota
+	// ClassBuffer is a replica's rolling buffer.
+	ClassBuffer
+)
+
+// String returns "archive" or "buffer".
+func (c Class) String() string {
+	switch c {
+	case ClassArchive:
+		return "archive"
+	case ClassBuffer:
+		return "buffer"
+	}
+	return fmt.Sprintf("class(%d)", uint8(c))
+}
+
+func (c Class) valid() bool { return c <= ClassBuffer }
+
+// ParseClass is the inverse of Class.String.
+func ParseClass(s string) (Class, error) {
+	switch s {
+	case "archive":
+		return ClassArchive, nil
+	case "buffer":
+		return ClassBuffer, nil
+	}
+	return 0, fmt.Errorf("segment: unknown class %q (want archive or buffer)", s)
+}
+
+// Origin tells how a segment came to be on this node.
+type Origin uint8
+
+const (
+	// OriginLive segments were recorded from the camera by this node.
+	OriginLive Origin = iota
+	// OriginBackfill segments were copied from a peer to fill a gap.
+	OriginBackfill
+)
+
+// String returns "live" or "backfill".
+func (o Origin) String() string {
+	switch o {
+	case OriginLive:
+		return "live"
+	case OriginBackfill:
+		return "backfill"
+	}
+	return fmt.Sprintf("origin(%d)", uint8(o))
+}
+
+func (o Origin) valid() bool { return o <= OriginBackfill }
+
+// ParseOrigin is the inverse of Origin.String.
+func ParseOrigin(s string) (Origin, error) {
+	switch s {
+	case "live":
+		return OriginLive, nil
+	case "backfill":
+		return OriginBackfill, nil
+	}
+	return 0, fmt.Errorf("segment: unknown origin %q (want live or backfill)", s)
+}
+
+// Interval is the half-open wall-clock range [Start, End).
+type Interval struct{ Start, End time.Time }
+
+// Duration is End - Start.
+func (iv Interval) Duration() time.Duration { return iv.End.Sub(iv.Start) }
+
+// SegmentInfo describes one indexed segment.
+type SegmentInfo struct {
+	Stream, Node string
+	Start, End   time.Time
+	Bytes        int64
+	Path         string // relative to the data directory, slash-separated
+	Checksum     string // "sha256:<hex>" of the closed file; empty while the segment is being written
+	Class        Class
+	Origin       Origin
+}
+
+// Interval returns [Start, End).
+func (si SegmentInfo) Interval() Interval { return Interval{si.Start, si.End} }
+
+// FsyncPolicy says when segment files are made durable.
+type FsyncPolicy uint8
+
+const (
+	// FsyncPart fsyncs a segment file after every part (the default): a crash
+	// loses at most the part being written.
+	FsyncPart FsyncPolicy = iota
+	// FsyncInterval fsyncs a segment file at its first part written at least
+	// Options.FsyncInterval after its previous fsync: fewer fsyncs, a crash
+	// loses up to FsyncInterval plus one part.
+	FsyncInterval
+)
+
+// Options configure a Store. Zero values take the documented defaults,
+// applied by EnsureDefaults.
+type Options struct {
+	// Dir is the data directory (required). Segments live under
+	// Dir/segments, the index under Dir/index, quarantined files under
+	// Dir/quarantine.
+	Dir string
+	// FS is the file system all I/O goes through. Default vfs.Default.
+	FS vfs.FS
+	// Node is the node id written into index entries and file names.
+	// Default "local". Same character rules as stream ids.
+	Node string
+	// Logger receives recovery and fault reports. Default slog.Default().
+	Logger *slog.Logger
+	// Fsync is the durability policy of segment files. Default FsyncPart.
+	Fsync FsyncPolicy
+	// FsyncInterval is the grouping interval of FsyncInterval. Default 1s.
+	FsyncInterval time.Duration
+	// ReadOnly opens the index read-only and skips crash recovery: for
+	// inspection tools. Writers, repairs and quarantining are refused.
+	ReadOnly bool
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Node == "" {
+		o.Node = "local"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.FsyncInterval <= 0 {
+		o.FsyncInterval = time.Second
+	}
+}
+
+// Store is one node's segment files and their index. It is safe for
+// concurrent use; each Writer is used by one goroutine.
+type Store struct {
+	opts Options
+	fs   vfs.FS
+	db   *pebble.DB
+	log  *slog.Logger
+
+	recovery RecoveryReport
+
+	mu     sync.Mutex
+	active map[string]bool // relative paths of segments being written
+	closed bool
+}
+
+// Directory names under Options.Dir.
+const (
+	segmentsDir   = "segments"
+	indexDir      = "index"
+	quarantineDir = "quarantine"
+)
+
+// Open opens or creates the store in opts.Dir and, unless ReadOnly, runs
+// crash recovery (see Recovery).
+func Open(opts Options) (*Store, error) {
+	opts.EnsureDefaults()
+	if opts.Dir == "" {
+		return nil, errors.New("segment: Options.Dir is required")
+	}
+	if err := validateID(opts.Node); err != nil {
+		return nil, fmt.Errorf("segment: node id: %w", err)
+	}
+	s := &Store{opts: opts, fs: opts.FS, log: opts.Logger, active: map[string]bool{}}
+	if !opts.ReadOnly {
+		for _, d := range []string{opts.Dir, s.abs(segmentsDir), s.abs(quarantineDir)} {
+			if err := s.fs.MkdirAll(d, 0o755); err != nil {
+				return nil, fmt.Errorf("segment: create %s: %w", d, err)
+			}
+		}
+		// Make the directories themselves durable before files go in.
+		for _, d := range []string{s.fs.PathDir(opts.Dir), opts.Dir} {
+			if err := syncDir(s.fs, d); err != nil {
+				return nil, fmt.Errorf("segment: sync %s: %w", d, err)
+			}
+		}
+	} else if _, err := s.fs.Stat(s.abs(indexDir)); err != nil {
+		return nil, fmt.Errorf("segment: open %s read-only: %w", opts.Dir, err)
+	}
+	db, err := pebble.Open(s.abs(indexDir), &pebble.Options{
+		FS:                 opts.FS,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{opts.Logger},
+		ReadOnly:           opts.ReadOnly,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("segment: open index: %w", err)
+	}
+	s.db = db
+	if !opts.ReadOnly {
+		rep, err := s.check(true, false)
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("segment: recovery: %w", err)
+		}
+		s.recovery = rep
+		for _, p := range rep.Problems {
+			s.log.Warn("segment recovery", "kind", p.Kind, "stream", p.Stream, "path", p.Path, "detail", p.Detail, "repaired", p.Repaired)
+		}
+	}
+	return s, nil
+}
+
+// Recovery reports what Open found and fixed: trimmed torn tails, files
+// indexed or quarantined, entries dropped (their ranges are now gaps).
+func (s *Store) Recovery() RecoveryReport { return s.recovery }
+
+// Dir is the data directory.
+func (s *Store) Dir() string { return s.opts.Dir }
+
+// Close closes the index. Writers must be closed first.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	return s.db.Close()
+}
+
+func (s *Store) abs(rel string) string {
+	if rel == "" {
+		return s.opts.Dir
+	}
+	return s.fs.PathJoin(s.opts.Dir, fromSlash(rel))
+}
+
+// fromSlash turns a slash-separated relative path into the FS's separator.
+func fromSlash(rel string) string {
+	if os.PathSeparator == '/' {
+		return rel
+	}
+	b := []byte(rel)
+	for i := range b {
+		if b[i] == '/' {
+			b[i] = os.PathSeparator
+		}
+	}
+	return string(b)
+}
+
+const maxIDLen = 128
+
+// ValidateStreamID checks that id can name a directory: 1..128 bytes of
+// [A-Za-z0-9._-], not "." or "..". The error wraps ErrInvalidStreamID.
+func ValidateStreamID(id string) error {
+	if err := validateID(id); err != nil {
+		return fmt.Errorf("stream %q: %w", id, err)
+	}
+	return nil
+}
+
+func validateID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidStreamID)
+	}
+	if len(id) > maxIDLen {
+		return fmt.Errorf("%w: %d bytes, at most %d allowed", ErrInvalidStreamID, len(id), maxIDLen)
+	}
+	if id == "." || id == ".." {
+		return fmt.Errorf("%w: %q is a path element", ErrInvalidStreamID, id)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return fmt.Errorf("%w: byte %#02x at offset %d (allowed: A-Z a-z 0-9 . _ -)", ErrInvalidStreamID, c, i)
+		}
+	}
+	return nil
+}
+
+// pebbleLogger routes Pebble's log through slog. Fatalf must not exit the
+// process (Pebble's default does): it logs at error level instead, and the
+// failing operation reports its own error.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error("pebble fatal: " + fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,271 @@
+package segment
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
+)
+
+var testWall0 = time.Date(2026, 11, 23, 23, 59, 52, 123456789, time.UTC) // crosses midnight
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func openTestStore(t testing.TB, opts Options) *Store {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	if opts.Logger == nil {
+		opts.Logger = quietLogger()
+	}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func writeAll(t testing.TB, w *Writer, frames []Frame) {
+	t.Helper()
+	for i, f := range frames {
+		if err := w.WriteFrame(f); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+}
+
+func TestValidateStreamID(t *testing.T) {
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{
+		{"cam-1", true}, {"Front_Door.main", true}, {"a", true}, {string(make128('x')), true},
+		{"", false}, {".", false}, {"..", false}, {"a/b", false}, {`a\b`, false}, {"a\x00b", false},
+		{"a b", false}, {"caméra", false}, {"a\nb", false}, {string(make128('x')) + "x", false},
+	} {
+		err := ValidateStreamID(tc.id)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateStreamID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidStreamID) {
+			t.Errorf("ValidateStreamID(%q) error %v does not wrap ErrInvalidStreamID", tc.id, err)
+		}
+	}
+}
+
+func make128(c byte) []byte {
+	b := make([]byte, 128)
+	for i := range b {
+		b[i] = c
+	}
+	return b
+}
+
+func TestIntervalArithmetic(t *testing.T) {
+	at := func(s int) time.Time { return testWall0.Add(time.Duration(s) * time.Second) }
+	ivs := []Interval{{at(5), at(7)}, {at(0), at(2)}, {at(2), at(3)}, {at(6), at(9)}, {at(20), at(20)}}
+	m := Merge(ivs)
+	want := []Interval{{at(0), at(3)}, {at(5), at(9)}}
+	if len(m) != len(want) || m[0] != want[0] || m[1] != want[1] {
+		t.Fatalf("Merge = %v, want %v", m, want)
+	}
+	r := Interval{at(-1), at(10)}
+	g := Subtract(r, Clip(m, r.Start, r.End))
+	wantG := []Interval{{at(-1), at(0)}, {at(3), at(5)}, {at(9), at(10)}}
+	if len(g) != 3 || g[0] != wantG[0] || g[1] != wantG[1] || g[2] != wantG[2] {
+		t.Fatalf("Subtract = %v, want %v", g, wantG)
+	}
+	// coverage ∪ gaps = range, disjoint
+	var total time.Duration
+	for _, iv := range append(Clip(m, r.Start, r.End), g...) {
+		total += iv.Duration()
+	}
+	if total != r.Duration() {
+		t.Fatalf("coverage+gaps = %v, want %v", total, r.Duration())
+	}
+}
+
+func TestEntryEncoding(t *testing.T) {
+	e := &entry{Stream: "cam1", Start: testWall0, End: testWall0.Add(time.Minute), Bytes: 12345, Node: "n1",
+		Path: segmentRelPath("cam1", testWall0, ClassBuffer, OriginBackfill, "n1"), Class: ClassBuffer, Origin: OriginBackfill}
+	e.Checksum = sha256.Sum256([]byte("x"))
+	k, v := segmentKey(e), e.encode()
+	got, err := decodeEntry(k, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.info() != e.info() || got.Open != e.Open {
+		t.Fatalf("round trip: %+v != %+v", got, e)
+	}
+	for i := range v { // any single corrupted byte is an error, not a panic
+		c := append([]byte(nil), v...)
+		c[i] ^= 0x40
+		if _, err := decodeEntry(k, c); err == nil {
+			t.Fatalf("corrupting byte %d went unnoticed", i)
+		}
+	}
+	for n := 0; n < len(v); n++ {
+		if _, err := decodeEntry(k, v[:n]); err == nil {
+			t.Fatalf("truncated value of %d bytes accepted", n)
+		}
+	}
+	fn, err := parseSegmentRelPath(e.Path)
+	if err != nil || fn.stream != "cam1" || !fn.start.Equal(testWall0) || fn.class != ClassBuffer || fn.origin != OriginBackfill || fn.node != "n1" {
+		t.Fatalf("parseSegmentRelPath(%s) = %+v, %v", e.Path, fn, err)
+	}
+}
+
+func fileSHA(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// TestWriterSegments writes 12 s of real H.264 + AAC with 3 s segments and
+// checks naming, contiguity, coverage, checksums and that ffprobe accepts
+// every segment with the indexed duration.
+func TestWriterSegments(t *testing.T) {
+	m := loadMedia(t)
+	s := openTestStore(t, Options{Node: "n1"})
+	w, err := s.NewWriter(WriterConfig{Stream: "cam1", Tracks: m.tracks(true), SegmentDuration: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 12 * testFPS
+	writeAll(t, w, m.frames(testWall0, true, n))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := s.Segments("cam1", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) != 4 {
+		t.Fatalf("got %d segments, want 4: %+v", len(segs), segs)
+	}
+	for i, sg := range segs {
+		if i == 0 && !sg.Start.Equal(testWall0) {
+			t.Errorf("first segment starts at %v, want %v", sg.Start, testWall0)
+		}
+		if i > 0 && !sg.Start.Equal(segs[i-1].End) {
+			t.Errorf("segment %d starts at %v, previous ended at %v: not contiguous", i, sg.Start, segs[i-1].End)
+		}
+		if d := sg.End.Sub(sg.Start); d != 3*time.Second {
+			t.Errorf("segment %d lasts %v, want 3s", i, d)
+		}
+		if sg.Class != ClassArchive || sg.Origin != OriginLive || sg.Node != "n1" || sg.Stream != "cam1" {
+			t.Errorf("segment %d metadata %+v", i, sg)
+		}
+		path := filepath.Join(s.Dir(), filepath.FromSlash(sg.Path))
+		if got := fileSHA(t, path); got != sg.Checksum {
+			t.Errorf("segment %d checksum %s, file has %s", i, sg.Checksum, got)
+		}
+		st, _ := os.Stat(path)
+		if st.Size() != sg.Bytes {
+			t.Errorf("segment %d: %d bytes indexed, file has %d", i, sg.Bytes, st.Size())
+		}
+		pr := ffprobe(t, path)
+		if pr.errors != "" {
+			t.Errorf("ffprobe %s: %s", sg.Path, pr.errors)
+		}
+		if math.Abs(pr.duration-3) > 1.0/testFPS+0.03 {
+			t.Errorf("ffprobe duration of segment %d = %.3f s, want 3", i, pr.duration)
+		}
+	}
+	if segs[3].Path != "segments/cam1/2026-11-24/20261124T000001.123456789Z-archive-live-n1.mp4" {
+		t.Errorf("last segment path %s", segs[3].Path)
+	}
+	cov, _ := s.Coverage("cam1", time.Time{}, time.Time{})
+	end := testWall0.Add(n * time.Second / testFPS)
+	if len(cov) != 1 || !cov[0].Start.Equal(testWall0) || !cov[0].End.Equal(end) {
+		t.Fatalf("coverage %v, want [%v, %v)", cov, testWall0, end)
+	}
+	gaps, _ := s.Gaps("cam1", testWall0.Add(-time.Second), end.Add(time.Second))
+	if len(gaps) != 2 || gaps[0].Duration() != time.Second || gaps[1].Duration() != time.Second {
+		t.Fatalf("gaps %v, want 1 s before and after", gaps)
+	}
+	// range query in the middle finds exactly the overlapping segments
+	mid, _ := s.Segments("cam1", testWall0.Add(4*time.Second), testWall0.Add(6*time.Second+1))
+	if len(mid) != 2 || mid[0].Path != segs[1].Path || mid[1].Path != segs[2].Path {
+		t.Fatalf("Segments(4s, 6s] = %v", mid)
+	}
+	streams, _ := s.Streams()
+	if len(streams) != 1 || streams[0] != "cam1" {
+		t.Fatalf("Streams = %v", streams)
+	}
+	// Reopen: same index, nothing to recover, Check consistent.
+	dir := s.Dir()
+	s.Close()
+	s2 := openTestStore(t, Options{Dir: dir, Node: "n1"})
+	if rep := s2.Recovery(); len(rep.Problems) != 0 {
+		t.Fatalf("recovery on a clean store: %v", rep.Problems)
+	}
+	rep, err := s2.Check(false)
+	if err != nil || !rep.Consistent() || rep.Entries != 4 || rep.Files != 4 {
+		t.Fatalf("Check = %+v, %v", rep, err)
+	}
+}
+
+// TestWriterCodecs writes every supported codec family and reads the files
+// back with the package's own parser.
+func TestWriterCodecs(t *testing.T) {
+	s := openTestStore(t, Options{})
+	cases := []struct {
+		name  string
+		track Track
+	}{
+		{"opus", Track{ClockRate: 48000, Codec: &mp4.CodecOpus{ChannelCount: 2}}},
+		{"lpcm", Track{ClockRate: 8000, Codec: &mp4.CodecLPCM{BitDepth: 16, SampleRate: 8000, ChannelCount: 1}}},
+	}
+	for _, tc := range cases {
+		w, err := s.NewWriter(WriterConfig{Stream: tc.name, Tracks: []Track{tc.track}, SegmentDuration: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		step := int64(tc.track.ClockRate / 50)
+		for i := int64(0); i < 250; i++ { // 5 s of 20 ms frames
+			f := Frame{PTS: i * step, DTS: i * step, Wall: testWall0.Add(time.Duration(i) * 20 * time.Millisecond), Random: true, Payload: make([]byte, 160)}
+			if err := w.WriteFrame(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cov, _ := s.Coverage(tc.name, time.Time{}, time.Time{})
+		if len(cov) != 1 || cov[0].Duration() != 5*time.Second {
+			t.Errorf("%s: coverage %v, want 5 s", tc.name, cov)
+		}
+		segs, _ := s.Segments(tc.name, time.Time{}, time.Time{})
+		if len(segs) != 3 {
+			t.Errorf("%s: %d segments, want 3", tc.name, len(segs))
+		}
+		for _, sg := range segs {
+			data, err := s.readFile(sg.Path, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps, err := parseSegment(data)
+			if err != nil || ps.Torn != nil || ps.mediaDuration() != sg.End.Sub(sg.Start) {
+				t.Errorf("%s: parse %s: %v torn=%v", tc.name, sg.Path, err, ps.Torn)
+			}
+		}
+	}
+	if _, err := s.NewWriter(WriterConfig{Stream: "../x", Tracks: []Track{cases[0].track}}); !errors.Is(err, ErrInvalidStreamID) {
+		t.Fatalf("bad stream id: %v", err)
+	}
+}
