@@ -70,7 +70,7 @@ func (c *SessionConfig) EnsureDefaults() {
 		c.BackoffMin = 250 * time.Millisecond
 	}
 	if c.BackoffMax <= 0 {
-		c.BackoffMax = 5 * time.Second
+		c.BackoffMax = 2 * time.Second
 	}
 	if c.BackoffMax < c.BackoffMin {
 		c.BackoffMax = c.BackoffMin
@@ -318,6 +318,9 @@ func (s *Session) connectAndRecord(ctx context.Context) error {
 		Scheme:      u.Scheme,
 		Host:        u.Host,
 		ReadTimeout: s.cfg.ReadTimeout,
+		// A 4-8 Mbit/s camera bursts a whole keyframe at once; the kernel
+		// default (~200 KiB) drops packets of it when the node is busy.
+		UDPReadBufferSize: 4 << 20,
 	}
 	switch s.cfg.Transport {
 	case "tcp":
@@ -564,12 +567,12 @@ func (cn *connection) onVideo(pkt *rtp.Packet) {
 	v := cn.video
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
+	// The timestamp decoder must see every packet: it starts on the first
+	// one whose PTS equals its DTS (an IDR or parameter-set packet), which
+	// is rarely the packet that completes an access unit.
+	pts, ptsOK := cn.client.PacketPTS2(v.media, pkt)
 	au, err := v.decode(pkt)
-	if err != nil || au == nil {
-		return
-	}
-	pts, ok := cn.client.PacketPTS2(v.media, pkt)
-	if !ok {
+	if err != nil || au == nil || !ptsOK {
 		return
 	}
 	ntp, ntpOK := cn.client.PacketNTP(v.media, pkt)
@@ -589,15 +592,12 @@ func (cn *connection) onAudio(pkt *rtp.Packet) {
 	a := cn.audio
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
+	pts, ptsOK := cn.client.PacketPTS2(a.media, pkt)
 	if cn.video != nil && !cn.writerOpen {
 		return // nothing to record before the first video keyframe
 	}
 	frames, err := a.decode(pkt)
-	if err != nil || len(frames) == 0 {
-		return
-	}
-	pts, ok := cn.client.PacketPTS2(a.media, pkt)
-	if !ok {
+	if err != nil || len(frames) == 0 || !ptsOK {
 		return
 	}
 	ntp, ntpOK := cn.client.PacketNTP(a.media, pkt)

@@ -1,0 +1,299 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/understudy-nvr/understudy/chaos/camsim"
+	"github.com/understudy-nvr/understudy/segment"
+)
+
+// syncBuffer is a log sink the session's goroutines can share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startCameras(t *testing.T, cfg camsim.Config) *camsim.Server {
+	t.Helper()
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Width == 0 {
+		cfg.Width, cfg.Height = 320, 240
+	}
+	if cfg.Bitrate == 0 {
+		cfg.Bitrate = 1_000_000
+	}
+	srv, err := camsim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// freeUDPPair finds an even/odd pair of free UDP ports, as RTP over UDP
+// needs.
+func freeUDPPair(t *testing.T) (string, string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		a, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := a.LocalAddr().(*net.UDPAddr).Port
+		a.Close()
+		if port%2 != 0 {
+			port++
+		}
+		rtpC, err1 := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		rtcpC, err2 := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		if rtpC != nil {
+			rtpC.Close()
+		}
+		if rtcpC != nil {
+			rtcpC.Close()
+		}
+		if err1 == nil && err2 == nil {
+			return fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", port+1)
+		}
+	}
+	t.Fatal("no free UDP port pair")
+	return "", ""
+}
+
+func openStore(t *testing.T) *segment.Store {
+	t.Helper()
+	st, err := segment.Open(segment.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// record runs a session until stop returns, then stops it and waits.
+func record(t *testing.T, st *segment.Store, cfg SessionConfig, during func()) *Session {
+	t.Helper()
+	s, err := NewSession(st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	during()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("session did not stop within 15s of its context ending")
+	}
+	return s
+}
+
+func total(ivs []segment.Interval) time.Duration {
+	var d time.Duration
+	for _, iv := range ivs {
+		d += iv.End.Sub(iv.Start)
+	}
+	return d
+}
+
+func ffprobeErrors(t *testing.T, path string) string {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-i", path).CombinedOutput()
+	if err != nil && len(out) == 0 {
+		return err.Error()
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestSessionRecordsWithoutHoles: what a camera sends while the session runs
+// is on disk, in contiguous segments that an independent decoder accepts.
+func TestSessionRecordsWithoutHoles(t *testing.T) {
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		t.Fatal("ffprobe is needed (apt-get install ffmpeg)")
+	}
+	for _, transport := range []string{"tcp", "udp"} {
+		t.Run(transport, func(t *testing.T) {
+			cfg := camsim.Config{Cameras: 1, Audio: true}
+			if transport == "udp" {
+				cfg.UDPRTPAddress, cfg.UDPRTCPAddress = freeUDPPair(t)
+			}
+			srv := startCameras(t, cfg)
+			st := openStore(t)
+			const run = 7 * time.Second
+			s := record(t, st, SessionConfig{
+				Stream: "cam0", URL: srv.URL(0), Transport: transport,
+				SegmentDuration: 2 * time.Second,
+			}, func() { time.Sleep(run) })
+
+			segs, err := st.Segments("cam0", time.Time{}, time.Now().Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(segs) < 2 {
+				t.Fatalf("stats %+v; got %d segments in %s with 2s segments, want several", s.Stats(), len(segs), run)
+			}
+			from, to := segs[0].Start, segs[len(segs)-1].End
+			cov, err := st.Coverage("cam0", from, to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The first keyframe may take one GOP (2s) to arrive.
+			if c := total(cov); c < run-3*time.Second {
+				t.Errorf("coverage %s of a %s run", c, run)
+			}
+			gaps, err := st.Gaps("cam0", from, to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(gaps) != 0 {
+				t.Errorf("holes inside the recording: %v", gaps)
+			}
+			for _, sg := range segs {
+				if msg := ffprobeErrors(t, filepath.Join(st.Dir(), sg.Path)); msg != "" {
+					t.Errorf("ffprobe on %s: %s", sg.Path, msg)
+				}
+			}
+			if stats := s.Stats(); stats.Frames == 0 || stats.WriteErrors != 0 {
+				t.Errorf("stats %+v", stats)
+			}
+		})
+	}
+}
+
+// TestSessionSourceOutage: a camera that goes away for a while is a source
+// outage of about that long, and recording resumes by itself.
+func TestSessionSourceOutage(t *testing.T) {
+	srv := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	st := openStore(t)
+	const down = 4 * time.Second
+	var stoppedAt, startedAt time.Time
+	record(t, st, SessionConfig{Stream: "cam0", URL: srv.URL(0), Transport: "tcp", ReadTimeout: 2 * time.Second, BackoffMax: time.Second}, func() {
+		time.Sleep(3 * time.Second)
+		stoppedAt = time.Now()
+		srv.Camera(0).Stop()
+		time.Sleep(down)
+		srv.Camera(0).Start()
+		startedAt = time.Now()
+		time.Sleep(4 * time.Second)
+	})
+	outages, err := st.SourceOutages("cam0", stoppedAt.Add(-time.Minute), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outages) != 1 {
+		t.Fatalf("want one source outage, got %v", outages)
+	}
+	got := outages[0].End.Sub(outages[0].Start)
+	// The outage runs from the last frame to the first keyframe after the
+	// camera is back (GOP 1s, reconnect backoff ≤ 1s).
+	if got < down-time.Second || got > down+3*time.Second {
+		t.Errorf("outage of %s for a camera down %s (%s .. %s)", got, down, stoppedAt.Format(time.StampMilli), startedAt.Format(time.StampMilli))
+	}
+	cov, err := st.Coverage("cam0", startedAt, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total(cov) < 2*time.Second {
+		t.Errorf("recording did not resume after the camera came back: coverage %v", cov)
+	}
+}
+
+// TestSessionNeverLogsCredentials: with right and with wrong credentials,
+// nothing the session logs or emits contains the password.
+func TestSessionNeverLogsCredentials(t *testing.T) {
+	const user, pass = "admin", "s3cr3t-Pa55"
+	srv := startCameras(t, camsim.Config{Cameras: 1, User: user, Pass: pass})
+	u := srv.URL(0) // carries the credentials
+	if !strings.Contains(u, pass) {
+		t.Fatalf("camsim URL %q lacks the credentials", u)
+	}
+	wrong := strings.Replace(u, ":"+pass+"@", ":wrong-"+pass+"@", 1)
+
+	for name, url := range map[string]string{"right": u, "wrong": wrong} {
+		t.Run(name, func(t *testing.T) {
+			var logs syncBuffer
+			var mu sync.Mutex
+			var events []string
+			st := openStore(t)
+			s := record(t, st, SessionConfig{
+				Stream: "cam0", URL: url, Transport: "tcp",
+				Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				OnEvent: func(e SessionEvent) {
+					mu.Lock()
+					events = append(events, e.Message)
+					mu.Unlock()
+				},
+			}, func() { time.Sleep(3 * time.Second) })
+			mu.Lock()
+			all := logs.String() + strings.Join(events, "\n") + s.Stats().LastError
+			mu.Unlock()
+			if strings.Contains(all, pass) {
+				t.Fatalf("password leaked:\n%s", all)
+			}
+			if name == "right" && s.Stats().Frames == 0 {
+				t.Errorf("nothing recorded with the right credentials; logs:\n%s", logs.String())
+			}
+			if name == "wrong" && s.Stats().Frames != 0 {
+				t.Errorf("recorded with wrong credentials")
+			}
+		})
+	}
+}
+
+func TestNewSessionRejectsBadConfig(t *testing.T) {
+	st := openStore(t)
+	for _, c := range []SessionConfig{
+		{Stream: "../etc", URL: "rtsp://127.0.0.1/x"},
+		{Stream: "", URL: "rtsp://127.0.0.1/x"},
+		{Stream: "cam", URL: "://nope"},
+		{Stream: "cam", URL: "rtsp://127.0.0.1/x", Transport: "carrier-pigeon"},
+	} {
+		if _, err := NewSession(st, c); err == nil {
+			t.Errorf("NewSession(%+v) accepted a bad config", c)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"rtsp://u:p@h:554/x": "rtsp://xxxxx@h:554/x",
+		"rtsp://h/x":         "rtsp://h/x",
+		"rtsp://u@h/x":       "rtsp://xxxxx@h/x",
+	} {
+		if got := RedactURL(in); got != want || strings.Contains(got, ":p@") {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
