@@ -45,8 +45,9 @@ staticcheck: $(BIN)/staticcheck
 	$(BIN)/staticcheck -tags $(TAGS) ./...
 
 # --- API contract (proto/) ---------------------------------------------------
-# `make proto` regenerates the Go code of proto/ from its .proto files and
-# records their hashes for the currency test in proto/understudy/v1, so CI
+# `make proto` regenerates the Go code of proto/ from its .proto files, the
+# descriptor set with comments that server reflection serves, and records
+# their hashes for the currency test in proto/understudy/v1, so CI
 # needs no buf. `make proto-check` proves the committed code is what the
 # tools generate now. Building buf takes ~3 minutes, once.
 PROTO_PKG   := proto/understudy/v1
@@ -69,8 +70,9 @@ proto-lint: $(BIN)/buf
 
 # Generated files are removed first so a deleted .proto leaves no stale code.
 proto: $(PROTO_TOOLS) proto-lint
-	rm -f $(PROTO_PKG)/*.pb.go $(PROTO_PKG)/*/*.connect.go
+	rm -f $(PROTO_PKG)/*.pb.go $(PROTO_PKG)/*/*.connect.go $(PROTO_PKG)/*.binpb
 	$(BIN)/buf generate
+	$(BIN)/buf build --as-file-descriptor-set -o $(PROTO_PKG)/descriptor_set.binpb
 	cd tools && $(GO) run ./protohash ../$(PROTO_PKG)
 
 # Regenerates into a copy of proto/ and diffs it against the committed tree:
@@ -79,8 +81,10 @@ proto: $(PROTO_TOOLS) proto-lint
 proto-check: $(PROTO_TOOLS) proto-lint
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	cp -R proto "$$tmp/proto"; \
-	rm -f "$$tmp/$(PROTO_PKG)"/*.pb.go "$$tmp/$(PROTO_PKG)"/*/*.connect.go "$$tmp/$(PROTO_PKG)/protohash_gen_test.go"; \
+	rm -f "$$tmp/$(PROTO_PKG)"/*.pb.go "$$tmp/$(PROTO_PKG)"/*/*.connect.go "$$tmp/$(PROTO_PKG)"/*.binpb \
+		"$$tmp/$(PROTO_PKG)/protohash_gen_test.go"; \
 	$(BIN)/buf generate -o "$$tmp"; \
+	$(BIN)/buf build --as-file-descriptor-set -o "$$tmp/$(PROTO_PKG)/descriptor_set.binpb"; \
 	(cd tools && $(GO) run ./protohash "$$tmp/$(PROTO_PKG)"); \
 	if ! diff -r proto "$$tmp/proto"; then \
 		echo "proto-check: generated code in proto/ is not current: run make proto"; exit 1; \

@@ -36,7 +36,7 @@ const outName = "protohash_gen_test.go"
 // them.
 func tracked(rel string) bool {
 	return strings.HasSuffix(rel, ".proto") || strings.HasSuffix(rel, ".pb.go") ||
-		strings.HasSuffix(rel, ".connect.go")
+		strings.HasSuffix(rel, ".connect.go") || strings.HasSuffix(rel, ".binpb")
 }
 
 // hashFile returns the hex SHA-256 of a file's content with CRLF line ends

@@ -9,9 +9,10 @@
 //
 // Edit the .proto files, then run `make proto` at the repository root: it
 // lints them (buf lint, STANDARD and COMMENTS rules), regenerates the Go code
-// and records the files' SHA-256 in protohash_gen_test.go. The tests of this
-// package fail with "run make proto" when the code is not current, so CI
-// needs no buf; `make proto-check` regenerates into a temporary copy and
-// diffs. Nothing but generated code, its tests and this file belongs in the
-// package: server code lives in engine/.
+// and descriptor_set.binpb (the descriptors with their comments, served by
+// DocumentedFiles for gRPC reflection) and records the files' SHA-256 in
+// protohash_gen_test.go. The tests of this package fail with "run make
+// proto" when the code is not current, so CI needs no buf; `make
+// proto-check` regenerates into a temporary copy and diffs. Nothing but generated code, its tests, DocumentedFiles and this
+// file belongs in the package: server code lives in engine/.
 package understudyv1

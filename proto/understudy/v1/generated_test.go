@@ -21,7 +21,7 @@ import (
 
 func tracked(rel string) bool {
 	return strings.HasSuffix(rel, ".proto") || strings.HasSuffix(rel, ".pb.go") ||
-		strings.HasSuffix(rel, ".connect.go")
+		strings.HasSuffix(rel, ".connect.go") || strings.HasSuffix(rel, ".binpb")
 }
 
 func hashContent(b []byte) string {

@@ -7,11 +7,12 @@ package understudyv1_test
 var generatedHashes = map[string]string{
 	"cluster.pb.go":                            "88d6d0060f70978c188d5ca56c6e67752ac8471f0d725ba16616b6afc030f527",
 	"cluster.proto":                            "4d85d6ec89ac6554051c35347173ba2975c33d2cdf8df5874e7fc1bf4872bff9",
-	"recording.pb.go":                          "c10565bde70572a2f021aae1baaf5d7e4a8cf754c7575284ed0787dbe6e5a9c8",
-	"recording.proto":                          "4c6b28c0f8632ee356e6283a530a1b2a1fbf768633f5e72dfc979baff4e4ccb1",
+	"descriptor_set.binpb":                     "828256fc4ba159a2710b76b02c544eb1964a03daaee86204114cdd836d6e0ff3",
+	"recording.pb.go":                          "6369bcdb9d157b38c7c9e8201d8c7f22e4226d2b06ffc03ea4fd5ad6ddf19255",
+	"recording.proto":                          "428014ef03e1f766d3b637bbd0774e46c2a72759054b0aa736a9070167b09539",
 	"stream.pb.go":                             "632003af255765bdf223120a36d9d2cd5df4df81d40c10daf7520e422b5f5122",
-	"stream.proto":                             "333b887d19b9f5f781651e63ced582ed1f112a2b49294fbaad1af7ed1a56233e",
+	"stream.proto":                             "91c4db8e69c3e38f23f467fbe22ac70b6ebb2f87d4dc9ca21f39bd6f24643faa",
 	"understudyv1connect/cluster.connect.go":   "298385262a5b3cce0fa11d43876cb8e2813412a81748738e87ec930488dbb827",
-	"understudyv1connect/recording.connect.go": "9fa10686910d2fdf107f27ff1fd54bce5ca2020d5f184e59bd0654512615f024",
-	"understudyv1connect/stream.connect.go":    "a940f472231450fd5a33fef32028ba0fc65c2dee98dcd105cb31ae28f0297c22",
+	"understudyv1connect/recording.connect.go": "01107d677d4737061f6978134b6515fb1abf6c757be7325bb170d5e59ec4a7ad",
+	"understudyv1connect/stream.connect.go":    "8755f69eb83c5c92663b60fe014857b289fadc83aa1813cf223185fb3502ead9",
 }

@@ -269,8 +269,9 @@ func (x *GetTimelineRequest) GetClass() SegmentClass {
 
 // GetTimelineResponse is the output of RecordingService.GetTimeline.
 // `coverage` and `gaps` are each ordered by start and free of overlaps, and
-// together they tile the requested range exactly: every instant of
-// [start, end) is in exactly one coverage interval or one gap.
+// together they tile the requested range (its end cut to the current time)
+// exactly: every instant of it is in exactly one coverage interval or one
+// gap.
 type GetTimelineResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Recorded stretches. Adjacent intervals differ in `node_ids` or `origin`.

@@ -52,7 +52,8 @@ type RecordingServiceClient interface {
 	// or empty range.
 	GetTimeline(context.Context, *connect.Request[v1.GetTimelineRequest]) (*connect.Response[v1.GetTimelineResponse], error)
 	// ListSegments returns the segments of one stream that overlap a time
-	// range, one page at a time.
+	// range, one page at a time. Errors: NOT_FOUND for an unknown stream,
+	// INVALID_ARGUMENT for a missing or empty range or a bad page token.
 	ListSegments(context.Context, *connect.Request[v1.ListSegmentsRequest]) (*connect.Response[v1.ListSegmentsResponse], error)
 	// ExportClip cuts a clip of one stream out of the recorded segments and
 	// sends it as a stream of chunks; concatenated in order, the chunks are
@@ -125,7 +126,8 @@ type RecordingServiceHandler interface {
 	// or empty range.
 	GetTimeline(context.Context, *connect.Request[v1.GetTimelineRequest]) (*connect.Response[v1.GetTimelineResponse], error)
 	// ListSegments returns the segments of one stream that overlap a time
-	// range, one page at a time.
+	// range, one page at a time. Errors: NOT_FOUND for an unknown stream,
+	// INVALID_ARGUMENT for a missing or empty range or a bad page token.
 	ListSegments(context.Context, *connect.Request[v1.ListSegmentsRequest]) (*connect.Response[v1.ListSegmentsResponse], error)
 	// ExportClip cuts a clip of one stream out of the recorded segments and
 	// sends it as a stream of chunks; concatenated in order, the chunks are

@@ -59,7 +59,7 @@ type StreamServiceClient interface {
 	// GetStream returns one stream. Errors: NOT_FOUND.
 	GetStream(context.Context, *connect.Request[v1.GetStreamRequest]) (*connect.Response[v1.GetStreamResponse], error)
 	// ListStreams returns the streams of the catalog ordered by id, one page at
-	// a time.
+	// a time. Errors: INVALID_ARGUMENT for a bad page token.
 	ListStreams(context.Context, *connect.Request[v1.ListStreamsRequest]) (*connect.Response[v1.ListStreamsResponse], error)
 	// UpdateStream changes the fields of a stream named by the update mask.
 	// Errors: NOT_FOUND, INVALID_ARGUMENT (bad mask path, invalid new value).
@@ -161,7 +161,7 @@ type StreamServiceHandler interface {
 	// GetStream returns one stream. Errors: NOT_FOUND.
 	GetStream(context.Context, *connect.Request[v1.GetStreamRequest]) (*connect.Response[v1.GetStreamResponse], error)
 	// ListStreams returns the streams of the catalog ordered by id, one page at
-	// a time.
+	// a time. Errors: INVALID_ARGUMENT for a bad page token.
 	ListStreams(context.Context, *connect.Request[v1.ListStreamsRequest]) (*connect.Response[v1.ListStreamsResponse], error)
 	// UpdateStream changes the fields of a stream named by the update mask.
 	// Errors: NOT_FOUND, INVALID_ARGUMENT (bad mask path, invalid new value).
