@@ -124,10 +124,15 @@ func (d *decoder) varint(what string) int64 {
 }
 
 func (d *decoder) string(what string, max int) string {
-	n := d.uvarint(what + " length")
 	if d.err != nil {
 		return ""
 	}
+	n, w := binary.Uvarint(d.b)
+	if w <= 0 {
+		d.fail("%s length: bad varint", what)
+		return ""
+	}
+	d.b = d.b[w:]
 	if n > uint64(max) {
 		d.fail("%s: length %d exceeds %d", what, n, max)
 		return ""
