@@ -64,7 +64,7 @@
 // # Secrets
 //
 // Username and Password are stored in the entry (each recorder of the
-// stream needs them) but String, GoString, LogValue and encoding/json of a
+// stream needs them) but String, Format (every fmt verb), LogValue and encoding/json of a
 // Stream or Entry leave them out, and RecordingURL is the only way to get a
 // URL with them. The API must return Stream.Redacted().
 package catalog

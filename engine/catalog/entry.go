@@ -167,8 +167,8 @@ func (e Entry) String() string {
 	return fmt.Sprintf("Entry{ID:%q Version:%s %s}", e.ID, e.Version, e.Stream)
 }
 
-// GoString makes %#v print the same redacted form as String.
-func (e Entry) GoString() string { return "catalog." + e.String() }
+// Format prints the redacted form for every verb.
+func (e Entry) Format(f fmt.State, verb rune) { formatRedacted(f, verb, e.String()) }
 
 // LogValue logs the entry without credentials.
 func (e Entry) LogValue() slog.Value {

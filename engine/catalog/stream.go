@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -42,7 +43,7 @@ const (
 // Username and Password are write-only outside the node: the catalog keeps
 // them (the recorder needs them, and replication carries them to the other
 // recorders), but the API never returns them, and every printed or logged
-// form of a Stream (String, GoString, LogValue, encoding/json) leaves them out.
+// form of a Stream (String, Format, LogValue, encoding/json) leaves them out.
 type Stream struct {
 	// ID names the stream: 1..128 bytes of [A-Za-z0-9._-], not starting with
 	// '.', so it is safe as a directory name.
@@ -326,8 +327,16 @@ func (s Stream) String() string {
 		s.CreateTime.Format(time.RFC3339Nano), s.UpdateTime.Format(time.RFC3339Nano))
 }
 
-// GoString makes %#v print the same redacted form as String.
-func (s Stream) GoString() string { return "catalog." + s.String() }
+// Format prints the redacted form for every verb (%d or %x on a struct
+// would otherwise print the raw fields, the password included).
+func (s Stream) Format(f fmt.State, verb rune) { formatRedacted(f, verb, s.String()) }
+
+func formatRedacted(f fmt.State, verb rune, str string) {
+	if verb == 'v' && f.Flag('#') {
+		str = "catalog." + str
+	}
+	_, _ = io.WriteString(f, str)
+}
 
 // LogValue logs the stream without its credentials.
 func (s Stream) LogValue() slog.Value {

@@ -205,7 +205,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 
 	var outputs []string
 	for _, v := range []any{s, &s, e, &e, w} {
-		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%d", "%x", "%q", "%t", "%10.3f"} {
 			outputs = append(outputs, fmt.Sprintf(verb, v))
 		}
 		outputs = append(outputs, fmt.Sprint(v), fmt.Sprintln(v))
