@@ -1,0 +1,230 @@
+package catalog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"slices"
+	"time"
+)
+
+// formatV1 is the first byte of an encoded entry. See doc.go for the layout.
+const formatV1 = 1
+
+const (
+	flagDeleted = 1 << 0
+	flagEnabled = 1 << 1
+	knownFlags  = flagDeleted | flagEnabled
+)
+
+// ErrCorruptEntry is wrapped by every DecodeEntry error.
+var ErrCorruptEntry = errors.New("corrupt catalog entry")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// EncodeEntry returns the canonical binary form of e (format 1, see
+// doc.go): the value stored in Pebble and, later, sent in gossip. The same
+// entry always gives the same bytes (labels are sorted).
+func EncodeEntry(e Entry) []byte {
+	b := make([]byte, 0, 64+len(e.ID)+len(e.Stream.URL)+len(e.Stream.Username)+len(e.Stream.Password)+32*len(e.Stream.Labels))
+	b = append(b, formatV1)
+	var flags byte
+	if e.Deleted {
+		flags |= flagDeleted
+	}
+	if e.Stream.Enabled && !e.Deleted {
+		flags |= flagEnabled
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(e.Version.WallMS))
+	b = binary.AppendUvarint(b, uint64(e.Version.Logical))
+	b = appendString(b, e.Version.Node)
+	b = appendString(b, e.ID)
+	if !e.Deleted {
+		s := e.Stream
+		b = appendString(b, s.URL)
+		b = appendString(b, s.Username)
+		b = appendString(b, s.Password)
+		b = binary.AppendUvarint(b, uint64(s.Replicas))
+		b = binary.AppendVarint(b, int64(s.ArchiveRetention))
+		b = binary.AppendVarint(b, timeNanos(s.CreateTime))
+		b = binary.AppendVarint(b, timeNanos(s.UpdateTime))
+		keys := make([]string, 0, len(s.Labels))
+		for k := range s.Labels {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = binary.AppendUvarint(b, uint64(len(keys)))
+		for _, k := range keys {
+			b = appendString(b, k)
+			b = appendString(b, s.Labels[k])
+		}
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func timeNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func nanosTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// decoder reads the fields of an encoded entry; the first problem sticks in
+// err and makes every later read a no-op.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("%s: bad varint", what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("%s: bad varint", what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string(what string, max int) string {
+	if d.err != nil {
+		return ""
+	}
+	n, w := binary.Uvarint(d.b)
+	if w <= 0 {
+		d.fail("%s length: bad varint", what)
+		return ""
+	}
+	d.b = d.b[w:]
+	if n > uint64(max) {
+		d.fail("%s: length %d exceeds %d", what, n, max)
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.fail("%s: truncated", what)
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// DecodeEntry parses and validates an encoded entry. Any problem (unknown
+// format, bad checksum, truncation, trailing bytes, an invalid field) gives
+// an error wrapping ErrCorruptEntry; it never panics.
+func DecodeEntry(b []byte) (Entry, error) {
+	e, err := decodeEntry(b)
+	if err != nil {
+		return Entry{}, fmt.Errorf("%w: %w", ErrCorruptEntry, err)
+	}
+	return e, nil
+}
+
+func decodeEntry(b []byte) (Entry, error) {
+	if len(b) < 2+4 {
+		return Entry{}, fmt.Errorf("%d bytes is too short", len(b))
+	}
+	if b[0] != formatV1 {
+		return Entry{}, fmt.Errorf("unknown format %d", b[0])
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if got := crc32.Checksum(body, castagnoli); got != sum {
+		return Entry{}, fmt.Errorf("checksum mismatch: stored %08x, computed %08x", sum, got)
+	}
+	flags := body[1]
+	if flags&^knownFlags != 0 {
+		return Entry{}, fmt.Errorf("unknown flags %#x", flags)
+	}
+	d := decoder{b: body[2:]}
+	var e Entry
+	e.Deleted = flags&flagDeleted != 0
+	wall := d.uvarint("version wall time")
+	logical := d.uvarint("version logical")
+	if d.err == nil && (wall > math.MaxInt64 || logical > math.MaxUint32) {
+		d.fail("version %d.%d out of range", wall, logical)
+	}
+	e.Version = Version{WallMS: int64(wall), Logical: uint32(logical)}
+	e.Version.Node = d.string("version node", MaxNodeIDLen)
+	e.ID = d.string("id", MaxIDLen)
+	if !e.Deleted {
+		s := &e.Stream
+		s.ID = e.ID
+		s.Enabled = flags&flagEnabled != 0
+		s.URL = d.string("url", MaxURLLen)
+		s.Username = d.string("username", MaxCredentialLen)
+		s.Password = d.string("password", MaxCredentialLen)
+		replicas := d.uvarint("replicas")
+		if d.err == nil && replicas > MaxReplicas {
+			d.fail("replicas: %d out of range", replicas)
+		}
+		s.Replicas = int(replicas)
+		s.ArchiveRetention = time.Duration(d.varint("archive retention"))
+		s.CreateTime = nanosTime(d.varint("create time"))
+		s.UpdateTime = nanosTime(d.varint("update time"))
+		n := d.uvarint("label count")
+		if d.err == nil && n > MaxLabels {
+			d.fail("labels: %d exceeds %d", n, MaxLabels)
+		}
+		if d.err == nil && n > 0 {
+			s.Labels = make(map[string]string, n)
+			prev := ""
+			for i := uint64(0); i < n && d.err == nil; i++ {
+				k := d.string("label key", MaxLabelKeyLen)
+				v := d.string("label value", MaxLabelValueLen)
+				if d.err == nil && i > 0 && k <= prev {
+					d.fail("labels: keys not strictly increasing")
+				}
+				s.Labels[k], prev = v, k
+			}
+		}
+	} else if flags&flagEnabled != 0 {
+		d.fail("tombstone with enabled flag")
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		return Entry{}, d.err
+	}
+	if err := e.Validate(); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
