@@ -624,4 +624,3 @@ func (cn *connection) onAudio(pkt *rtp.Packet) {
 		cn.s.onFrame(cn, f, cn.video == nil)
 	}
 }
-
