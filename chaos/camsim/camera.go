@@ -60,7 +60,8 @@ type Camera struct {
 	unreachable atomic.Bool
 	paused      atomic.Bool
 	readers     atomic.Int32 // playing sessions
-	reportNow   atomic.Bool  // send sender reports at the next tick
+	reportNow   atomic.Bool  // send sender reports at the next tick, before its packets
+	reportAfter atomic.Bool  // send sender reports at the next tick, after its packets
 
 	seq        atomic.Uint64 // next frame sequence number, kept across restarts
 	framesSent atomic.Uint64
@@ -232,7 +233,10 @@ func (c *Camera) setPlaying(ss *gortsplib.ServerSession, playing bool) {
 		c.readers.Add(1)
 		// A sender report first, so the reader can map RTP time to wall
 		// clock from its first packet on: the session queues it before any
-		// RTP packet of the stream.
+		// RTP packet of the stream. Some clients (gortsplib v4.16.2) drop a
+		// report whose SSRC they have not yet seen in RTP, so another
+		// follows the next packets.
+		c.reportAfter.Store(true)
 		if c.feed != nil && !c.paused.Load() {
 			c.feed.writeReports(time.Since(c.feed.start), func(m *description.Media, p rtcp.Packet) {
 				_ = ss.WritePacketRTCP(m, p)
@@ -386,6 +390,9 @@ func (f *feed) tick(now time.Time) {
 			f.restart = false
 		}
 		f.writeFrame(seq, f.nextFrame, sending)
+	}
+	if !paused && f.c.reportAfter.Swap(false) {
+		defer f.writeReports(elapsed, f.writeRTCP) // after the audio too
 	}
 
 	if f.audio != nil {
