@@ -67,6 +67,7 @@ type Camera struct {
 	framesSent atomic.Uint64
 	bytesSent  atomic.Uint64
 	dropped    atomic.Uint64
+	clockSkew  atomic.Int64 // time.Duration added to the camera's wall clock
 }
 
 func newCamera(s *Server, n int) *Camera {
@@ -177,6 +178,12 @@ func (c *Camera) Resume() {
 	}
 }
 
+// SetClockSkew sets how far the camera's wall clock is from Config.Now:
+// the sender reports and stamps of the frames that follow move by d at
+// once, as when a camera's NTP client steps its clock. RTP timestamps keep
+// running undisturbed.
+func (c *Camera) SetClockSkew(d time.Duration) { c.clockSkew.Store(int64(d)) }
+
 // Unreachable reports whether SetUnreachable(true) is in effect.
 func (c *Camera) Unreachable() bool { return c.unreachable.Load() }
 
@@ -278,7 +285,7 @@ type feed struct {
 	audioBase uint32
 
 	start time.Time // monotonic start of the run
-	ntp0  time.Time // the camera's wall clock at start
+	ntp0  time.Time // Config.Now at start; clock() adds the skew
 
 	// Counters of sender reports, also read by handler goroutines.
 	videoPkts, videoOctets atomic.Uint32
@@ -332,6 +339,11 @@ func newFeed(c *Camera) (*feed, error) {
 	f.start = time.Now()
 	f.ntp0 = cfg.Now()
 	return f, nil
+}
+
+// clock returns the camera's wall-clock time at d after the start.
+func (f *feed) clock(d time.Duration) time.Time {
+	return f.ntp0.Add(d + time.Duration(f.c.clockSkew.Load()))
 }
 
 // frameTime returns the offset of frame i from the start.
@@ -411,7 +423,7 @@ func (f *feed) tick(now time.Time) {
 }
 
 func (f *feed) writeFrame(seq uint64, i int64, sending bool) {
-	ntp := f.ntp0.Add(f.frameTime(i))
+	ntp := f.clock(f.frameTime(i))
 	fr := f.synth.Next(h264synth.Stamp{Camera: uint32(f.c.n), Frame: seq, Time: ntp})
 	if !sending {
 		return
@@ -447,7 +459,7 @@ func (f *feed) writeAudio(first int64, n int) {
 		return
 	}
 	base := f.audioBase + uint32(first*aacSamplesPerFrame)
-	ntp := f.ntp0.Add(time.Duration(first * aacSamplesPerFrame * int64(time.Second) / f.rate))
+	ntp := f.clock(time.Duration(first * aacSamplesPerFrame * int64(time.Second) / f.rate))
 	for _, p := range pkts {
 		// The encoder numbers timestamps from 0 for this batch.
 		pts := p.Timestamp
@@ -469,7 +481,7 @@ func (f *feed) writeRTCP(m *description.Media, p rtcp.Packet) {
 // writeReports writes an RTCP sender report per track with write, mapping
 // the camera's wall clock at elapsed since the start to the RTP clocks.
 func (f *feed) writeReports(elapsed time.Duration, write func(*description.Media, rtcp.Packet)) {
-	ntp := NTPTimestamp(f.ntp0.Add(elapsed))
+	ntp := NTPTimestamp(f.clock(elapsed))
 	write(f.video, &rtcp.SenderReport{
 		SSRC:        f.videoSSRC,
 		NTPTime:     ntp,

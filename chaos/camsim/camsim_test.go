@@ -652,3 +652,35 @@ func TestNTP(t *testing.T) {
 		t.Errorf("round trip off by %v", d)
 	}
 }
+
+func TestClockSkew(t *testing.T) {
+	s := startServer(t, testConfig())
+	r, err := dial(t, s.URL(0), gortsplib.TransportTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	const skew = -90 * time.Minute
+	s.Camera(0).SetClockSkew(skew)
+	time.Sleep(1300 * time.Millisecond) // a sender report period
+	_, aus := r.snapshot()
+	last := aus[len(aus)-1]
+	if d := last.at.Sub(last.stamp.Time) + skew; d < -5*time.Millisecond || d > time.Second {
+		t.Fatalf("stamp %v at arrival %v: skew not applied", last.stamp.Time, last.at)
+	}
+	r.mu.Lock()
+	var sr *rtcp.SenderReport
+	for _, v := range r.reports {
+		sr = v
+	}
+	r.mu.Unlock()
+	ntp := NTPTime(sr.NTPTime).Add(time.Duration(int32(last.ts-sr.RTPTime)) * time.Second / 90000)
+	if d := ntp.Sub(last.stamp.Time); d < -time.Millisecond || d > time.Millisecond {
+		t.Fatalf("sender report maps the last frame to %v, its stamp says %v", ntp, last.stamp.Time)
+	}
+	for i := 1; i < len(aus); i++ {
+		if aus[i].ts-aus[i-1].ts != 3600 {
+			t.Fatalf("RTP timestamps disturbed by the clock step at AU %d", i)
+		}
+	}
+}
