@@ -67,6 +67,7 @@ type Camera struct {
 	framesSent atomic.Uint64
 	bytesSent  atomic.Uint64
 	dropped    atomic.Uint64
+	writeErrs  atomic.Uint64
 	clockSkew  atomic.Int64 // time.Duration added to the camera's wall clock
 }
 
@@ -102,6 +103,10 @@ type Stats struct {
 	// more than a second late (an overloaded machine): their numbers are
 	// missing from the stream, and no recorder is to blame.
 	Dropped uint64
+	// WriteErrors counts packets a session could not take (its write queue
+	// was full: a reader too slow for the stream, as a real camera would
+	// drop them).
+	WriteErrors uint64
 	// Readers is the number of playing sessions.
 	Readers int
 }
@@ -109,11 +114,12 @@ type Stats struct {
 // Stats returns the camera's counters.
 func (c *Camera) Stats() Stats {
 	return Stats{
-		Frames:     c.seq.Load(),
-		FramesSent: c.framesSent.Load(),
-		BytesSent:  c.bytesSent.Load(),
-		Dropped:    c.dropped.Load(),
-		Readers:    int(c.readers.Load()),
+		Frames:      c.seq.Load(),
+		FramesSent:  c.framesSent.Load(),
+		BytesSent:   c.bytesSent.Load(),
+		Dropped:     c.dropped.Load(),
+		WriteErrors: c.writeErrs.Load(),
+		Readers:     int(c.readers.Load()),
 	}
 }
 
