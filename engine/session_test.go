@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
+
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/segment"
 )
@@ -295,5 +297,45 @@ func TestRedactURL(t *testing.T) {
 		if got := RedactURL(in); got != want || strings.Contains(got, ":p@") {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestNTPTime(t *testing.T) {
+	// 2026-01-01T00:00:00.5Z: seconds since 1900, and half of 2^32.
+	want := time.Date(2026, 1, 1, 0, 0, 0, 500_000_000, time.UTC)
+	v := uint64(want.Unix()+2208988800)<<32 | 1<<31
+	if got := ntpTime(v); !got.Equal(want) {
+		t.Fatalf("ntpTime = %s, want %s", got, want)
+	}
+	var sr senderReports
+	if _, ok := sr.wall(1, 0, 90000); ok {
+		t.Fatal("wall time before any sender report")
+	}
+	sr.observe(&rtcp.SenderReport{SSRC: 1, NTPTime: v, RTPTime: 100000})
+	if got, _ := sr.wall(1, 100000+90000, 90000); !got.Equal(want.Add(time.Second)) {
+		t.Errorf("one second after the report: %s", got)
+	}
+	if got, _ := sr.wall(1, 100000-45000, 90000); !got.Equal(want.Add(-500 * time.Millisecond)) {
+		t.Errorf("half a second before the report: %s", got)
+	}
+	if _, ok := sr.wall(2, 1000, 90000); ok {
+		t.Error("wall time for a source without a report")
+	}
+}
+
+// TestSessionUsesCameraClock: frames are stamped with the wall-clock time
+// the camera's sender reports carry, not with their arrival time.
+func TestSessionUsesCameraClock(t *testing.T) {
+	srv := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	srv.Camera(0).SetClockSkew(3 * time.Second) // within what the session trusts
+	st := openStore(t)
+	record(t, st, SessionConfig{Stream: "cam0", URL: srv.URL(0), Transport: "tcp"}, func() { time.Sleep(4 * time.Second) })
+	segs, err := st.Segments("cam0", time.Time{}, time.Now().Add(time.Hour))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("segments %v, %v", segs, err)
+	}
+	// The newest frame was taken "3 s in the future" by the camera's clock.
+	if ahead := segs[len(segs)-1].End.Sub(time.Now()); ahead < 2*time.Second || ahead > 4*time.Second {
+		t.Errorf("recording ends %s after now, want about 3s (the camera's clock)", ahead)
 	}
 }
