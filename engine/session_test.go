@@ -335,7 +335,7 @@ func TestSessionUsesCameraClock(t *testing.T) {
 		t.Fatalf("segments %v, %v", segs, err)
 	}
 	// The newest frame was taken "3 s in the future" by the camera's clock.
-	if ahead := segs[len(segs)-1].End.Sub(time.Now()); ahead < 2*time.Second || ahead > 4*time.Second {
+	if ahead := time.Until(segs[len(segs)-1].End); ahead < 2*time.Second || ahead > 4*time.Second {
 		t.Errorf("recording ends %s after now, want about 3s (the camera's clock)", ahead)
 	}
 }
