@@ -102,7 +102,7 @@ func (s *Store) check(repair, verify bool) (CheckReport, error) {
 			p.Stream = stream
 		}
 		if repair {
-			if err := s.db.Delete(k, pebble.Sync); err != nil {
+			if err := s.deleteKey(k); err != nil {
 				return rep, err
 			}
 			p.Repaired = true
