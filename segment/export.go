@@ -16,7 +16,17 @@ import (
 
 // lookup returns the current index entry of an indexed segment.
 func (s *Store) lookup(si SegmentInfo) (*entry, error) {
+	if err := ValidateStreamID(si.Stream); err != nil {
+		return nil, err
+	}
+	if _, err := parseSegmentRelPath(si.Path); err != nil {
+		return nil, fmt.Errorf("segment %s: %w", si.Path, err)
+	}
 	k := segmentKey(&entry{Stream: si.Stream, Start: si.Start, Path: si.Path})
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.dbMu.RUnlock()
 	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, fmt.Errorf("segment %s: not in the index", si.Path)

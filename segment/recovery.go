@@ -102,7 +102,7 @@ func (s *Store) check(repair, verify bool) (CheckReport, error) {
 			p.Stream = stream
 		}
 		if repair {
-			if err := s.db.Delete(k, pebble.Sync); err != nil {
+			if err := s.deleteKey(k); err != nil {
 				return rep, err
 			}
 			p.Repaired = true
@@ -128,8 +128,8 @@ func (s *Store) check(repair, verify bool) (CheckReport, error) {
 		if indexed[rel] != nil || s.isActive(rel) {
 			continue
 		}
-		if strings.HasSuffix(rel, trimSuffix) {
-			p := Problem{Kind: ProblemStrayFile, Path: rel, Detail: "leftover temporary file of an interrupted trim"}
+		if strings.HasSuffix(rel, tmpSuffix) {
+			p := Problem{Kind: ProblemStrayFile, Path: rel, Detail: "leftover temporary file of an interrupted trim or import"}
 			if repair {
 				if err := s.fs.Remove(s.abs(rel)); err != nil {
 					return rep, err
@@ -327,7 +327,9 @@ func (s *Store) readFile(rel string, n int64) ([]byte, error) {
 	return buf, nil
 }
 
-const trimSuffix = ".trim"
+// tmpSuffix marks a file being written by trim or ImportSegment before it is
+// renamed into place.
+const tmpSuffix = ".tmp"
 
 // trim cuts a file to its first n bytes. vfs has no truncate, so the prefix
 // is written to a temporary file that replaces the original atomically.
@@ -340,7 +342,7 @@ func (s *Store) trim(rel string, n int64) error {
 		return err
 	}
 	path := s.abs(rel)
-	tmp := path + trimSuffix
+	tmp := path + tmpSuffix
 	f, err := s.fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("trim %s: %w", rel, err)

@@ -181,7 +181,21 @@ type Store struct {
 
 	mu     sync.Mutex
 	active map[string]bool // relative paths of segments being written
-	closed bool
+
+	// dbMu guards db against use after Close (Pebble panics on a closed
+	// DB): every index access holds it for reading.
+	dbMu     sync.RWMutex
+	dbClosed bool
+}
+
+// rlock read-locks dbMu, or returns ErrClosed after Close.
+func (s *Store) rlock() error {
+	s.dbMu.RLock()
+	if s.dbClosed {
+		s.dbMu.RUnlock()
+		return fmt.Errorf("segment store: %w", ErrClosed)
+	}
+	return nil
 }
 
 // Directory names under Options.Dir.
@@ -250,13 +264,12 @@ func (s *Store) Dir() string { return s.opts.Dir }
 
 // Close closes the index. Writers must be closed first.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	if s.dbClosed {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
+	s.dbClosed = true
 	return s.db.Close()
 }
 

@@ -269,3 +269,111 @@ func TestWriterCodecs(t *testing.T) {
 		t.Fatalf("bad stream id: %v", err)
 	}
 }
+
+// TestUseAfterClose: a closed store answers ErrClosed, never a Pebble panic,
+// and a writer whose store was closed reports errors.
+func TestUseAfterClose(t *testing.T) {
+	s := openTestStore(t, Options{})
+	w, err := s.NewWriter(WriterConfig{Stream: "a", Tracks: []Track{{ClockRate: 8000, Codec: &mp4.CodecLPCM{BitDepth: 16, SampleRate: 8000, ChannelCount: 1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := Frame{Wall: testWall0, Random: true, Payload: []byte{1, 2}}
+	if err := w.WriteFrame(f); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := s.Segments("a", time.Time{}, time.Time{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Segments after Close: %v", err)
+	}
+	if _, err := s.Streams(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Streams after Close: %v", err)
+	}
+	var werr error
+	for i := int64(1); i < 200 && werr == nil; i++ {
+		f.PTS, f.DTS, f.Wall = i*160, i*160, testWall0.Add(time.Duration(i)*20*time.Millisecond)
+		werr = w.WriteFrame(f)
+	}
+	if !errors.Is(werr, ErrClosed) {
+		t.Errorf("WriteFrame after the store closed: %v", werr)
+	}
+	_ = w.Close()
+}
+
+// TestSourceOutages: outages merge and clip.
+func TestSourceOutages(t *testing.T) {
+	s := openTestStore(t, Options{})
+	at := func(sec int) time.Time { return testWall0.Add(time.Duration(sec) * time.Second) }
+	for _, iv := range []Interval{{at(10), at(20)}, {at(30), at(40)}, {at(20), at(25)}, {at(35), at(50)}} {
+		if err := s.AddSourceOutage("cam1", iv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.SourceOutages("cam1", time.Time{}, time.Time{})
+	if err != nil || len(got) != 2 || got[0] != (Interval{at(10), at(25)}) || got[1] != (Interval{at(30), at(50)}) {
+		t.Fatalf("outages %v %v", got, err)
+	}
+	got, _ = s.SourceOutages("cam1", at(22), at(31))
+	if len(got) != 2 || got[0] != (Interval{at(22), at(25)}) || got[1] != (Interval{at(30), at(31)}) {
+		t.Fatalf("clipped outages %v", got)
+	}
+	if err := s.AddSourceOutage("cam1", Interval{at(5), at(5)}); err == nil {
+		t.Error("empty outage accepted")
+	}
+	if err := s.AddSourceOutage("a/b", Interval{at(5), at(6)}); !errors.Is(err, ErrInvalidStreamID) {
+		t.Errorf("bad stream: %v", err)
+	}
+}
+
+// TestDiscontinuities: a timestamp jump starts a new segment anchored at
+// the frame's wall clock (no false gap, no false coverage); a wall-clock
+// step beyond the drift bound re-anchors too.
+func TestDiscontinuities(t *testing.T) {
+	s := openTestStore(t, Options{})
+	lpcm := []Track{{ClockRate: 8000, Codec: &mp4.CodecLPCM{BitDepth: 16, SampleRate: 8000, ChannelCount: 1}}}
+	run := func(stream string, ptsJump int64, wallJump time.Duration) []SegmentInfo {
+		w, err := s.NewWriter(WriterConfig{Stream: stream, Tracks: lpcm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := int64(0); i < 200; i++ {
+			pts, wall := i*160, testWall0.Add(time.Duration(i)*20*time.Millisecond)
+			if i >= 100 {
+				pts += ptsJump
+				wall = wall.Add(wallJump)
+			}
+			if err := w.WriteFrame(Frame{PTS: pts, DTS: pts, Wall: wall, Random: true, Payload: []byte{1, 2}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		segs, _ := s.Segments(stream, time.Time{}, time.Time{})
+		return segs
+	}
+	at := func(d time.Duration) time.Time { return testWall0.Add(d) }
+	for _, tc := range []struct {
+		name     string
+		ptsJump  int64
+		wallJump time.Duration
+		want     []Interval
+	}{
+		{"pts-forward", 10 * 8000, 0, []Interval{{at(0), at(2 * time.Second)}, {at(2 * time.Second), at(4 * time.Second)}}},
+		{"pts-back", -50 * 160, 0, []Interval{{at(0), at(2 * time.Second)}, {at(2 * time.Second), at(4 * time.Second)}}},
+		{"wall-step", 0, 5 * time.Second, []Interval{{at(0), at(2 * time.Second)}, {at(7 * time.Second), at(9 * time.Second)}}},
+		{"small-jitter", 0, 100 * time.Millisecond, []Interval{{at(0), at(4 * time.Second)}}},
+	} {
+		segs := run(tc.name, tc.ptsJump, tc.wallJump)
+		if len(segs) != len(tc.want) {
+			t.Errorf("%s: %d segments %+v, want %v", tc.name, len(segs), segs, tc.want)
+			continue
+		}
+		for i, sg := range segs {
+			if sg.Interval() != tc.want[i] {
+				t.Errorf("%s: segment %d = %v..%v, want %v..%v", tc.name, i, sg.Start.Sub(testWall0), sg.End.Sub(testWall0),
+					tc.want[i].Start.Sub(testWall0), tc.want[i].End.Sub(testWall0))
+			}
+		}
+	}
+}
