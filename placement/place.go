@@ -1,0 +1,541 @@
+package placement
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"math/bits"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// candidates is how many of its most-preferred nodes are kept per stream.
+// A stream whose copies cannot be chosen among them falls back to its full
+// preference order, so the result never depends on this number.
+const candidates = 16
+
+// refillBelow is the candidate-list length under which an incremental
+// change recomputes the list of a stream.
+const refillBelow = 8
+
+// Place returns the placement of streams on nodes: for each stream an
+// ordered list of min(R, active nodes) distinct nodes, the home first.
+// It is a pure function of its arguments: the order of nodes and streams
+// does not matter, and the output is byte-identical on every architecture.
+func Place(nodes []Node, streams []Stream, cfg Config) (*Placement, error) {
+	p, err := NewPlacer(nodes, streams, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p.Placement(), nil
+}
+
+// Placer memoizes the expensive part of Place (each stream's most-preferred
+// nodes) so that a membership change is re-placed in milliseconds. The
+// result of Placer.Placement is always identical to Place on the current
+// nodes and streams: the Placer is a cache, not a state. A Placer is not
+// safe for concurrent use.
+type Placer struct {
+	cfg      Config
+	tierKeys []string
+	level    int // index in tierKeys; len(tierKeys) means node-distinct only
+
+	nodes []Node // sorted by ID
+	nh    []uint64
+	inv   []uint64
+	dom   []int32 // len(nodes)*len(tierKeys): domain number per tier
+
+	streams []Stream // sorted by ID
+	sh      []uint64
+	order   []int32 // processing order of streams: heavy first, then by hash
+
+	cand  []int32 // len(streams)*candidates: node indices, best first
+	candN []uint8
+}
+
+// NewPlacer validates the input and computes every stream's preferred nodes.
+func NewPlacer(nodes []Node, streams []Stream, cfg Config) (*Placer, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p := &Placer{cfg: cfg}
+	if err := p.setNodes(slices.Clone(nodes)); err != nil {
+		return nil, err
+	}
+	if len(streams) > MaxStreams {
+		return nil, fmt.Errorf("%w: %d streams, at most %d", ErrBadConfig, len(streams), MaxStreams)
+	}
+	ss := slices.Clone(streams)
+	slices.SortFunc(ss, func(a, b Stream) int { return strings.Compare(a.ID, b.ID) })
+	for i := range ss {
+		if err := ValidateStream(ss[i]); err != nil {
+			return nil, err
+		}
+		if i > 0 && ss[i].ID == ss[i-1].ID {
+			return nil, fmt.Errorf("stream %q: %w", ss[i].ID, ErrDuplicateID)
+		}
+	}
+	p.streams = ss
+	p.sh = make([]uint64, len(ss))
+	p.order = make([]int32, len(ss))
+	for i := range ss {
+		p.sh[i] = hashString(ss[i].ID)
+		p.order[i] = int32(i)
+	}
+	slices.SortFunc(p.order, func(a, b int32) int {
+		if c := cmp.Compare(ss[b].Weight, ss[a].Weight); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(p.sh[a], p.sh[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	p.cand = make([]int32, len(ss)*candidates)
+	p.candN = make([]uint8, len(ss))
+	p.fillAll()
+	return p, nil
+}
+
+// setNodes validates and installs a node set (taking ownership of ns).
+func (p *Placer) setNodes(ns []Node) error {
+	if len(ns) > MaxNodes {
+		return fmt.Errorf("%w: %d nodes, at most %d", ErrBadConfig, len(ns), MaxNodes)
+	}
+	slices.SortFunc(ns, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
+	var keys []string
+	for i := range ns {
+		if err := ValidateNode(ns[i]); err != nil {
+			return err
+		}
+		if i > 0 && ns[i].ID == ns[i-1].ID {
+			return fmt.Errorf("node %q: %w", ns[i].ID, ErrDuplicateID)
+		}
+		if i == 0 {
+			for _, t := range ns[i].Domain {
+				keys = append(keys, t.Key)
+			}
+			continue
+		}
+		if len(ns[i].Domain) != len(keys) {
+			return fmt.Errorf("node %q: %w: %q has tiers unlike node %q (%s)", ns[i].ID, ErrBadDomain,
+				ns[i].Domain.String(), ns[0].ID, strings.Join(keys, "/"))
+		}
+		for j, t := range ns[i].Domain {
+			if t.Key != keys[j] {
+				return fmt.Errorf("node %q: %w: %q has tiers unlike node %q (%s)", ns[i].ID, ErrBadDomain,
+					ns[i].Domain.String(), ns[0].ID, strings.Join(keys, "/"))
+			}
+		}
+	}
+	level := len(keys)
+	if p.cfg.Level != "node" {
+		level = slices.Index(keys, p.cfg.Level)
+		if level < 0 && len(ns) > 0 {
+			return fmt.Errorf("%w: level %q is not a tier of the domains (%s)", ErrBadConfig, p.cfg.Level, strings.Join(keys, "/"))
+		}
+	}
+	T := len(keys)
+	dom := make([]int32, len(ns)*T)
+	for t := 0; t < T; t++ {
+		ids := make(map[string]int32)
+		var key strings.Builder
+		for i := range ns {
+			key.Reset()
+			for _, tr := range ns[i].Domain[:t+1] {
+				key.WriteString(tr.Key)
+				key.WriteByte('=')
+				key.WriteString(tr.Value)
+				key.WriteByte('/')
+			}
+			k := key.String()
+			id, ok := ids[k]
+			if !ok {
+				id = int32(len(ids))
+				ids[k] = id
+			}
+			dom[i*T+t] = id
+		}
+	}
+	p.nodes, p.tierKeys, p.level, p.dom = ns, keys, level, dom
+	p.nh = make([]uint64, len(ns))
+	p.inv = make([]uint64, len(ns))
+	for i := range ns {
+		p.nh[i] = hashString(ns[i].ID)
+		p.inv[i] = reciprocal(ns[i].Weight)
+	}
+	return nil
+}
+
+// less orders (score, node index) pairs: the preference order.
+func less(sa uint64, a int32, sb uint64, b int32) bool {
+	return sa < sb || (sa == sb && a < b)
+}
+
+func (p *Placer) score(s int, n int32) uint64 {
+	return score(pairHash(p.sh[s], p.nh[n]), p.inv[n])
+}
+
+// fillAll computes every candidate list, on all CPUs.
+func (p *Placer) fillAll() {
+	workers := runtime.GOMAXPROCS(0)
+	if len(p.streams) < 1024 {
+		workers = 1
+	}
+	var wg sync.WaitGroup
+	chunk := (len(p.streams) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, len(p.streams))
+		if lo >= hi {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := lo; s < hi; s++ {
+				p.fill(s)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// fill computes the candidate list of stream s: its best nodes, best first.
+func (p *Placer) fill(s int) {
+	var sc [candidates]uint64
+	list := p.cand[s*candidates : (s+1)*candidates]
+	n := 0
+	sh := p.sh[s]
+	for i := range p.nodes {
+		x := score(pairHash(sh, p.nh[i]), p.inv[i])
+		if n == candidates && x >= sc[n-1] { // ties: the lower index is already in
+			continue
+		}
+		j := n
+		if n < candidates {
+			n++
+		} else {
+			j = candidates - 1
+		}
+		for j > 0 && x < sc[j-1] {
+			sc[j], list[j] = sc[j-1], list[j-1]
+			j--
+		}
+		sc[j], list[j] = x, int32(i)
+	}
+	p.candN[s] = uint8(n)
+}
+
+// fullOrder writes the whole preference order of stream s into buf.
+func (p *Placer) fullOrder(s int, buf []int32, sc []uint64) []int32 {
+	buf = buf[:0]
+	for i := range p.nodes {
+		buf = append(buf, int32(i))
+		sc[i] = p.score(s, int32(i))
+	}
+	slices.SortFunc(buf, func(a, b int32) int {
+		if c := cmp.Compare(sc[a], sc[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	return buf
+}
+
+// Nodes returns the current nodes, sorted by ID. Do not modify.
+func (p *Placer) Nodes() []Node { return p.nodes }
+
+// RemoveNode removes a node (it failed or left).
+func (p *Placer) RemoveNode(id string) error {
+	r, ok := slices.BinarySearchFunc(p.nodes, id, func(n Node, id string) int { return strings.Compare(n.ID, id) })
+	if !ok {
+		return fmt.Errorf("node %q: %w", id, ErrUnknownNode)
+	}
+	ns := slices.Delete(slices.Clone(p.nodes), r, r+1)
+	if err := p.setNodes(ns); err != nil {
+		return err
+	}
+	rr := int32(r)
+	for s := range p.streams {
+		list := p.cand[s*candidates : s*candidates+int(p.candN[s])]
+		k := 0
+		for _, n := range list {
+			if n == rr {
+				continue
+			}
+			if n > rr {
+				n--
+			}
+			list[k] = n
+			k++
+		}
+		p.candN[s] = uint8(k)
+		if k < refillBelow && k < len(p.nodes) {
+			p.fill(s)
+		}
+	}
+	return nil
+}
+
+// UpsertNode adds a node or changes one (weight, state, domain).
+func (p *Placer) UpsertNode(n Node) error {
+	if err := ValidateNode(n); err != nil {
+		return err
+	}
+	ns := slices.Clone(p.nodes)
+	r, exists := slices.BinarySearchFunc(ns, n.ID, func(x Node, id string) int { return strings.Compare(x.ID, id) })
+	if exists {
+		old := ns[r]
+		ns[r] = n
+		if err := p.setNodes(ns); err != nil {
+			return err
+		}
+		if old.Weight != n.Weight {
+			p.rescore(int32(r), true)
+		}
+		return nil
+	}
+	ns = slices.Insert(ns, r, n)
+	if err := p.setNodes(ns); err != nil {
+		return err
+	}
+	a := int32(r)
+	for s := range p.streams {
+		list := p.cand[s*candidates : s*candidates+int(p.candN[s])]
+		for i, x := range list {
+			if x >= a {
+				list[i] = x + 1
+			}
+		}
+	}
+	p.rescore(a, false)
+	return nil
+}
+
+// rescore re-ranks node a (new, or with a new weight) in every candidate
+// list, keeping each list an exact prefix of its stream's preference order.
+func (p *Placer) rescore(a int32, present bool) {
+	others := len(p.nodes) - 1 // nodes other than a
+	for s := range p.streams {
+		base := s * candidates
+		k := int(p.candN[s])
+		list := p.cand[base : base+k]
+		if present {
+			if i := slices.Index(list, a); i >= 0 {
+				copy(list[i:], list[i+1:])
+				k--
+				list = list[:k]
+			}
+		}
+		// Without a, the list is an exact prefix of the others' order; it is
+		// complete when it holds all of them.
+		x := p.score(s, a)
+		pos := k
+		for pos > 0 {
+			y := list[pos-1]
+			if less(p.score(s, y), y, x, a) {
+				break
+			}
+			pos--
+		}
+		if pos < k || k == others {
+			if k == candidates {
+				k-- // drop the last to make room
+			}
+			full := p.cand[base : base+k+1]
+			copy(full[pos+1:], full[pos:k])
+			full[pos] = a
+			k++
+		}
+		p.candN[s] = uint8(k)
+		if k < refillBelow && k < len(p.nodes) {
+			p.fill(s)
+		}
+	}
+}
+
+// pass is one round of the copy walk: its constraints.
+type pass struct {
+	capped   bool // respect the copy load cap
+	tier     int  // copies must differ at this tier (len(tiers): nodes only)
+	homeRule bool // the last copy must be able to be home if none before can
+}
+
+// walker is the sequential phase: it gives each stream, in processing
+// order, its copies under the caps.
+type walker struct {
+	p                  *Placer
+	copyLoad, homeLoad []int64
+	capC, capH         []int64
+	eligible           int
+	passes             []pass
+	chosen, pos        []int32
+	buf                []int32
+	sc                 []uint64
+}
+
+// Placement runs the sequential phase and returns the placement.
+func (p *Placer) Placement() *Placement {
+	N, T := len(p.nodes), len(p.tierKeys)
+	w := &walker{
+		p:        p,
+		copyLoad: make([]int64, N),
+		homeLoad: make([]int64, N),
+		capC:     make([]int64, N),
+		capH:     make([]int64, N),
+		chosen:   make([]int32, 0, MaxReplicas),
+		pos:      make([]int32, 0, MaxReplicas),
+	}
+	var wsum uint64
+	for i := range p.nodes {
+		if p.nodes[i].State == Active {
+			w.eligible++
+			wsum += uint64(p.nodes[i].Weight)
+		}
+	}
+	var dc, dh uint64
+	for _, s := range p.streams {
+		dc += uint64(s.Weight) * uint64(min(s.Replicas, w.eligible))
+		dh += uint64(s.Weight)
+	}
+	ppm := p.cfg.epsilonPPM()
+	for i := range p.nodes {
+		if p.nodes[i].State != Active {
+			continue
+		}
+		if p.cfg.NoLoadCap {
+			w.capC[i], w.capH[i] = math.MaxInt64, math.MaxInt64
+			continue
+		}
+		w.capC[i] = loadCap(dc, uint64(p.nodes[i].Weight), wsum, ppm)
+		w.capH[i] = loadCap(dh, uint64(p.nodes[i].Weight), wsum, ppm)
+	}
+	w.passes = []pass{{true, p.level, true}, {true, p.level, false}, {false, p.level, false}}
+	for t := p.level + 1; t <= T; t++ {
+		w.passes = append(w.passes, pass{true, t, false}, pass{false, t, false})
+	}
+
+	out := &Placement{
+		cfg: p.cfg, nodes: p.nodes, streams: p.streams,
+		tierKeys: p.tierKeys, level: p.level, dom: p.dom,
+		off: make([]int32, len(p.streams)+1),
+	}
+	total := 0
+	for _, s := range p.streams {
+		total += min(s.Replicas, w.eligible)
+	}
+	copies := make([]int32, total)
+	// Offsets in stream (ID) order, filled in processing order.
+	for i, s := range p.streams {
+		out.off[i+1] = out.off[i] + int32(min(s.Replicas, w.eligible))
+	}
+	for _, s := range p.order {
+		si := int(s)
+		st := &p.streams[si]
+		want := min(st.Replicas, w.eligible)
+		if want == 0 {
+			continue
+		}
+		list := p.cand[si*candidates : si*candidates+int(p.candN[si])]
+		if !w.choose(st, want, list, len(list) == N) {
+			if w.buf == nil {
+				w.buf = make([]int32, 0, N)
+				w.sc = make([]uint64, N)
+			}
+			w.choose(st, want, p.fullOrder(si, w.buf, w.sc), true)
+		}
+		copy(copies[out.off[si]:out.off[si+1]], w.chosen)
+	}
+	out.copies = copies
+	return out
+}
+
+// loadCap is max(⌊(1+ε)·fair⌋, ⌈fair⌉) with fair = d·w/wsum, in 128-bit
+// integer arithmetic.
+func loadCap(d, w, wsum, ppm uint64) int64 {
+	const M = 1_000_000
+	hi, lo := bits.Mul64(d, w*(M+ppm))
+	q, _ := bits.Div64(hi, lo, wsum*M)
+	hi, lo = bits.Mul64(d, w)
+	f, r := bits.Div64(hi, lo, wsum)
+	if r != 0 {
+		f++
+	}
+	return int64(max(q, f))
+}
+
+// choose picks the copies of one stream from its preference order ord into
+// w.chosen (home first) and charges the loads. With a truncated ord it
+// returns false, charging nothing, when the first pass cannot complete.
+func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
+	p := w.p
+	T := len(p.tierKeys)
+	w.chosen, w.pos = w.chosen[:0], w.pos[:0]
+	sw := st.Weight
+	homeOK := false
+	for pi, ps := range w.passes {
+		for i, n := range ord {
+			if len(w.chosen) == want {
+				break
+			}
+			if p.nodes[n].State != Active {
+				continue
+			}
+			if ps.capped && w.copyLoad[n]+sw > w.capC[n] {
+				continue
+			}
+			canHome := w.homeLoad[n]+sw <= w.capH[n]
+			if ps.homeRule && !homeOK && len(w.chosen) == want-1 && !canHome {
+				continue
+			}
+			clash := false
+			for _, c := range w.chosen {
+				if c == n || (ps.tier < T && p.dom[int(c)*T+ps.tier] == p.dom[int(n)*T+ps.tier]) {
+					clash = true
+					break
+				}
+			}
+			if clash {
+				continue
+			}
+			w.chosen = append(w.chosen, n)
+			w.pos = append(w.pos, int32(i))
+			homeOK = homeOK || canHome
+		}
+		if len(w.chosen) == want {
+			break
+		}
+		if pi == 0 && !complete {
+			return false
+		}
+	}
+	// Copies in preference order, then the first that can be home in front.
+	for i := 1; i < len(w.chosen); i++ {
+		for j := i; j > 0 && w.pos[j] < w.pos[j-1]; j-- {
+			w.pos[j], w.pos[j-1] = w.pos[j-1], w.pos[j]
+			w.chosen[j], w.chosen[j-1] = w.chosen[j-1], w.chosen[j]
+		}
+	}
+	h := 0
+	for i, c := range w.chosen {
+		if w.homeLoad[c]+sw <= w.capH[c] {
+			h = i
+			break
+		}
+	}
+	if h > 0 {
+		home := w.chosen[h]
+		copy(w.chosen[1:h+1], w.chosen[:h])
+		w.chosen[0] = home
+	}
+	for i, c := range w.chosen {
+		w.copyLoad[c] += sw
+		if i == 0 {
+			w.homeLoad[c] += sw
+		}
+	}
+	return true
+}
