@@ -51,6 +51,8 @@ type Placer struct {
 	sh      []uint64
 	order   []int32 // processing order of streams: heavy first, then by hash
 
+	groups []weightGroup // nodes by weight, ascending
+
 	cand  []int32 // len(streams)*candidates: node indices, best first
 	candN []uint8
 }
@@ -86,9 +88,6 @@ func NewPlacer(nodes []Node, streams []Stream, cfg Config) (*Placer, error) {
 		p.order[i] = int32(i)
 	}
 	slices.SortFunc(p.order, func(a, b int32) int {
-		if c := cmp.Compare(ss[b].Weight, ss[a].Weight); c != 0 {
-			return c
-		}
 		if c := cmp.Compare(p.sh[a], p.sh[b]); c != 0 {
 			return c
 		}
@@ -167,16 +166,43 @@ func (p *Placer) setNodes(ns []Node) error {
 		p.nh[i] = hashString(ns[i].ID)
 		p.inv[i] = reciprocal(ns[i].Weight)
 	}
+	byWeight := map[int64]int{}
+	p.groups = p.groups[:0:0]
+	for i := range ns {
+		g, ok := byWeight[ns[i].Weight]
+		if !ok {
+			g = len(p.groups)
+			byWeight[ns[i].Weight] = g
+			p.groups = append(p.groups, weightGroup{inv: p.inv[i]})
+		}
+		p.groups[g].nodes = append(p.groups[g].nodes, int32(i))
+		p.groups[g].nh = append(p.groups[g].nh, p.nh[i])
+	}
 	return nil
 }
 
-// less orders (score, node index) pairs: the preference order.
-func less(sa uint64, a int32, sb uint64, b int32) bool {
-	return sa < sb || (sa == sb && a < b)
+// rank is a node's place in a stream's preference order: the weighted
+// score, then the pair hash (a larger hash is a smaller score before
+// rounding), then the node index. Within one weight the order is that of the
+// hash alone, which lets fill rank most nodes without computing a score.
+type rank struct {
+	score, hash uint64
+	node        int32
 }
 
-func (p *Placer) score(s int, n int32) uint64 {
-	return score(pairHash(p.sh[s], p.nh[n]), p.inv[n])
+func (a rank) less(b rank) bool {
+	if a.score != b.score {
+		return a.score < b.score
+	}
+	if a.hash != b.hash {
+		return a.hash > b.hash
+	}
+	return a.node < b.node
+}
+
+func (p *Placer) rank(s int, n int32) rank {
+	h := pairHash(p.sh[s], p.nh[n])
+	return rank{score(h, p.inv[n]), h, n}
 }
 
 // fillAll computes every candidate list, on all CPUs.
@@ -203,16 +229,24 @@ func (p *Placer) fillAll() {
 	wg.Wait()
 }
 
+// weightGroup is the nodes of one weight.
+type weightGroup struct {
+	inv   uint64
+	nodes []int32
+	nh    []uint64
+}
+
+// maxGroups is the number of distinct weights up to which fill ranks each
+// weight group by hash alone.
+const maxGroups = 8
+
 // fill computes the candidate list of stream s: its best nodes, best first.
 func (p *Placer) fill(s int) {
-	var sc [candidates]uint64
-	list := p.cand[s*candidates : (s+1)*candidates]
+	var top [candidates]rank
 	n := 0
-	sh := p.sh[s]
-	for i := range p.nodes {
-		x := score(pairHash(sh, p.nh[i]), p.inv[i])
-		if n == candidates && x >= sc[n-1] { // ties: the lower index is already in
-			continue
+	insert := func(r rank) {
+		if n == candidates && !r.less(top[n-1]) {
+			return
 		}
 		j := n
 		if n < candidates {
@@ -220,27 +254,69 @@ func (p *Placer) fill(s int) {
 		} else {
 			j = candidates - 1
 		}
-		for j > 0 && x < sc[j-1] {
-			sc[j], list[j] = sc[j-1], list[j-1]
+		for j > 0 && r.less(top[j-1]) {
+			top[j] = top[j-1]
 			j--
 		}
-		sc[j], list[j] = x, int32(i)
+		top[j] = r
+	}
+	sh := p.sh[s]
+	if len(p.groups) > maxGroups {
+		for i := range p.nodes {
+			h := pairHash(sh, p.nh[i])
+			insert(rank{score(h, p.inv[i]), h, int32(i)})
+		}
+	} else {
+		// Per group, the best nodes by hash (descending, then index): one
+		// multiply-xorshift and one comparison per node.
+		var gh [candidates]uint64
+		var gi [candidates]int32
+		for _, g := range p.groups {
+			k := 0
+			for i, nh := range g.nh {
+				h := pairHash(sh, nh)
+				if k == candidates && h <= gh[k-1] {
+					continue
+				}
+				j := k
+				if k < candidates {
+					k++
+				} else {
+					j = candidates - 1
+				}
+				for j > 0 && h > gh[j-1] {
+					gh[j], gi[j] = gh[j-1], gi[j-1]
+					j--
+				}
+				gh[j], gi[j] = h, g.nodes[i]
+			}
+			for j := 0; j < k; j++ {
+				insert(rank{score(gh[j], g.inv), gh[j], gi[j]})
+			}
+		}
+	}
+	list := p.cand[s*candidates : (s+1)*candidates]
+	for i := 0; i < n; i++ {
+		list[i] = top[i].node
 	}
 	p.candN[s] = uint8(n)
 }
 
 // fullOrder writes the whole preference order of stream s into buf.
-func (p *Placer) fullOrder(s int, buf []int32, sc []uint64) []int32 {
+func (p *Placer) fullOrder(s int, buf []int32, rk []rank) []int32 {
 	buf = buf[:0]
 	for i := range p.nodes {
 		buf = append(buf, int32(i))
-		sc[i] = p.score(s, int32(i))
+		rk[i] = p.rank(s, int32(i))
 	}
 	slices.SortFunc(buf, func(a, b int32) int {
-		if c := cmp.Compare(sc[a], sc[b]); c != 0 {
-			return c
+		if rk[a].less(rk[b]) {
+			return -1
 		}
-		return cmp.Compare(a, b)
+		if rk[b].less(rk[a]) {
+			return 1
+		}
+		return 0
 	})
 	return buf
 }
@@ -332,13 +408,9 @@ func (p *Placer) rescore(a int32, present bool) {
 		}
 		// Without a, the list is an exact prefix of the others' order; it is
 		// complete when it holds all of them.
-		x := p.score(s, a)
+		x := p.rank(s, a)
 		pos := k
-		for pos > 0 {
-			y := list[pos-1]
-			if less(p.score(s, y), y, x, a) {
-				break
-			}
+		for pos > 0 && !p.rank(s, list[pos-1]).less(x) {
 			pos--
 		}
 		if pos < k || k == others {
@@ -374,7 +446,7 @@ type walker struct {
 	passes             []pass
 	chosen, pos        []int32
 	buf                []int32
-	sc                 []uint64
+	rk                 []rank
 }
 
 // Placement runs the sequential phase and returns the placement.
@@ -410,8 +482,8 @@ func (p *Placer) Placement() *Placement {
 			w.capC[i], w.capH[i] = math.MaxInt64, math.MaxInt64
 			continue
 		}
-		w.capC[i] = loadCap(dc, uint64(p.nodes[i].Weight), wsum, ppm)
-		w.capH[i] = loadCap(dh, uint64(p.nodes[i].Weight), wsum, ppm)
+		w.capC[i] = loadCap(dc, uint64(p.nodes[i].Weight), wsum, ppm, p.nh[i])
+		w.capH[i] = loadCap(dh, uint64(p.nodes[i].Weight), wsum, ppm, p.nh[i]>>16)
 	}
 	w.passes = []pass{{true, p.level, true}, {true, p.level, false}, {false, p.level, false}}
 	for t := p.level + 1; t <= T; t++ {
@@ -443,9 +515,9 @@ func (p *Placer) Placement() *Placement {
 		if !w.choose(st, want, list, len(list) == N) {
 			if w.buf == nil {
 				w.buf = make([]int32, 0, N)
-				w.sc = make([]uint64, N)
+				w.rk = make([]rank, N)
 			}
-			w.choose(st, want, p.fullOrder(si, w.buf, w.sc), true)
+			w.choose(st, want, p.fullOrder(si, w.buf, w.rk), true)
 		}
 		copy(copies[out.off[si]:out.off[si+1]], w.chosen)
 	}
@@ -453,18 +525,37 @@ func (p *Placer) Placement() *Placement {
 	return out
 }
 
-// loadCap is max(⌊(1+ε)·fair⌋, ⌈fair⌉) with fair = d·w/wsum, in 128-bit
-// integer arithmetic.
-func loadCap(d, w, wsum, ppm uint64) int64 {
+// loadCap is the load bound of a node of weight w: ⌊(1+ε)·fair⌋ with
+// fair = d·w/wsum, rounded down onto a grid of step q (the power of two at
+// most fair/128, at least 1) offset per node by a fraction of q from its hash, and never below ⌈fair⌉.
+//
+// Why the grid: one node joining or leaving among hundreds shifts every
+// fair share by a fraction of a percent. Each change of a full node's cap
+// lets a displaced stream back in or pushes one out, and with stream
+// weights of different sizes one unit of cap can reshuffle several streams
+// (a small stream out, a large one in). With caps on a grid, a small shift
+// changes few caps. Why the offset: nodes of equal weight would otherwise
+// share one cap and all change at once. Integer 128-bit arithmetic only.
+func loadCap(d, w, wsum, ppm, nodeHash uint64) int64 {
 	const M = 1_000_000
-	hi, lo := bits.Mul64(d, w*(M+ppm))
-	q, _ := bits.Div64(hi, lo, wsum*M)
+	// (1+ε)·fair in Q16.
+	hi, lo := bits.Mul64(d, w*(M+ppm)<<16)
+	c16, _ := bits.Div64(hi, lo, wsum*M)
 	hi, lo = bits.Mul64(d, w)
 	f, r := bits.Div64(hi, lo, wsum)
 	if r != 0 {
 		f++
 	}
-	return int64(max(q, f))
+	q16 := uint64(1) << 16
+	if f >= 256 {
+		q16 <<= bits.Len64(f>>7) - 1
+	}
+	off := nodeHash & (q16 - 1) // in [0, q)
+	var c uint64
+	if c16 >= off {
+		c = ((c16-off)/q16*q16 + off) >> 16
+	}
+	return int64(max(c, f))
 }
 
 // choose picks the copies of one stream from its preference order ord into
@@ -472,11 +563,34 @@ func loadCap(d, w, wsum, ppm uint64) int64 {
 // returns false, charging nothing, when the first pass cannot complete.
 func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 	p := w.p
-	T := len(p.tierKeys)
 	w.chosen, w.pos = w.chosen[:0], w.pos[:0]
 	sw := st.Weight
 	homeOK := false
 	for pi, ps := range w.passes {
+		if !ps.capped {
+			// Every node that fits the domains is over its cap: take the
+			// least loaded relative to its cap, one copy at a time.
+			for len(w.chosen) < want {
+				best, bi := int32(-1), 0
+				for i, n := range ord {
+					if p.nodes[n].State != Active || w.clash(n, ps.tier) {
+						continue
+					}
+					if best < 0 || w.lighter(n, best, sw) {
+						best, bi = n, i
+					}
+				}
+				if best < 0 {
+					break
+				}
+				w.chosen = append(w.chosen, best)
+				w.pos = append(w.pos, int32(bi))
+			}
+			if len(w.chosen) == want {
+				break
+			}
+			continue
+		}
 		for i, n := range ord {
 			if len(w.chosen) == want {
 				break
@@ -484,21 +598,14 @@ func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 			if p.nodes[n].State != Active {
 				continue
 			}
-			if ps.capped && w.copyLoad[n]+sw > w.capC[n] {
+			if w.copyLoad[n]+sw > w.capC[n] {
 				continue
 			}
 			canHome := w.homeLoad[n]+sw <= w.capH[n]
 			if ps.homeRule && !homeOK && len(w.chosen) == want-1 && !canHome {
 				continue
 			}
-			clash := false
-			for _, c := range w.chosen {
-				if c == n || (ps.tier < T && p.dom[int(c)*T+ps.tier] == p.dom[int(n)*T+ps.tier]) {
-					clash = true
-					break
-				}
-			}
-			if clash {
+			if w.clash(n, ps.tier) {
 				continue
 			}
 			w.chosen = append(w.chosen, n)
@@ -519,11 +626,19 @@ func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 			w.chosen[j], w.chosen[j-1] = w.chosen[j-1], w.chosen[j]
 		}
 	}
-	h := 0
+	h := -1
 	for i, c := range w.chosen {
 		if w.homeLoad[c]+sw <= w.capH[c] {
 			h = i
 			break
+		}
+	}
+	if h < 0 { // every copy is over its home cap: the least loaded
+		h = 0
+		for i, c := range w.chosen {
+			if lighter(w.homeLoad[c]+sw, w.capH[c], w.homeLoad[w.chosen[h]]+sw, w.capH[w.chosen[h]]) {
+				h = i
+			}
 		}
 	}
 	if h > 0 {
@@ -538,4 +653,29 @@ func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 		}
 	}
 	return true
+}
+
+// clash tells whether node n is chosen already or shares a domain at tier
+// with a chosen node.
+func (w *walker) clash(n int32, tier int) bool {
+	T := len(w.p.tierKeys)
+	for _, c := range w.chosen {
+		if c == n || (tier < T && w.p.dom[int(c)*T+tier] == w.p.dom[int(n)*T+tier]) {
+			return true
+		}
+	}
+	return false
+}
+
+// lighter tells whether node a, given a copy of weight sw, is less loaded
+// relative to its copy cap than node b.
+func (w *walker) lighter(a, b int32, sw int64) bool {
+	return lighter(w.copyLoad[a]+sw, w.capC[a], w.copyLoad[b]+sw, w.capC[b])
+}
+
+// lighter compares la/ca < lb/cb exactly (caps are positive).
+func lighter(la, ca, lb, cb int64) bool {
+	h1, l1 := bits.Mul64(uint64(la), uint64(cb))
+	h2, l2 := bits.Mul64(uint64(lb), uint64(ca))
+	return h1 < h2 || (h1 == h2 && l1 < l2)
 }
