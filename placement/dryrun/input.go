@@ -50,6 +50,9 @@ func (n *nodeSpec) UnmarshalYAML(v *yaml.Node) error {
 		if seen[k.Value] {
 			return fmt.Errorf("line %d: field %q repeated", k.Line, k.Value)
 		}
+		if val := v.Content[i+1]; k.Value == "weight" && val.ShortTag() != "!!int" {
+			return fmt.Errorf("line %d: weight %q is not an integer", val.Line, val.Value)
+		}
 		seen[k.Value] = true
 	}
 	type plain nodeSpec
