@@ -91,7 +91,11 @@ func mix(x uint64) uint64 {
 	return x
 }
 
-// pairHash is the hash of (stream, node) from their own hashes.
+// pairHash is the hash of (stream, node) from their own hashes, both
+// already well mixed: two multiplications, whose high bits (the ones that
+// rank) depend on every input bit. It is the inner loop of Place.
 func pairHash(sh, nh uint64) uint64 {
-	return mix(sh ^ (nh * 0x9e3779b97f4a7c15))
+	x := (sh ^ nh) * 0x9e3779b97f4a7c15
+	x ^= x >> 32
+	return x * 0xd6e8feb86659fd93
 }

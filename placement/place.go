@@ -88,6 +88,9 @@ func NewPlacer(nodes []Node, streams []Stream, cfg Config) (*Placer, error) {
 		p.order[i] = int32(i)
 	}
 	slices.SortFunc(p.order, func(a, b int32) int {
+		if c := cmp.Compare(ss[a].Weight, ss[b].Weight); c != 0 {
+			return c
+		}
 		if c := cmp.Compare(p.sh[a], p.sh[b]); c != 0 {
 			return c
 		}
@@ -273,9 +276,10 @@ func (p *Placer) fill(s int) {
 		var gi [candidates]int32
 		for _, g := range p.groups {
 			k := 0
+			var thr uint64 // the k-th best hash once k == candidates
 			for i, nh := range g.nh {
 				h := pairHash(sh, nh)
-				if k == candidates && h <= gh[k-1] {
+				if h <= thr && k == candidates {
 					continue
 				}
 				j := k
@@ -289,6 +293,9 @@ func (p *Placer) fill(s int) {
 					j--
 				}
 				gh[j], gi[j] = h, g.nodes[i]
+				if k == candidates {
+					thr = gh[k-1]
+				}
 			}
 			for j := 0; j < k; j++ {
 				insert(rank{score(gh[j], g.inv), gh[j], gi[j]})
@@ -431,9 +438,8 @@ func (p *Placer) rescore(a int32, present bool) {
 
 // pass is one round of the copy walk: its constraints.
 type pass struct {
-	capped   bool // respect the copy load cap
-	tier     int  // copies must differ at this tier (len(tiers): nodes only)
-	homeRule bool // the last copy must be able to be home if none before can
+	capped bool // respect the copy load cap
+	tier   int  // copies must differ at this tier (len(tiers): nodes only)
 }
 
 // walker is the sequential phase: it gives each stream, in processing
@@ -445,6 +451,7 @@ type walker struct {
 	eligible           int
 	passes             []pass
 	chosen, pos        []int32
+	home               int
 	buf                []int32
 	rk                 []rank
 }
@@ -485,9 +492,9 @@ func (p *Placer) Placement() *Placement {
 		w.capC[i] = loadCap(dc, uint64(p.nodes[i].Weight), wsum, ppm, p.nh[i])
 		w.capH[i] = loadCap(dh, uint64(p.nodes[i].Weight), wsum, ppm, p.nh[i]>>16)
 	}
-	w.passes = []pass{{true, p.level, true}, {true, p.level, false}, {false, p.level, false}}
+	w.passes = []pass{{true, p.level}, {false, p.level}}
 	for t := p.level + 1; t <= T; t++ {
-		w.passes = append(w.passes, pass{true, t, false}, pass{false, t, false})
+		w.passes = append(w.passes, pass{true, t}, pass{false, t})
 	}
 
 	out := &Placement{
@@ -500,6 +507,7 @@ func (p *Placer) Placement() *Placement {
 		total += min(s.Replicas, w.eligible)
 	}
 	copies := make([]int32, total)
+	homeAt := make([]uint8, len(p.streams))
 	// Offsets in stream (ID) order, filled in processing order.
 	for i, s := range p.streams {
 		out.off[i+1] = out.off[i] + int32(min(s.Replicas, w.eligible))
@@ -520,9 +528,108 @@ func (p *Placer) Placement() *Placement {
 			w.choose(st, want, p.fullOrder(si, w.buf, w.rk), true)
 		}
 		copy(copies[out.off[si]:out.off[si+1]], w.chosen)
+		homeAt[si] = uint8(w.home)
+	}
+	w.repairHomes(out.off, copies, homeAt)
+	// Home first, the other copies after it in preference order.
+	for i := range p.streams {
+		c := copies[out.off[i]:out.off[i+1]]
+		if h := homeAt[i]; h > 0 {
+			home := c[h]
+			copy(c[1:h+1], c[:h])
+			c[0] = home
+		}
 	}
 	out.copies = copies
 	return out
+}
+
+// repairHomes brings every home load under its cap by moving homes between
+// the copies of a stream (which moves no copy): a stream homed on an
+// overloaded node A moves its home to another of its copies B with room,
+// or, when B is full too, first moves the home of a stream on B to a third
+// node with room. Streams are taken from the end of the processing order.
+func (w *walker) repairHomes(off, copies []int32, homeAt []uint8) {
+	p := w.p
+	over := false
+	for i := range p.nodes {
+		if w.homeLoad[i] > w.capH[i] {
+			over = true
+			break
+		}
+	}
+	if !over {
+		return
+	}
+	// Streams per home node, in processing order.
+	start := make([]int32, len(p.nodes)+1)
+	homeOf := func(s int32) int32 { return copies[off[s]+int32(homeAt[s])] }
+	for _, s := range p.order {
+		if off[s+1] > off[s] {
+			start[homeOf(s)+1]++
+		}
+	}
+	for i := range p.nodes {
+		start[i+1] += start[i]
+	}
+	homed := make([]int32, start[len(p.nodes)])
+	fill := slices.Clone(start[:len(p.nodes)])
+	for _, s := range p.order {
+		if off[s+1] > off[s] {
+			h := homeOf(s)
+			homed[fill[h]] = s
+			fill[h]++
+		}
+	}
+	fits := func(n int32, sw int64) bool { return w.homeLoad[n]+sw <= w.capH[n] }
+	move := func(s int32, j int) {
+		sw := p.streams[s].Weight
+		w.homeLoad[homeOf(s)] -= sw
+		homeAt[s] = uint8(j)
+		w.homeLoad[homeOf(s)] += sw
+	}
+	// oneStep moves the home of s (on a) to another copy with room.
+	oneStep := func(s, a int32) bool {
+		sw := p.streams[s].Weight
+		for j, b := range copies[off[s]:off[s+1]] {
+			if b != a && fits(b, sw) {
+				move(s, j)
+				return true
+			}
+		}
+		return false
+	}
+	for depth := 1; depth <= 2; depth++ {
+		for a := range p.nodes {
+			a := int32(a)
+			for k := start[a+1] - 1; k >= start[a] && w.homeLoad[a] > w.capH[a]; k-- {
+				s := homed[k]
+				if homeOf(s) != a {
+					continue
+				}
+				if oneStep(s, a) || depth == 1 {
+					continue
+				}
+				// Make room on another copy b of s by moving a home off b.
+				sw := p.streams[s].Weight
+				for j, b := range copies[off[s]:off[s+1]] {
+					if b == a {
+						continue
+					}
+					for m := start[b+1] - 1; m >= start[b] && !fits(b, sw); m-- {
+						t := homed[m]
+						if homeOf(t) == b {
+							oneStep(t, b)
+						}
+					}
+					if fits(b, sw) {
+						move(s, j)
+						break
+					}
+				}
+			}
+		}
+	}
 }
 
 // loadCap is the load bound of a node of weight w: ⌊(1+ε)·fair⌋ with
@@ -559,13 +666,14 @@ func loadCap(d, w, wsum, ppm, nodeHash uint64) int64 {
 }
 
 // choose picks the copies of one stream from its preference order ord into
-// w.chosen (home first) and charges the loads. With a truncated ord it
+// w.chosen (in preference order; the home is w.chosen[w.home]) and charges
+// the loads. The home is the first copy under its home cap (the replicas
+// after it are already recording when it fails). With a truncated ord it
 // returns false, charging nothing, when the first pass cannot complete.
 func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 	p := w.p
 	w.chosen, w.pos = w.chosen[:0], w.pos[:0]
 	sw := st.Weight
-	homeOK := false
 	for pi, ps := range w.passes {
 		if !ps.capped {
 			// Every node that fits the domains is over its cap: take the
@@ -601,16 +709,11 @@ func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 			if w.copyLoad[n]+sw > w.capC[n] {
 				continue
 			}
-			canHome := w.homeLoad[n]+sw <= w.capH[n]
-			if ps.homeRule && !homeOK && len(w.chosen) == want-1 && !canHome {
-				continue
-			}
 			if w.clash(n, ps.tier) {
 				continue
 			}
 			w.chosen = append(w.chosen, n)
 			w.pos = append(w.pos, int32(i))
-			homeOK = homeOK || canHome
 		}
 		if len(w.chosen) == want {
 			break
@@ -641,17 +744,13 @@ func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 			}
 		}
 	}
-	if h > 0 {
-		home := w.chosen[h]
-		copy(w.chosen[1:h+1], w.chosen[:h])
-		w.chosen[0] = home
-	}
 	for i, c := range w.chosen {
 		w.copyLoad[c] += sw
-		if i == 0 {
+		if i == h {
 			w.homeLoad[c] += sw
 		}
 	}
+	w.home = h
 	return true
 }
 
