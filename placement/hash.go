@@ -97,5 +97,5 @@ func mix(x uint64) uint64 {
 func pairHash(sh, nh uint64) uint64 {
 	x := (sh ^ nh) * 0x9e3779b97f4a7c15
 	x ^= x >> 32
-	return x * 0xd6e8feb86659fd93
+	return x*0xd6e8feb86659fd93 | 1 // never 0: a valid u in (0, 1]
 }

@@ -279,7 +279,7 @@ func (p *Placer) fill(s int) {
 			var thr uint64 // the k-th best hash once k == candidates
 			for i, nh := range g.nh {
 				h := pairHash(sh, nh)
-				if h <= thr && k == candidates {
+				if h <= thr { // thr is 0 until the list is full; h is never 0
 					continue
 				}
 				j := k
