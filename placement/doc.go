@@ -31,10 +31,10 @@
 //     Homes left over their cap are then moved between the copies of a
 //     stream (never moving a copy).
 //
-// Caps are ⌊(1+ε)·fair share⌋ of load weight, for copies and for homes, set
-// on a grid of about 1% of the fair share offset per node by its hash, so
-// that one node joining or leaving (which shifts every fair share a little)
-// changes few caps: each cap change would move streams.
+// Caps are at most ⌊(1+ε)·fair share⌋ of load weight, for copies and for
+// homes, rounded with a per-node dither so that one node joining or leaving
+// (which shifts every fair share a little) changes few caps: each cap
+// change would move streams.
 //
 // Placement depends on nothing but its inputs; stability comes from the
 // hashing. A Placer caches step 1 so that a membership change is re-placed

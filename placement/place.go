@@ -632,17 +632,17 @@ func (w *walker) repairHomes(off, copies []int32, homeAt []uint8) {
 	}
 }
 
-// loadCap is the load bound of a node of weight w: ⌊(1+ε)·fair⌋ with
-// fair = d·w/wsum, rounded down onto a grid of step q (the power of two at
-// most fair/128, at least 1) offset per node by a fraction of q from its hash, and never below ⌈fair⌉.
+// loadCap is the load bound of a node of weight w: (1+ε)·fair with
+// fair = d·w/wsum, less a per-node dither in [0, 1) taken from the node's
+// hash, rounded down, and never below ⌈fair⌉; so never above ⌊(1+ε)·fair⌋.
 //
-// Why the grid: one node joining or leaving among hundreds shifts every
-// fair share by a fraction of a percent. Each change of a full node's cap
-// lets a displaced stream back in or pushes one out, and with stream
-// weights of different sizes one unit of cap can reshuffle several streams
-// (a small stream out, a large one in). With caps on a grid, a small shift
-// changes few caps. Why the offset: nodes of equal weight would otherwise
-// share one cap and all change at once. Integer 128-bit arithmetic only.
+// Why the dither: nodes of equal weight would otherwise share one cap, and
+// a membership change that carries the common fair share across an integer
+// would change every cap at once, each change letting a displaced stream
+// back in or pushing one out (measured: 1.5× the optimal movement instead of
+// 1.1×). With it, a shift δ of the fair shares changes a fraction δ of the
+// caps. (A coarser grid of cap steps was measured too, and moved more.)
+// Integer 128-bit arithmetic only.
 func loadCap(d, w, wsum, ppm, nodeHash uint64) int64 {
 	const M = 1_000_000
 	// (1+ε)·fair in Q16.
@@ -653,14 +653,9 @@ func loadCap(d, w, wsum, ppm, nodeHash uint64) int64 {
 	if r != 0 {
 		f++
 	}
-	q16 := uint64(1) << 16
-	if f >= 256 {
-		q16 <<= bits.Len64(f>>7) - 1
-	}
-	off := nodeHash & (q16 - 1) // in [0, q)
 	var c uint64
-	if c16 >= off {
-		c = ((c16-off)/q16*q16 + off) >> 16
+	if dither := nodeHash & 0xffff; c16 >= dither {
+		c = (c16 - dither) >> 16
 	}
 	return int64(max(c, f))
 }
