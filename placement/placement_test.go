@@ -312,3 +312,34 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("ParseDomain round trip: %v %v", d, err)
 	}
 }
+
+// TestEdgeCases: no active node, no stream, one node.
+func TestEdgeCases(t *testing.T) {
+	ns := topology(1, 2, 2, false, 1)
+	for i := range ns {
+		ns[i].State = Draining
+	}
+	p, err := Place(ns, streamSet(10, 2, false, 1), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := p.Copies(0); len(c) != 0 {
+		t.Errorf("copies on draining nodes: %v", c)
+	}
+	if _, v := p.Dispersion(); v != 0 {
+		t.Errorf("violations %d", v)
+	}
+	if m := Compare(p, p); m.UnderReplicated != 10 || m.CopiesMoved != 0 {
+		t.Errorf("compare: %+v", m)
+	}
+	if _, err := Place(ns, nil, Config{}); err != nil {
+		t.Errorf("no streams: %v", err)
+	}
+	if _, err := Place(nil, streamSet(3, 1, false, 1), Config{}); err != nil {
+		t.Errorf("no nodes: %v", err)
+	}
+	one, err := Place(topology(1, 1, 1, false, 1), streamSet(5, 3, false, 1), Config{})
+	if err != nil || len(one.Copies(0)) != 1 || one.Lookup("cam-000000")[0] != "node-0000" {
+		t.Errorf("one node: %v %v", err, one.Lookup("cam-000000"))
+	}
+}
