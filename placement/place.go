@@ -181,6 +181,11 @@ func (p *Placer) setNodes(ns []Node) error {
 		p.groups[g].nodes = append(p.groups[g].nodes, int32(i))
 		p.groups[g].nh = append(p.groups[g].nh, p.nh[i])
 	}
+	for g := range p.groups {
+		if n := uint64(len(p.groups[g].nh)); n >= 8*candidates {
+			p.groups[g].thr = math.MaxUint64 - math.MaxUint64/n*(2*candidates)
+		}
+	}
 	return nil
 }
 
@@ -237,6 +242,9 @@ type weightGroup struct {
 	inv   uint64
 	nodes []int32
 	nh    []uint64
+	// thr is a hash threshold about 2·candidates of the group's nodes
+	// pass for a given stream (0: the group is too small to bother).
+	thr uint64
 }
 
 // maxGroups is the number of distinct weights up to which fill ranks each
@@ -270,17 +278,36 @@ func (p *Placer) fill(s int) {
 			insert(rank{score(h, p.inv[i]), h, int32(i)})
 		}
 	} else {
-		// Per group, the best nodes by hash (descending, then index): one
-		// multiply-xorshift and one comparison per node.
+		// Per group, the best nodes by hash (descending, then index). A
+		// threshold that about 2·candidates hashes pass gathers them with
+		// one multiply-hash and one comparison per node; when fewer than
+		// candidates pass, the group is scanned again exactly.
 		var gh [candidates]uint64
 		var gi [candidates]int32
-		for _, g := range p.groups {
-			k := 0
-			var thr uint64 // the k-th best hash once k == candidates
-			for i, nh := range g.nh {
-				h := pairHash(sh, nh)
-				if h <= thr { // thr is 0 until the list is full; h is never 0
-					continue
+		var bh [4 * candidates]uint64
+		var bi [4 * candidates]int32
+		for gIdx := range p.groups {
+			g := &p.groups[gIdx]
+			m := -1 // hashes gathered over the threshold; -1: scan every node
+			if g.thr != 0 {
+				m = 0
+				for i, nh := range g.nh {
+					if h := pairHash(sh, nh); h > g.thr {
+						if m == len(bh) {
+							m = -1
+							break
+						}
+						bh[m], bi[m] = h, int32(i)
+						m++
+					}
+				}
+				if m < candidates {
+					m = -1
+				}
+			}
+			top := func(h uint64, i int32, k int, thr *uint64) int {
+				if h <= *thr { // thr is 0 until the list is full; h is never 0
+					return k
 				}
 				j := k
 				if k < candidates {
@@ -294,7 +321,19 @@ func (p *Placer) fill(s int) {
 				}
 				gh[j], gi[j] = h, g.nodes[i]
 				if k == candidates {
-					thr = gh[k-1]
+					*thr = gh[k-1]
+				}
+				return k
+			}
+			k := 0
+			var thr uint64
+			if m >= 0 {
+				for j := 0; j < m; j++ {
+					k = top(bh[j], bi[j], k, &thr)
+				}
+			} else {
+				for i, nh := range g.nh {
+					k = top(pairHash(sh, nh), int32(i), k, &thr)
 				}
 			}
 			for j := 0; j < k; j++ {

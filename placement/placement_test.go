@@ -343,3 +343,29 @@ func TestEdgeCases(t *testing.T) {
 		t.Errorf("one node: %v %v", err, one.Lookup("cam-000000"))
 	}
 }
+
+// TestCandidatesArePrefix: every candidate list is exactly the start of the
+// stream's full preference order (fill takes shortcuts; this is the check).
+func TestCandidatesArePrefix(t *testing.T) {
+	for _, weighted := range []bool{false, true} {
+		ns := topology(4, 10, 25, weighted, 4) // groups large enough for the threshold path
+		ss := streamSet(2000, 2, false, 4)
+		p, err := NewPlacer(ns, ss, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf, rk := make([]int32, 0, len(ns)), make([]rank, len(ns))
+		for s := range ss {
+			full := p.fullOrder(s, buf, rk)
+			got := p.cand[s*candidates : s*candidates+int(p.candN[s])]
+			if len(got) != candidates {
+				t.Fatalf("stream %d: %d candidates", s, len(got))
+			}
+			for i := range got {
+				if got[i] != full[i] {
+					t.Fatalf("weighted=%v stream %d: candidates %v, order starts %v", weighted, s, got, full[:candidates])
+				}
+			}
+		}
+	}
+}
