@@ -17,8 +17,13 @@ func cpuTime() time.Duration {
 // files. One op is one frame; it reports MB/s and the CPU share one such
 // stream costs (cpu-%/stream = CPU time / media time × 100).
 func BenchmarkWriter(b *testing.B) {
+	b.Run("FsyncPart", func(b *testing.B) { benchWriter(b, FsyncPart) })
+	b.Run("FsyncInterval", func(b *testing.B) { benchWriter(b, FsyncInterval) })
+}
+
+func benchWriter(b *testing.B, policy FsyncPolicy) {
 	m := loadMedia(b)
-	s := openTestStore(b, Options{})
+	s := openTestStore(b, Options{Fsync: policy, FsyncInterval: 5 * time.Second})
 	w, err := s.NewWriter(WriterConfig{Stream: "bench", Tracks: m.tracks(false)})
 	if err != nil {
 		b.Fatal(err)

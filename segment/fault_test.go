@@ -129,3 +129,44 @@ func TestWriteFaults(t *testing.T) {
 		})
 	}
 }
+
+// syncCounter counts fsyncs of segment files.
+type syncCounter struct{ n atomic.Int64 }
+
+func (c *syncCounter) MaybeError(op errorfs.Op) error {
+	if op.Kind == errorfs.OpFileSync && strings.HasSuffix(op.Path, ".mp4") {
+		c.n.Add(1)
+	}
+	return nil
+}
+
+func (c *syncCounter) String() string { return "sync counter" }
+
+// TestFsyncPolicy counts segment fsyncs for 10 s of media in one segment:
+// FsyncPart syncs the init and every part; FsyncInterval (here longer than
+// the recording) only the init and the close.
+func TestFsyncPolicy(t *testing.T) {
+	m := loadMedia(t)
+	for _, tc := range []struct {
+		policy FsyncPolicy
+		want   int64
+	}{{FsyncPart, 1 + 10}, {FsyncInterval, 1 + 1}} {
+		c := &syncCounter{}
+		s := openTestStore(t, Options{Dir: "/d", FS: errorfs.Wrap(vfs.NewMem(), c), Fsync: tc.policy, FsyncInterval: time.Hour})
+		w, err := s.NewWriter(WriterConfig{Stream: "cam1", Tracks: m.tracks(false)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeAll(t, w, m.frames(testWall0, false, 10*testFPS))
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.n.Load(); got != tc.want {
+			t.Errorf("policy %d: %d fsyncs, want %d", tc.policy, got, tc.want)
+		}
+		cov, _ := s.Coverage("cam1", time.Time{}, time.Time{})
+		if len(cov) != 1 || cov[0].Duration() != 10*time.Second {
+			t.Errorf("policy %d: coverage %v", tc.policy, cov)
+		}
+	}
+}

@@ -114,6 +114,17 @@ func (s *Store) check(repair, verify bool) (CheckReport, error) {
 		if s.isActive(e.Path) {
 			continue
 		}
+		if e.Open {
+			// The writer may have closed it since the snapshot.
+			fresh, err := s.lookupPath(e.Path)
+			if err != nil {
+				return rep, err
+			}
+			if fresh == nil || s.isActive(e.Path) {
+				continue
+			}
+			e = fresh
+		}
 		rep.Entries++
 		indexed[e.Path] = e
 		if err := s.checkEntry(e, repair, verify, &rep); err != nil {
@@ -150,6 +161,12 @@ func (s *Store) check(repair, verify bool) (CheckReport, error) {
 				p.Repaired = true
 			}
 			add(p)
+			continue
+		}
+		// A segment created and closed since the index snapshot is fine.
+		if e, err := s.lookupPath(rel); err != nil {
+			return rep, err
+		} else if e != nil {
 			continue
 		}
 		p := Problem{Kind: ProblemUnindexedFile, Stream: fn.stream, Path: rel, Detail: "file has no index entry"}

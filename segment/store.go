@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,6 +151,8 @@ type Options struct {
 	FsyncInterval time.Duration
 	// ReadOnly opens the index read-only and skips crash recovery: for
 	// inspection tools. Writers, repairs and quarantining are refused.
+	// Pebble still takes the directory lock, so a read-only store cannot
+	// be opened while a node has the same directory open.
 	ReadOnly bool
 }
 
@@ -238,6 +241,10 @@ func Open(opts Options) (*Store, error) {
 		ReadOnly:           opts.ReadOnly,
 	})
 	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			// Pebble locks the directory even read-only.
+			return nil, fmt.Errorf("segment: open index %s (is a node running on this data directory?): %w", s.abs(indexDir), err)
+		}
 		return nil, fmt.Errorf("segment: open index: %w", err)
 	}
 	s.db = db

@@ -491,9 +491,13 @@ func (w *Writer) endSegment() error {
 // no part of it is durable.
 func (w *Writer) closeEntry(seg *openSegment) error {
 	s := w.s
-	s.mu.Lock()
-	delete(s.active, seg.e.Path)
-	s.mu.Unlock()
+	// Inactive only once the index says closed (or gone), so a concurrent
+	// Check never sees an open entry without a writer.
+	defer func() {
+		s.mu.Lock()
+		delete(s.active, seg.e.Path)
+		s.mu.Unlock()
+	}()
 	if seg.syncedSize <= seg.initEnd {
 		_ = s.fs.Remove(s.abs(seg.e.Path))
 		if err := s.deleteEntry(&seg.e); err != nil {

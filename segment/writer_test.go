@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -374,6 +375,57 @@ func TestDiscontinuities(t *testing.T) {
 				t.Errorf("%s: segment %d = %v..%v, want %v..%v", tc.name, i, sg.Start.Sub(testWall0), sg.End.Sub(testWall0),
 					tc.want[i].Start.Sub(testWall0), tc.want[i].End.Sub(testWall0))
 			}
+		}
+	}
+}
+
+// TestConcurrentWriters runs four writers and a reader of the index at
+// once (meaningful under -race); Check skips the segments being written.
+func TestConcurrentWriters(t *testing.T) {
+	s := openTestStore(t, Options{})
+	lpcm := []Track{{ClockRate: 8000, Codec: &mp4.CodecLPCM{BitDepth: 16, SampleRate: 8000, ChannelCount: 1}}}
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func(g int) {
+			w, err := s.NewWriter(WriterConfig{Stream: fmt.Sprintf("cam%d", g), Tracks: lpcm, SegmentDuration: time.Second, PartDuration: 200 * time.Millisecond})
+			if err != nil {
+				done <- err
+				return
+			}
+			for i := int64(0); i < 250; i++ {
+				if err := w.WriteFrame(Frame{PTS: i * 160, DTS: i * 160, Wall: testWall0.Add(time.Duration(i) * 20 * time.Millisecond), Random: true, Payload: []byte{byte(i)}}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- w.Close()
+		}(g)
+	}
+	finished := 0
+	for finished < 4 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished++
+		default:
+			if rc, err := s.Check(false); err != nil || !rc.Consistent() {
+				t.Fatalf("Check while writing: %+v %v", rc, err)
+			}
+			if _, err := s.Coverage("cam0", time.Time{}, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	streams, _ := s.Streams()
+	if len(streams) != 4 {
+		t.Fatalf("streams %v", streams)
+	}
+	for _, st := range streams {
+		cov, _ := s.Coverage(st, time.Time{}, time.Time{})
+		if len(cov) != 1 || cov[0].Duration() != 5*time.Second {
+			t.Errorf("%s: coverage %v", st, cov)
 		}
 	}
 }
