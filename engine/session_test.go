@@ -171,16 +171,24 @@ func TestSessionRecordsWithoutHoles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The first keyframe may take one GOP (2s) to arrive.
-			if c := total(cov); c < run-3*time.Second {
-				t.Errorf("coverage %s of a %s run", c, run)
-			}
+			// On an overloaded machine the simulated camera itself may skip
+			// frames; that is the source's loss, not the recorder's. Up to
+			// a GOP more goes while the recorder waits for a keyframe.
+			sourceLoss := time.Duration(srv.Camera(0).Stats().Dropped) * 40 * time.Millisecond
 			gaps, err := st.Gaps("cam0", from, to)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(gaps) != 0 {
+			t.Logf("coverage %s, gaps %v, camera skipped %s", total(cov), gaps, sourceLoss)
+			// The first keyframe may take one GOP (2s) to arrive.
+			if c := total(cov); c < run-3*time.Second-sourceLoss {
+				t.Errorf("coverage %s of a %s run", c, run)
+			}
+			if sourceLoss == 0 && len(gaps) != 0 {
 				t.Errorf("holes inside the recording: %v", gaps)
+			}
+			if g := total(gaps); g > 0 && g > sourceLoss+2*time.Second {
+				t.Errorf("gaps of %s inside the recording, the camera skipped only %s", g, sourceLoss)
 			}
 			for _, sg := range segs {
 				if msg := ffprobeErrors(t, filepath.Join(st.Dir(), sg.Path)); msg != "" {
