@@ -574,12 +574,11 @@ func ctlEvents(ctx context.Context, c *ctlEnv, args []string) error {
 	for stream.Receive() {
 		e := stream.Msg().GetEvent()
 		if c.opts.json {
-			b, err := ctlJSONLine.Marshal(stream.Msg())
+			b, err := marshalCtlJSON(stream.Msg(), false)
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(c.stdout, "%s\n", b)
-			if err != nil {
+			if _, err := c.stdout.Write(b); err != nil {
 				return err
 			}
 			continue
