@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -592,5 +593,74 @@ func TestCtlUsageErrors(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.auth) != 0 {
 		t.Errorf("bad usage reached the server %d times", len(f.auth))
+	}
+}
+
+func TestCtlTLSAndHints(t *testing.T) {
+	f := &ctlFake{streams: map[string]*understudyv1.Stream{}}
+	mux := http.NewServeMux()
+	mux.Handle(understudyv1connect.NewClusterServiceHandler(f))
+	tlsSrv := httptest.NewTLSServer(mux)
+	defer tlsSrv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw})
+	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := ctlCall(t, tlsSrv.URL, "good", "nodes"); code != 1 || !strings.Contains(errs, "certificate") {
+		t.Errorf("untrusted certificate: exit %d, %q", code, errs)
+	}
+	if code, out, errs := ctlCall(t, tlsSrv.URL, "good", "--ca-file", ca, "nodes"); code != 0 || !strings.Contains(out, "suspect") {
+		t.Errorf("--ca-file: exit %d, %q", code, errs)
+	}
+	if code, _, errs := ctlCall(t, tlsSrv.URL, "good", "--insecure-skip-verify", "nodes"); code != 0 {
+		t.Errorf("--insecure-skip-verify: exit %d, %q", code, errs)
+	}
+	if code, _, errs := ctlCall(t, tlsSrv.URL, "good", "--ca-file", os.Args[0], "nodes"); code != 2 || !strings.Contains(errs, "no PEM certificate") {
+		t.Errorf("--ca-file without PEM: exit %d, %q", code, errs)
+	}
+
+	// A plain HTTP/1.1 server: h2c fails with a hint, --http1 works.
+	plain := httptest.NewServer(mux)
+	defer plain.Close()
+	code, _, errs := ctlCall(t, plain.URL, "good", "nodes")
+	if code != 1 || !strings.Contains(errs, "try --http1") {
+		t.Errorf("h2c against HTTP/1.1: exit %d, %q", code, errs)
+	}
+	if code, _, errs := ctlCall(t, plain.URL, "good", "--http1", "nodes"); code != 0 {
+		t.Errorf("--http1: exit %d, %q", code, errs)
+	}
+}
+
+func TestCtlEventsJSONAndHelp(t *testing.T) {
+	_, srv := ctlServe(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &ctlLineWriter{want: 1, done: make(chan struct{})}
+	res := make(chan int, 1)
+	go func() {
+		res <- ctlRun(ctx, []string{"--server", srv, "--token", "good", "events", "--json", "--kind", "gap_opened"}, w, &bytes.Buffer{})
+	}()
+	select {
+	case <-w.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10 s")
+	}
+	cancel()
+	if code := <-res; code != 0 {
+		t.Errorf("events --json: exit %d", code)
+	}
+	want := `{"event":{"time":"2026-03-01T12:00:01Z","kind":"EVENT_KIND_GAP_OPENED","stream_id":"","node_id":"b","message":"","details":{"n":"1"}}}` + "\n"
+	if got := w.String(); got != want {
+		t.Errorf("events --json line %q, want %q", got, want)
+	}
+	for _, args := range [][]string{{"-h"}, {"timeline", "-h"}, {"--token", "topsecret", "streams", "add", "-h"}} {
+		var o, e bytes.Buffer
+		if code := ctlRun(context.Background(), args, &o, &e); code != 0 || !strings.Contains(o.String(), "-server") {
+			t.Errorf("ctl %q: exit %d, stdout %q", args, code, o.String())
+		}
+		if strings.Contains(o.String()+e.String(), "topsecret") {
+			t.Errorf("ctl %q prints the token", args)
+		}
 	}
 }

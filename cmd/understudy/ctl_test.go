@@ -270,3 +270,21 @@ func TestParseCtlEventKind(t *testing.T) {
 		t.Error("event line lacks the kind")
 	}
 }
+
+func FuzzParseCtlTime(f *testing.F) {
+	for _, s := range []string{"now", "now-90s", "now-1d12h", "2026-03-01T12:00:00+01:00", "now+5m", "now-1d", "30d"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := parseCtlTime(s, now); err != nil {
+			return
+		}
+		if d, err := parseCtlDuration(strings.TrimPrefix(strings.TrimSpace(s), "now-")); err == nil {
+			// A duration that parses prints in a form that parses back to it.
+			if back, err := parseCtlDuration(fmtCtlRetention(d)); err != nil || back != d {
+				t.Errorf("%q: %v printed as %q reads back as %v, %v", s, d, fmtCtlRetention(d), back, err)
+			}
+		}
+	})
+}
