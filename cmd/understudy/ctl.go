@@ -70,6 +70,7 @@ type ctlEnv struct {
 	opts           ctlOptions
 	stdout, stderr io.Writer
 	now            time.Time
+	pos            []string // positional arguments of the command, after parse
 
 	streams   understudyv1connect.StreamServiceClient
 	recording understudyv1connect.RecordingServiceClient
@@ -223,18 +224,33 @@ func (c *ctlEnv) flags(name string) *flag.FlagSet {
 // flag; -h prints the flags to stdout. With wantArgs >= 0 the number of
 // positional arguments must be exactly that.
 func (c *ctlEnv) parse(fs *flag.FlagSet, args []string, wantArgs int, argNames string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(c.stdout, "flags of understudy ctl %s:\n", fs.Name())
-			fs.SetOutput(c.stdout)
-			fs.PrintDefaults()
-			return err
+	// Flags may come before, between and after the positional arguments;
+	// everything after "--" is positional.
+	c.pos = nil
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(c.stdout, "flags of understudy ctl %s:\n", fs.Name())
+				fs.SetOutput(c.stdout)
+				fs.PrintDefaults()
+				return err
+			}
+			return ctlUsagef("%s: %v (see -h)", fs.Name(), err)
 		}
-		return ctlUsagef("%s: %v (see -h)", fs.Name(), err)
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			c.pos = append(c.pos, rest...)
+			break
+		}
+		c.pos = append(c.pos, rest[0])
+		args = rest[1:]
 	}
-	if wantArgs >= 0 && fs.NArg() != wantArgs {
+	if wantArgs >= 0 && len(c.pos) != wantArgs {
 		if wantArgs == 0 {
-			return ctlUsagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+			return ctlUsagef("%s: unexpected argument %q", fs.Name(), c.pos[0])
 		}
 		return ctlUsagef("%s: want %s", fs.Name(), argNames)
 	}

@@ -351,6 +351,10 @@ func TestCtlStreams(t *testing.T) {
 		t.Errorf("door as JSON: %v", door)
 	}
 
+	code, out, _ = ctlCall(t, srv, "good", "streams", "get", "--json", "door", "--timeout", "5s")
+	if code != 0 || !strings.Contains(out, `"id": "door",`) {
+		t.Errorf("streams get --json: exit %d:\n%s", code, out)
+	}
 	code, out, _ = ctlCall(t, srv, "good", "streams", "get", "door")
 	if code != 0 || !strings.Contains(out, "url:                rtsp://cam1.lan:554/main") || !strings.Contains(out, "replicas:           3") {
 		t.Errorf("streams get: exit %d:\n%s", code, out)
@@ -370,6 +374,9 @@ func TestCtlStreams(t *testing.T) {
 	}
 	if !strings.Contains(out, `"replicas": 2,`) {
 		t.Errorf("update --json:\n%s", out)
+	}
+	if code, _, errs := ctlCall(t, srv, "good", "streams", "update", "--json", "door", "--clear-labels", "--", "door"); code != 2 || !strings.Contains(errs, "want one stream id") {
+		t.Errorf("two ids: exit %d, %q", code, errs)
 	}
 	if code, _, _ := ctlCall(t, srv, "good", "streams", "disable", "door"); code != 0 || f.streams["door"].Enabled {
 		t.Errorf("disable: exit %d, enabled %v", code, f.streams["door"].Enabled)
