@@ -19,6 +19,26 @@ import (
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 )
 
+// understudy ctl is the command-line client of the Connect API
+// (proto/understudy/v1). Conventions:
+//
+//   - Server: --server, else $UNDERSTUDY_SERVER, else http://127.0.0.1:8080.
+//     http:// (or a bare HOST:PORT) speaks HTTP/2 without TLS (h2c, prior
+//     knowledge) unless --http1; https:// speaks TLS (HTTP/2 or 1.1).
+//   - Token: --token, else --token-file, else $UNDERSTUDY_TOKEN; sent as
+//     "Authorization: Bearer ..." on every call. Tokens and camera passwords
+//     are never printed.
+//   - Output: tables for people; with --json the response message as
+//     protobuf JSON with proto field names (node_ids, api_address), enum
+//     names, RFC 3339 timestamps, durations as "2592000s", 64-bit integers
+//     as strings. Zero scalars and empty lists and maps are printed (so
+//     "coverage": [] and "gaps": [] are always present); unset messages are
+//     not. Spacing is stable (2-space indent). events --json prints one
+//     compact object per line; streams list --json merges all pages into one
+//     ListStreamsResponse; export --json prints the first ExportClipResponse
+//     without its chunk.
+//   - Exit codes: 0 success, 1 failed call ("ctl: CODE: message") or local
+//     I/O error, 2 bad usage.
 func init() { register("ctl", "drive a node over its API", runCtl) }
 
 func runCtl(args []string) int { return ctlMain(args, os.Stdout, os.Stderr) }
@@ -50,6 +70,7 @@ type ctlEnv struct {
 	opts           ctlOptions
 	stdout, stderr io.Writer
 	now            time.Time
+	pos            []string // positional arguments of the command, after parse
 
 	streams   understudyv1connect.StreamServiceClient
 	recording understudyv1connect.RecordingServiceClient
@@ -161,7 +182,12 @@ func ctlRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ctlUsage(stderr)
 		return 2
 	}
-	return ctlExit(stderr, cmd.run(ctx, c, fs.Args()[1:]))
+	err := cmd.run(ctx, c, fs.Args()[1:])
+	code := ctlExit(stderr, err)
+	if err != nil && strings.Contains(err.Error(), "looked like an HTTP/1.1 header") {
+		fmt.Fprintln(stderr, "ctl: hint: the server does not speak HTTP/2 without TLS (h2c); try --http1")
+	}
+	return code
 }
 
 // ctlExit prints err (if any) and maps it to the exit code.
@@ -198,18 +224,33 @@ func (c *ctlEnv) flags(name string) *flag.FlagSet {
 // flag; -h prints the flags to stdout. With wantArgs >= 0 the number of
 // positional arguments must be exactly that.
 func (c *ctlEnv) parse(fs *flag.FlagSet, args []string, wantArgs int, argNames string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(c.stdout, "flags of understudy ctl %s:\n", fs.Name())
-			fs.SetOutput(c.stdout)
-			fs.PrintDefaults()
-			return err
+	// Flags may come before, between and after the positional arguments;
+	// everything after "--" is positional.
+	c.pos = nil
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(c.stdout, "flags of understudy ctl %s:\n", fs.Name())
+				fs.SetOutput(c.stdout)
+				fs.PrintDefaults()
+				return err
+			}
+			return ctlUsagef("%s: %v (see -h)", fs.Name(), err)
 		}
-		return ctlUsagef("%s: %v (see -h)", fs.Name(), err)
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			c.pos = append(c.pos, rest...)
+			break
+		}
+		c.pos = append(c.pos, rest[0])
+		args = rest[1:]
 	}
-	if wantArgs >= 0 && fs.NArg() != wantArgs {
+	if wantArgs >= 0 && len(c.pos) != wantArgs {
 		if wantArgs == 0 {
-			return ctlUsagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+			return ctlUsagef("%s: unexpected argument %q", fs.Name(), c.pos[0])
 		}
 		return ctlUsagef("%s: want %s", fs.Name(), argNames)
 	}

@@ -217,7 +217,7 @@ func ctlStreamsGet(ctx context.Context, c *ctlEnv, args []string) error {
 	}
 	ctx, cancel := c.unary(ctx)
 	defer cancel()
-	res, err := c.streams.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: fs.Arg(0)}))
+	res, err := c.streams.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: c.pos[0]}))
 	if err != nil {
 		return err
 	}
@@ -233,10 +233,6 @@ func ctlStreamsUpdate(ctx context.Context, c *ctlEnv, args []string) error {
 	f.add(fs)
 	clearLabels := fs.Bool("clear-labels", false, "remove every label")
 	clearCreds := fs.Bool("clear-credentials", false, "remove the stored credentials")
-	// Flags may follow the id: parse, take the id, parse the rest.
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		args = append(append([]string{}, args[1:]...), args[0])
-	}
 	if err := c.parse(fs, args, 1, "one stream id"); err != nil {
 		return err
 	}
@@ -244,7 +240,7 @@ func ctlStreamsUpdate(ctx context.Context, c *ctlEnv, args []string) error {
 	if err := f.check(set); err != nil {
 		return err
 	}
-	s := &understudyv1.Stream{Id: fs.Arg(0)}
+	s := &understudyv1.Stream{Id: c.pos[0]}
 	var paths []string
 	if set["url"] {
 		s.Url = f.url
@@ -295,7 +291,7 @@ func ctlStreamsEnable(ctx context.Context, c *ctlEnv, args []string, enable bool
 	if err := c.parse(fs, args, 1, "one stream id"); err != nil {
 		return err
 	}
-	return c.updateStream(ctx, &understudyv1.Stream{Id: fs.Arg(0), Enabled: enable}, []string{"enabled"})
+	return c.updateStream(ctx, &understudyv1.Stream{Id: c.pos[0], Enabled: enable}, []string{"enabled"})
 }
 
 func (c *ctlEnv) updateStream(ctx context.Context, s *understudyv1.Stream, paths []string) error {
@@ -325,14 +321,14 @@ func ctlStreamsRm(ctx context.Context, c *ctlEnv, args []string) error {
 	}
 	ctx, cancel := c.unary(ctx)
 	defer cancel()
-	res, err := c.streams.DeleteStream(ctx, connect.NewRequest(&understudyv1.DeleteStreamRequest{Id: fs.Arg(0)}))
+	res, err := c.streams.DeleteStream(ctx, connect.NewRequest(&understudyv1.DeleteStreamRequest{Id: c.pos[0]}))
 	if err != nil {
 		return err
 	}
 	if c.opts.json {
 		return writeCtlJSON(c.stdout, res.Msg)
 	}
-	_, err = fmt.Fprintf(c.stdout, "deleted stream %s (its recordings age out with their retention)\n", fs.Arg(0))
+	_, err = fmt.Fprintf(c.stdout, "deleted stream %s (its recordings age out with their retention)\n", c.pos[0])
 	return err
 }
 
@@ -574,12 +570,11 @@ func ctlEvents(ctx context.Context, c *ctlEnv, args []string) error {
 	for stream.Receive() {
 		e := stream.Msg().GetEvent()
 		if c.opts.json {
-			b, err := ctlJSONLine.Marshal(stream.Msg())
+			b, err := marshalCtlJSON(stream.Msg(), false)
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(c.stdout, "%s\n", b)
-			if err != nil {
+			if _, err := c.stdout.Write(b); err != nil {
 				return err
 			}
 			continue

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -20,17 +22,35 @@ import (
 // "2592000s", 64-bit integers as strings (protojson rules). Scalars, lists
 // and maps are printed even when empty or zero (so "coverage": [] and
 // "gaps": [] are always there); unset message fields are left out.
-var ctlJSON = protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true, Multiline: true, Indent: "  "}
+var ctlJSON = protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true}
 
-// ctlJSONLine is ctlJSON on one line, for streams of messages (JSON Lines).
-var ctlJSONLine = protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true}
+// marshalCtlJSON returns m as JSON with stable spacing (protojson varies its
+// whitespace on purpose): indented, or on one line for streams of messages
+// (JSON Lines).
+func marshalCtlJSON(m proto.Message, indent bool) ([]byte, error) {
+	b, err := ctlJSON.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if indent {
+		err = json.Indent(&out, b, "", "  ")
+	} else {
+		err = json.Compact(&out, b)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
 
 func writeCtlJSON(w io.Writer, m proto.Message) error {
-	b, err := ctlJSON.Marshal(m)
+	b, err := marshalCtlJSON(m, true)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
+	_, err = w.Write(b)
 	return err
 }
 
@@ -213,7 +233,7 @@ func writeCtlPlacement(w io.Writer, as []*understudyv1.Assignment) error {
 				replicas = strings.Join(ids[1:], ",")
 			}
 		}
-		note := ""
+		note := "-"
 		if n := uint32(len(a.GetNodeIds())); n < a.GetReplicas() {
 			note = fmt.Sprintf("under-replicated: %d of %d", n, a.GetReplicas())
 		}
