@@ -14,6 +14,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/understudy-nvr/understudy/segment"
@@ -496,6 +497,8 @@ type connection struct {
 	mu            sync.Mutex // serialises the per-media callbacks
 	video         *videoTrack
 	audio         *audioTrack
+	videoSR       senderReports
+	audioSR       senderReports
 	writerOpen    bool
 	paramsChanged bool
 }
@@ -561,6 +564,14 @@ func (cn *connection) register() {
 	if a := cn.audio; a != nil {
 		cn.client.OnPacketRTP(a.media, a.format, func(pkt *rtp.Packet) { cn.onAudio(pkt) })
 	}
+	cn.client.OnPacketRTCPAny(func(m *description.Media, p rtcp.Packet) {
+		switch {
+		case cn.video != nil && m == cn.video.media:
+			cn.videoSR.observe(p)
+		case cn.audio != nil && m == cn.audio.media:
+			cn.audioSR.observe(p)
+		}
+	})
 }
 
 func (cn *connection) onVideo(pkt *rtp.Packet) {
@@ -575,7 +586,7 @@ func (cn *connection) onVideo(pkt *rtp.Packet) {
 	if err != nil || au == nil || !ptsOK {
 		return
 	}
-	ntp, ntpOK := cn.client.PacketNTP(v.media, pkt)
+	ntp, ntpOK := cn.videoSR.wall(pkt.SSRC, pkt.Timestamp, 90000)
 	frame, random, changed, ok := v.frame(au, pts)
 	if !ok {
 		return
@@ -600,7 +611,7 @@ func (cn *connection) onAudio(pkt *rtp.Packet) {
 	if err != nil || len(frames) == 0 || !ptsOK {
 		return
 	}
-	ntp, ntpOK := cn.client.PacketNTP(a.media, pkt)
+	ntp, ntpOK := cn.audioSR.wall(pkt.SSRC, pkt.Timestamp, a.clockRate)
 	track := 0
 	if cn.video != nil {
 		track = 1

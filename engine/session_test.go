@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
+
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/segment"
 )
@@ -169,16 +171,24 @@ func TestSessionRecordsWithoutHoles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The first keyframe may take one GOP (2s) to arrive.
-			if c := total(cov); c < run-3*time.Second {
-				t.Errorf("coverage %s of a %s run", c, run)
-			}
+			// On an overloaded machine the simulated camera itself may skip
+			// frames; that is the source's loss, not the recorder's. Up to
+			// a GOP more goes while the recorder waits for a keyframe.
+			sourceLoss := time.Duration(srv.Camera(0).Stats().Dropped) * 40 * time.Millisecond
 			gaps, err := st.Gaps("cam0", from, to)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(gaps) != 0 {
+			t.Logf("coverage %s, gaps %v, camera skipped %s", total(cov), gaps, sourceLoss)
+			// The first keyframe may take one GOP (2s) to arrive.
+			if c := total(cov); c < run-3*time.Second-sourceLoss {
+				t.Errorf("coverage %s of a %s run", c, run)
+			}
+			if sourceLoss == 0 && len(gaps) != 0 {
 				t.Errorf("holes inside the recording: %v", gaps)
+			}
+			if g := total(gaps); g > 0 && g > sourceLoss+2*time.Second {
+				t.Errorf("gaps of %s inside the recording, the camera skipped only %s", g, sourceLoss)
 			}
 			for _, sg := range segs {
 				if msg := ffprobeErrors(t, filepath.Join(st.Dir(), sg.Path)); msg != "" {
@@ -295,5 +305,45 @@ func TestRedactURL(t *testing.T) {
 		if got := RedactURL(in); got != want || strings.Contains(got, ":p@") {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestNTPTime(t *testing.T) {
+	// 2026-01-01T00:00:00.5Z: seconds since 1900, and half of 2^32.
+	want := time.Date(2026, 1, 1, 0, 0, 0, 500_000_000, time.UTC)
+	v := uint64(want.Unix()+2208988800)<<32 | 1<<31
+	if got := ntpTime(v); !got.Equal(want) {
+		t.Fatalf("ntpTime = %s, want %s", got, want)
+	}
+	var sr senderReports
+	if _, ok := sr.wall(1, 0, 90000); ok {
+		t.Fatal("wall time before any sender report")
+	}
+	sr.observe(&rtcp.SenderReport{SSRC: 1, NTPTime: v, RTPTime: 100000})
+	if got, _ := sr.wall(1, 100000+90000, 90000); !got.Equal(want.Add(time.Second)) {
+		t.Errorf("one second after the report: %s", got)
+	}
+	if got, _ := sr.wall(1, 100000-45000, 90000); !got.Equal(want.Add(-500 * time.Millisecond)) {
+		t.Errorf("half a second before the report: %s", got)
+	}
+	if _, ok := sr.wall(2, 1000, 90000); ok {
+		t.Error("wall time for a source without a report")
+	}
+}
+
+// TestSessionUsesCameraClock: frames are stamped with the wall-clock time
+// the camera's sender reports carry, not with their arrival time.
+func TestSessionUsesCameraClock(t *testing.T) {
+	srv := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	srv.Camera(0).SetClockSkew(3 * time.Second) // within what the session trusts
+	st := openStore(t)
+	record(t, st, SessionConfig{Stream: "cam0", URL: srv.URL(0), Transport: "tcp"}, func() { time.Sleep(4 * time.Second) })
+	segs, err := st.Segments("cam0", time.Time{}, time.Now().Add(time.Hour))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("segments %v, %v", segs, err)
+	}
+	// The newest frame was taken "3 s in the future" by the camera's clock.
+	if ahead := time.Until(segs[len(segs)-1].End); ahead < 2*time.Second || ahead > 4*time.Second {
+		t.Errorf("recording ends %s after now, want about 3s (the camera's clock)", ahead)
 	}
 }

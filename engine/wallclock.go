@@ -1,6 +1,11 @@
 package engine
 
-import "time"
+import (
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+)
 
 // wallClock maps the presentation time of a stream to wall-clock time.
 //
@@ -57,4 +62,57 @@ func (c *wallClock) wall(pts time.Duration, ntp time.Time, ntpOK bool) time.Time
 func ptsDuration(pts int64, clockRate int) time.Duration {
 	cr := int64(clockRate)
 	return time.Duration(pts/cr)*time.Second + time.Duration((pts%cr)*int64(time.Second)/cr)
+}
+
+// senderReports keeps the newest RTCP sender report of each RTP source of
+// one media, and maps RTP timestamps to the wall-clock time they carry.
+//
+// gortsplib v4.16.2 reads the NTP fraction as nanoseconds instead of 1/2^32
+// s (RFC 3550 §4), which puts frames of real cameras up to a second off, and
+// ignores reports that arrive before the first RTP packet; so the engine
+// reads the reports itself.
+type senderReports struct {
+	mu     sync.Mutex
+	bySSRC map[uint32]senderReport
+}
+
+type senderReport struct {
+	ntp time.Time
+	rtp uint32
+}
+
+func (s *senderReports) observe(p rtcp.Packet) {
+	sr, ok := p.(*rtcp.SenderReport)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bySSRC == nil {
+		s.bySSRC = make(map[uint32]senderReport)
+	}
+	s.bySSRC[sr.SSRC] = senderReport{ntp: ntpTime(sr.NTPTime), rtp: sr.RTPTime}
+}
+
+// wall returns the wall-clock time of an RTP timestamp of source ssrc, once
+// a sender report of that source has been seen.
+func (s *senderReports) wall(ssrc, ts uint32, clockRate int) (time.Time, bool) {
+	s.mu.Lock()
+	sr, ok := s.bySSRC[ssrc]
+	s.mu.Unlock()
+	if !ok || clockRate <= 0 {
+		return time.Time{}, false
+	}
+	// The difference is signed: a frame may predate the report.
+	d := int64(int32(ts - sr.rtp))
+	return sr.ntp.Add(ptsDuration(d, clockRate)), true
+}
+
+// ntpTime converts a 64-bit NTP timestamp (seconds since 1900 in the high
+// 32 bits, fraction of a second in units of 1/2^32 in the low 32 bits).
+func ntpTime(v uint64) time.Time {
+	const unixEpochInNTP = 2208988800
+	secs := int64(v>>32) - unixEpochInNTP
+	nanos := int64(((v & 0xffffffff) * 1e9) >> 32)
+	return time.Unix(secs, nanos).UTC()
 }

@@ -92,6 +92,11 @@
 // file is moved to quarantine/, its entry is dropped (the range becomes a
 // gap for backfill) and the error wraps ErrChecksumMismatch.
 //
+// Backfilled segments (ImportSegment) keep the recording node's id in the
+// name, get origin "backfill", and are written under <name>.tmp, fsynced and
+// renamed into place, so a crash never leaves half a copy under the final
+// name (recovery and Check remove leftover .tmp files).
+//
 // # Recovery
 //
 // Open (unless ReadOnly) reconciles index and files before returning:

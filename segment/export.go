@@ -16,10 +16,20 @@ import (
 
 // lookup returns the current index entry of an indexed segment.
 func (s *Store) lookup(si SegmentInfo) (*entry, error) {
+	if err := ValidateStreamID(si.Stream); err != nil {
+		return nil, err
+	}
+	if _, err := parseSegmentRelPath(si.Path); err != nil {
+		return nil, fmt.Errorf("segment %s: %w", si.Path, err)
+	}
 	k := segmentKey(&entry{Stream: si.Stream, Start: si.Start, Path: si.Path})
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.dbMu.RUnlock()
 	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, fmt.Errorf("segment %s: not in the index", si.Path)
+		return nil, fmt.Errorf("segment %s: %w", si.Path, errNotIndexed)
 	}
 	if err != nil {
 		return nil, err
@@ -27,6 +37,21 @@ func (s *Store) lookup(si SegmentInfo) (*entry, error) {
 	defer closer.Close()
 	return decodeEntry(k, v)
 }
+
+// lookupPath returns the index entry of a segment file, nil if none.
+func (s *Store) lookupPath(rel string) (*entry, error) {
+	fn, err := parseSegmentRelPath(rel)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.lookup(SegmentInfo{Stream: fn.stream, Start: fn.start, Path: rel})
+	if errors.Is(err, errNotIndexed) {
+		return nil, nil
+	}
+	return e, err
+}
+
+var errNotIndexed = errors.New("not in the index")
 
 // ReadSegment returns the bytes of an indexed segment (up to its last
 // durable part), verifying the checksum of a closed segment. On a mismatch

@@ -171,13 +171,17 @@ func (s *Store) putEntry(e *entry, opts *pebble.WriteOptions) error {
 	if s.opts.ReadOnly {
 		return ErrReadOnly
 	}
+	if err := s.rlock(); err != nil {
+		return err
+	}
+	defer s.dbMu.RUnlock()
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := b.Set(segmentKey(e), e.encode(), nil); err != nil {
 		return err
 	}
 	d := e.End.Sub(e.Start)
-	cur, err := s.maxLen(e.Stream)
+	cur, err := s.maxLenLocked(e.Stream)
 	if err != nil {
 		return err
 	}
@@ -190,15 +194,24 @@ func (s *Store) putEntry(e *entry, opts *pebble.WriteOptions) error {
 }
 
 func (s *Store) deleteEntry(e *entry) error {
+	return s.deleteKey(segmentKey(e))
+}
+
+// deleteKey deletes one index key, synced.
+func (s *Store) deleteKey(k []byte) error {
 	if s.opts.ReadOnly {
 		return ErrReadOnly
 	}
-	return s.db.Delete(segmentKey(e), pebble.Sync)
+	if err := s.rlock(); err != nil {
+		return err
+	}
+	defer s.dbMu.RUnlock()
+	return s.db.Delete(k, pebble.Sync)
 }
 
 // maxLen is the longest segment duration ever indexed for stream, so a
 // range query can start its iterator that far before `from`.
-func (s *Store) maxLen(stream string) (time.Duration, error) {
+func (s *Store) maxLenLocked(stream string) (time.Duration, error) {
 	v, closer, err := s.db.Get(maxLenKey(stream))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, nil
@@ -235,7 +248,11 @@ func (s *Store) entries(stream string, from, to time.Time) ([]*entry, error) {
 		return nil, err
 	}
 	from, to = normRange(from, to)
-	ml, err := s.maxLen(stream)
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.dbMu.RUnlock()
+	ml, err := s.maxLenLocked(stream)
 	if err != nil {
 		return nil, err
 	}
@@ -268,6 +285,10 @@ func (s *Store) entries(stream string, from, to time.Time) ([]*entry, error) {
 
 // allEntries returns every segment entry, with the keys of undecodable ones.
 func (s *Store) allEntries() ([]*entry, [][]byte, error) {
+	if err := s.rlock(); err != nil {
+		return nil, nil, err
+	}
+	defer s.dbMu.RUnlock()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixSegment}, UpperBound: []byte{prefixSegment + 1}})
 	if err != nil {
 		return nil, nil, err
@@ -288,6 +309,10 @@ func (s *Store) allEntries() ([]*entry, [][]byte, error) {
 
 // Streams lists the streams that have at least one indexed segment.
 func (s *Store) Streams() ([]string, error) {
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.dbMu.RUnlock()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixSegment}, UpperBound: []byte{prefixSegment + 1}})
 	if err != nil {
 		return nil, err
@@ -369,6 +394,10 @@ func (s *Store) AddSourceOutage(stream string, iv Interval) error {
 	}
 	s.mu.Lock() // read-merge-write must not interleave
 	defer s.mu.Unlock()
+	if err := s.rlock(); err != nil {
+		return err
+	}
+	defer s.dbMu.RUnlock()
 	old, keys, err := s.outages(stream, iv.Start, iv.End, true)
 	if err != nil {
 		return err
@@ -400,6 +429,10 @@ func (s *Store) SourceOutages(stream string, from, to time.Time) ([]Interval, er
 	if err := ValidateStreamID(stream); err != nil {
 		return nil, err
 	}
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.dbMu.RUnlock()
 	ivs, _, err := s.outages(stream, from, to, false)
 	if err != nil {
 		return nil, err

@@ -102,7 +102,7 @@ func (s *Store) check(repair, verify bool) (CheckReport, error) {
 			p.Stream = stream
 		}
 		if repair {
-			if err := s.db.Delete(k, pebble.Sync); err != nil {
+			if err := s.deleteKey(k); err != nil {
 				return rep, err
 			}
 			p.Repaired = true
@@ -113,6 +113,17 @@ func (s *Store) check(repair, verify bool) (CheckReport, error) {
 	for _, e := range entries {
 		if s.isActive(e.Path) {
 			continue
+		}
+		if e.Open {
+			// The writer may have closed it since the snapshot.
+			fresh, err := s.lookupPath(e.Path)
+			if err != nil {
+				return rep, err
+			}
+			if fresh == nil || s.isActive(e.Path) {
+				continue
+			}
+			e = fresh
 		}
 		rep.Entries++
 		indexed[e.Path] = e
@@ -128,8 +139,8 @@ func (s *Store) check(repair, verify bool) (CheckReport, error) {
 		if indexed[rel] != nil || s.isActive(rel) {
 			continue
 		}
-		if strings.HasSuffix(rel, trimSuffix) {
-			p := Problem{Kind: ProblemStrayFile, Path: rel, Detail: "leftover temporary file of an interrupted trim"}
+		if strings.HasSuffix(rel, tmpSuffix) {
+			p := Problem{Kind: ProblemStrayFile, Path: rel, Detail: "leftover temporary file of an interrupted trim or import"}
 			if repair {
 				if err := s.fs.Remove(s.abs(rel)); err != nil {
 					return rep, err
@@ -150,6 +161,12 @@ func (s *Store) check(repair, verify bool) (CheckReport, error) {
 				p.Repaired = true
 			}
 			add(p)
+			continue
+		}
+		// A segment created and closed since the index snapshot is fine.
+		if e, err := s.lookupPath(rel); err != nil {
+			return rep, err
+		} else if e != nil {
 			continue
 		}
 		p := Problem{Kind: ProblemUnindexedFile, Stream: fn.stream, Path: rel, Detail: "file has no index entry"}
@@ -327,7 +344,9 @@ func (s *Store) readFile(rel string, n int64) ([]byte, error) {
 	return buf, nil
 }
 
-const trimSuffix = ".trim"
+// tmpSuffix marks a file being written by trim or ImportSegment before it is
+// renamed into place.
+const tmpSuffix = ".tmp"
 
 // trim cuts a file to its first n bytes. vfs has no truncate, so the prefix
 // is written to a temporary file that replaces the original atomically.
@@ -340,7 +359,7 @@ func (s *Store) trim(rel string, n int64) error {
 		return err
 	}
 	path := s.abs(rel)
-	tmp := path + trimSuffix
+	tmp := path + tmpSuffix
 	f, err := s.fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("trim %s: %w", rel, err)

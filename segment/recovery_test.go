@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -162,7 +163,7 @@ func TestCrash(t *testing.T) {
 			if _, err := s2.ReadSegment(sg); err != nil {
 				t.Fatalf("iter %d: read %s: %v", iter, sg.Path, err)
 			}
-			if strings.Contains(sg.Checksum, "sha256:") == false {
+			if !strings.HasPrefix(sg.Checksum, "sha256:") {
 				t.Fatalf("iter %d: segment %s still open after recovery", iter, sg.Path)
 			}
 		}
@@ -177,4 +178,55 @@ func mustSegments(t *testing.T, s *Store) []SegmentInfo {
 		t.Fatal(err)
 	}
 	return segs
+}
+
+// TestImportSegment copies a segment between two stores as backfill does:
+// verified, written once, indexed as backfill; a bad checksum changes
+// nothing.
+func TestImportSegment(t *testing.T) {
+	src := openTestStore(t, Options{Node: "peer"})
+	seg := writeLPCMStore(t, src)
+	raw, err := src.ReadSegment(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := openTestStore(t, Options{Node: "home"})
+	bad := append([]byte(nil), raw...)
+	bad[len(bad)-1] ^= 1
+	if _, err := dst.ImportSegment(seg, ClassArchive, bad); !errors.Is(err, ErrChecksumMismatch) {
+		t.Fatalf("import of corrupt bytes: %v", err)
+	}
+	got, err := dst.ImportSegment(seg, ClassArchive, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Origin != OriginBackfill || got.Node != "peer" || got.Checksum != seg.Checksum || got.Interval() != seg.Interval() {
+		t.Fatalf("imported %+v from %+v", got, seg)
+	}
+	if _, err := dst.ImportSegment(seg, ClassArchive, raw); err == nil {
+		t.Fatal("second import overwrote")
+	}
+	if rc, err := dst.Check(false); err != nil || !rc.Consistent() || rc.Entries != 1 {
+		t.Fatalf("Check: %+v %v", rc, err)
+	}
+	if b, err := dst.ReadSegment(got); err != nil || !bytes.Equal(b, raw) {
+		t.Fatalf("read back: %v", err)
+	}
+}
+
+func writeLPCMStore(t *testing.T, s *Store) SegmentInfo {
+	t.Helper()
+	w, err := s.NewWriter(WriterConfig{Stream: "cam1", Tracks: []Track{{ClockRate: 8000, Codec: &mp4.CodecLPCM{BitDepth: 16, SampleRate: 8000, ChannelCount: 1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(0); i < 100; i++ {
+		if err := w.WriteFrame(Frame{PTS: i * 160, DTS: i * 160, Wall: testWall0.Add(time.Duration(i) * 20 * time.Millisecond), Random: true, Payload: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return mustSegments(t, s)[0]
 }

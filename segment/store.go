@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,6 +151,8 @@ type Options struct {
 	FsyncInterval time.Duration
 	// ReadOnly opens the index read-only and skips crash recovery: for
 	// inspection tools. Writers, repairs and quarantining are refused.
+	// Pebble still takes the directory lock, so a read-only store cannot
+	// be opened while a node has the same directory open.
 	ReadOnly bool
 }
 
@@ -181,7 +184,21 @@ type Store struct {
 
 	mu     sync.Mutex
 	active map[string]bool // relative paths of segments being written
-	closed bool
+
+	// dbMu guards db against use after Close (Pebble panics on a closed
+	// DB): every index access holds it for reading.
+	dbMu     sync.RWMutex
+	dbClosed bool
+}
+
+// rlock read-locks dbMu, or returns ErrClosed after Close.
+func (s *Store) rlock() error {
+	s.dbMu.RLock()
+	if s.dbClosed {
+		s.dbMu.RUnlock()
+		return fmt.Errorf("segment store: %w", ErrClosed)
+	}
+	return nil
 }
 
 // Directory names under Options.Dir.
@@ -224,6 +241,10 @@ func Open(opts Options) (*Store, error) {
 		ReadOnly:           opts.ReadOnly,
 	})
 	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			// Pebble locks the directory even read-only.
+			return nil, fmt.Errorf("segment: open index %s (is a node running on this data directory?): %w", s.abs(indexDir), err)
+		}
 		return nil, fmt.Errorf("segment: open index: %w", err)
 	}
 	s.db = db
@@ -250,13 +271,12 @@ func (s *Store) Dir() string { return s.opts.Dir }
 
 // Close closes the index. Writers must be closed first.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	if s.dbClosed {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
+	s.dbClosed = true
 	return s.db.Close()
 }
 

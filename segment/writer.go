@@ -344,7 +344,9 @@ func (w *Writer) startSegment(f *Frame) error {
 		inactive()
 		return wrap(what, err)
 	}
-	if _, err := file.Write(w.init); err != nil {
+	h.Write(w.init)
+	// Write a copy: w.init is reused and Write may scribble on its input.
+	if _, err := file.Write(append([]byte(nil), w.init...)); err != nil {
 		return failed("write init of", err)
 	}
 	if err := file.Sync(); err != nil {
@@ -356,7 +358,6 @@ func (w *Writer) startSegment(f *Frame) error {
 			return failed("sync directory of", err)
 		}
 	}
-	h.Write(w.init)
 	st, _ := h.(encoding.BinaryMarshaler).MarshalBinary()
 	seg := &openSegment{
 		e: entry{Stream: w.cfg.Stream, Start: start, End: start, Bytes: int64(len(w.init)), Node: s.opts.Node,
@@ -416,12 +417,15 @@ func (w *Writer) flushPart() error {
 		t.samples = nil
 	}
 	data := buf.Bytes()
+	// Hash first: a vfs.File may reuse or (Pebble's invariant builds)
+	// scribble over a buffer once Write returns. On a failed write the
+	// durable hash state (syncedHash) is what counts.
+	seg.hash.Write(data)
 	n, err := seg.f.Write(data)
 	seg.written += int64(n)
 	if err != nil {
 		return fmt.Errorf("write part: %w", err)
 	}
-	seg.hash.Write(data)
 	seg.seq++
 	seg.partFrom = seg.refEnd
 	seg.writtenEnd = w.wallOf(seg.refEnd)
@@ -487,9 +491,13 @@ func (w *Writer) endSegment() error {
 // no part of it is durable.
 func (w *Writer) closeEntry(seg *openSegment) error {
 	s := w.s
-	s.mu.Lock()
-	delete(s.active, seg.e.Path)
-	s.mu.Unlock()
+	// Inactive only once the index says closed (or gone), so a concurrent
+	// Check never sees an open entry without a writer.
+	defer func() {
+		s.mu.Lock()
+		delete(s.active, seg.e.Path)
+		s.mu.Unlock()
+	}()
 	if seg.syncedSize <= seg.initEnd {
 		_ = s.fs.Remove(s.abs(seg.e.Path))
 		if err := s.deleteEntry(&seg.e); err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -267,5 +268,164 @@ func TestWriterCodecs(t *testing.T) {
 	}
 	if _, err := s.NewWriter(WriterConfig{Stream: "../x", Tracks: []Track{cases[0].track}}); !errors.Is(err, ErrInvalidStreamID) {
 		t.Fatalf("bad stream id: %v", err)
+	}
+}
+
+// TestUseAfterClose: a closed store answers ErrClosed, never a Pebble panic,
+// and a writer whose store was closed reports errors.
+func TestUseAfterClose(t *testing.T) {
+	s := openTestStore(t, Options{})
+	w, err := s.NewWriter(WriterConfig{Stream: "a", Tracks: []Track{{ClockRate: 8000, Codec: &mp4.CodecLPCM{BitDepth: 16, SampleRate: 8000, ChannelCount: 1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := Frame{Wall: testWall0, Random: true, Payload: []byte{1, 2}}
+	if err := w.WriteFrame(f); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := s.Segments("a", time.Time{}, time.Time{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Segments after Close: %v", err)
+	}
+	if _, err := s.Streams(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Streams after Close: %v", err)
+	}
+	var werr error
+	for i := int64(1); i < 200 && werr == nil; i++ {
+		f.PTS, f.DTS, f.Wall = i*160, i*160, testWall0.Add(time.Duration(i)*20*time.Millisecond)
+		werr = w.WriteFrame(f)
+	}
+	if !errors.Is(werr, ErrClosed) {
+		t.Errorf("WriteFrame after the store closed: %v", werr)
+	}
+	_ = w.Close()
+}
+
+// TestSourceOutages: outages merge and clip.
+func TestSourceOutages(t *testing.T) {
+	s := openTestStore(t, Options{})
+	at := func(sec int) time.Time { return testWall0.Add(time.Duration(sec) * time.Second) }
+	for _, iv := range []Interval{{at(10), at(20)}, {at(30), at(40)}, {at(20), at(25)}, {at(35), at(50)}} {
+		if err := s.AddSourceOutage("cam1", iv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.SourceOutages("cam1", time.Time{}, time.Time{})
+	if err != nil || len(got) != 2 || got[0] != (Interval{at(10), at(25)}) || got[1] != (Interval{at(30), at(50)}) {
+		t.Fatalf("outages %v %v", got, err)
+	}
+	got, _ = s.SourceOutages("cam1", at(22), at(31))
+	if len(got) != 2 || got[0] != (Interval{at(22), at(25)}) || got[1] != (Interval{at(30), at(31)}) {
+		t.Fatalf("clipped outages %v", got)
+	}
+	if err := s.AddSourceOutage("cam1", Interval{at(5), at(5)}); err == nil {
+		t.Error("empty outage accepted")
+	}
+	if err := s.AddSourceOutage("a/b", Interval{at(5), at(6)}); !errors.Is(err, ErrInvalidStreamID) {
+		t.Errorf("bad stream: %v", err)
+	}
+}
+
+// TestDiscontinuities: a timestamp jump starts a new segment anchored at
+// the frame's wall clock (no false gap, no false coverage); a wall-clock
+// step beyond the drift bound re-anchors too.
+func TestDiscontinuities(t *testing.T) {
+	s := openTestStore(t, Options{})
+	lpcm := []Track{{ClockRate: 8000, Codec: &mp4.CodecLPCM{BitDepth: 16, SampleRate: 8000, ChannelCount: 1}}}
+	run := func(stream string, ptsJump int64, wallJump time.Duration) []SegmentInfo {
+		w, err := s.NewWriter(WriterConfig{Stream: stream, Tracks: lpcm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := int64(0); i < 200; i++ {
+			pts, wall := i*160, testWall0.Add(time.Duration(i)*20*time.Millisecond)
+			if i >= 100 {
+				pts += ptsJump
+				wall = wall.Add(wallJump)
+			}
+			if err := w.WriteFrame(Frame{PTS: pts, DTS: pts, Wall: wall, Random: true, Payload: []byte{1, 2}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		segs, _ := s.Segments(stream, time.Time{}, time.Time{})
+		return segs
+	}
+	at := func(d time.Duration) time.Time { return testWall0.Add(d) }
+	for _, tc := range []struct {
+		name     string
+		ptsJump  int64
+		wallJump time.Duration
+		want     []Interval
+	}{
+		{"pts-forward", 10 * 8000, 0, []Interval{{at(0), at(2 * time.Second)}, {at(2 * time.Second), at(4 * time.Second)}}},
+		{"pts-back", -50 * 160, 0, []Interval{{at(0), at(2 * time.Second)}, {at(2 * time.Second), at(4 * time.Second)}}},
+		{"wall-step", 0, 5 * time.Second, []Interval{{at(0), at(2 * time.Second)}, {at(7 * time.Second), at(9 * time.Second)}}},
+		{"small-jitter", 0, 100 * time.Millisecond, []Interval{{at(0), at(4 * time.Second)}}},
+	} {
+		segs := run(tc.name, tc.ptsJump, tc.wallJump)
+		if len(segs) != len(tc.want) {
+			t.Errorf("%s: %d segments %+v, want %v", tc.name, len(segs), segs, tc.want)
+			continue
+		}
+		for i, sg := range segs {
+			if sg.Interval() != tc.want[i] {
+				t.Errorf("%s: segment %d = %v..%v, want %v..%v", tc.name, i, sg.Start.Sub(testWall0), sg.End.Sub(testWall0),
+					tc.want[i].Start.Sub(testWall0), tc.want[i].End.Sub(testWall0))
+			}
+		}
+	}
+}
+
+// TestConcurrentWriters runs four writers and a reader of the index at
+// once (meaningful under -race); Check skips the segments being written.
+func TestConcurrentWriters(t *testing.T) {
+	s := openTestStore(t, Options{})
+	lpcm := []Track{{ClockRate: 8000, Codec: &mp4.CodecLPCM{BitDepth: 16, SampleRate: 8000, ChannelCount: 1}}}
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func(g int) {
+			w, err := s.NewWriter(WriterConfig{Stream: fmt.Sprintf("cam%d", g), Tracks: lpcm, SegmentDuration: time.Second, PartDuration: 200 * time.Millisecond})
+			if err != nil {
+				done <- err
+				return
+			}
+			for i := int64(0); i < 250; i++ {
+				if err := w.WriteFrame(Frame{PTS: i * 160, DTS: i * 160, Wall: testWall0.Add(time.Duration(i) * 20 * time.Millisecond), Random: true, Payload: []byte{byte(i)}}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- w.Close()
+		}(g)
+	}
+	finished := 0
+	for finished < 4 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished++
+		default:
+			if rc, err := s.Check(false); err != nil || !rc.Consistent() {
+				t.Fatalf("Check while writing: %+v %v", rc, err)
+			}
+			if _, err := s.Coverage("cam0", time.Time{}, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	streams, _ := s.Streams()
+	if len(streams) != 4 {
+		t.Fatalf("streams %v", streams)
+	}
+	for _, st := range streams {
+		cov, _ := s.Coverage(st, time.Time{}, time.Time{})
+		if len(cov) != 1 || cov[0].Duration() != 5*time.Second {
+			t.Errorf("%s: coverage %v", st, cov)
+		}
 	}
 }

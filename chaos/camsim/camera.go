@@ -60,12 +60,15 @@ type Camera struct {
 	unreachable atomic.Bool
 	paused      atomic.Bool
 	readers     atomic.Int32 // playing sessions
-	reportNow   atomic.Bool  // send sender reports at the next tick
+	reportNow   atomic.Bool  // send sender reports at the next tick, before its packets
+	reportAfter atomic.Bool  // send sender reports at the next tick, after its packets
 
 	seq        atomic.Uint64 // next frame sequence number, kept across restarts
 	framesSent atomic.Uint64
 	bytesSent  atomic.Uint64
 	dropped    atomic.Uint64
+	writeErrs  atomic.Uint64
+	clockSkew  atomic.Int64 // time.Duration added to the camera's wall clock
 }
 
 func newCamera(s *Server, n int) *Camera {
@@ -100,6 +103,10 @@ type Stats struct {
 	// more than a second late (an overloaded machine): their numbers are
 	// missing from the stream, and no recorder is to blame.
 	Dropped uint64
+	// WriteErrors counts packets a session could not take (its write queue
+	// was full: a reader too slow for the stream, as a real camera would
+	// drop them).
+	WriteErrors uint64
 	// Readers is the number of playing sessions.
 	Readers int
 }
@@ -107,11 +114,12 @@ type Stats struct {
 // Stats returns the camera's counters.
 func (c *Camera) Stats() Stats {
 	return Stats{
-		Frames:     c.seq.Load(),
-		FramesSent: c.framesSent.Load(),
-		BytesSent:  c.bytesSent.Load(),
-		Dropped:    c.dropped.Load(),
-		Readers:    int(c.readers.Load()),
+		Frames:      c.seq.Load(),
+		FramesSent:  c.framesSent.Load(),
+		BytesSent:   c.bytesSent.Load(),
+		Dropped:     c.dropped.Load(),
+		WriteErrors: c.writeErrs.Load(),
+		Readers:     int(c.readers.Load()),
 	}
 }
 
@@ -176,6 +184,12 @@ func (c *Camera) Resume() {
 	}
 }
 
+// SetClockSkew sets how far the camera's wall clock is from Config.Now:
+// the sender reports and stamps of the frames that follow move by d at
+// once, as when a camera's NTP client steps its clock. RTP timestamps keep
+// running undisturbed.
+func (c *Camera) SetClockSkew(d time.Duration) { c.clockSkew.Store(int64(d)) }
+
 // Unreachable reports whether SetUnreachable(true) is in effect.
 func (c *Camera) Unreachable() bool { return c.unreachable.Load() }
 
@@ -232,7 +246,10 @@ func (c *Camera) setPlaying(ss *gortsplib.ServerSession, playing bool) {
 		c.readers.Add(1)
 		// A sender report first, so the reader can map RTP time to wall
 		// clock from its first packet on: the session queues it before any
-		// RTP packet of the stream.
+		// RTP packet of the stream. Some clients (gortsplib v4.16.2) drop a
+		// report whose SSRC they have not yet seen in RTP, so another
+		// follows the next packets.
+		c.reportAfter.Store(true)
 		if c.feed != nil && !c.paused.Load() {
 			c.feed.writeReports(time.Since(c.feed.start), func(m *description.Media, p rtcp.Packet) {
 				_ = ss.WritePacketRTCP(m, p)
@@ -274,7 +291,7 @@ type feed struct {
 	audioBase uint32
 
 	start time.Time // monotonic start of the run
-	ntp0  time.Time // the camera's wall clock at start
+	ntp0  time.Time // Config.Now at start; clock() adds the skew
 
 	// Counters of sender reports, also read by handler goroutines.
 	videoPkts, videoOctets atomic.Uint32
@@ -328,6 +345,11 @@ func newFeed(c *Camera) (*feed, error) {
 	f.start = time.Now()
 	f.ntp0 = cfg.Now()
 	return f, nil
+}
+
+// clock returns the camera's wall-clock time at d after the start.
+func (f *feed) clock(d time.Duration) time.Time {
+	return f.ntp0.Add(d + time.Duration(f.c.clockSkew.Load()))
 }
 
 // frameTime returns the offset of frame i from the start.
@@ -387,6 +409,9 @@ func (f *feed) tick(now time.Time) {
 		}
 		f.writeFrame(seq, f.nextFrame, sending)
 	}
+	if !paused && f.c.reportAfter.Swap(false) {
+		defer f.writeReports(elapsed, f.writeRTCP) // after the audio too
+	}
 
 	if f.audio != nil {
 		aDue := int64(elapsed) * f.rate / (aacSamplesPerFrame * int64(time.Second))
@@ -404,7 +429,7 @@ func (f *feed) tick(now time.Time) {
 }
 
 func (f *feed) writeFrame(seq uint64, i int64, sending bool) {
-	ntp := f.ntp0.Add(f.frameTime(i))
+	ntp := f.clock(f.frameTime(i))
 	fr := f.synth.Next(h264synth.Stamp{Camera: uint32(f.c.n), Frame: seq, Time: ntp})
 	if !sending {
 		return
@@ -440,7 +465,7 @@ func (f *feed) writeAudio(first int64, n int) {
 		return
 	}
 	base := f.audioBase + uint32(first*aacSamplesPerFrame)
-	ntp := f.ntp0.Add(time.Duration(first * aacSamplesPerFrame * int64(time.Second) / f.rate))
+	ntp := f.clock(time.Duration(first * aacSamplesPerFrame * int64(time.Second) / f.rate))
 	for _, p := range pkts {
 		// The encoder numbers timestamps from 0 for this batch.
 		pts := p.Timestamp
@@ -462,7 +487,7 @@ func (f *feed) writeRTCP(m *description.Media, p rtcp.Packet) {
 // writeReports writes an RTCP sender report per track with write, mapping
 // the camera's wall clock at elapsed since the start to the RTP clocks.
 func (f *feed) writeReports(elapsed time.Duration, write func(*description.Media, rtcp.Packet)) {
-	ntp := NTPTimestamp(f.ntp0.Add(elapsed))
+	ntp := NTPTimestamp(f.clock(elapsed))
 	write(f.video, &rtcp.SenderReport{
 		SSRC:        f.videoSSRC,
 		NTPTime:     ntp,

@@ -231,7 +231,17 @@ func TestRTSP(t *testing.T) {
 			time.Sleep(3500 * time.Millisecond)
 			packets, aus := r.snapshot()
 			checkBitrate(t, cfg, packets)
-			checkFrames(t, cfg, aus, 1)
+			if d := s.Camera(1).Stats().Dropped; d > 0 {
+				t.Fatalf("the camera dropped %d frames: machine too loaded to judge", d)
+			}
+			// UDP may lose packets on a loaded machine (the race detector
+			// is enough): then frames may be missing or merged, and only
+			// their order is checked.
+			lost := r.client.Stats().Session.RTPPacketsLost
+			if lost > 0 {
+				t.Logf("%d RTP packets lost", lost)
+			}
+			checkFrames(t, cfg, aus, 1, lost == 0)
 			checkClock(t, r, aus)
 			if st := s.Camera(1).Stats(); st.Readers != 1 || st.FramesSent == 0 {
 				t.Errorf("camera 1 stats %+v, want 1 reader and frames sent", st)
@@ -280,7 +290,8 @@ func checkBitrate(t *testing.T, cfg Config, packets []videoPacket) {
 
 // checkFrames checks stamps: consecutive frame numbers, the right camera,
 // RTP timestamps 1/fps apart, IDR every GOP frames once the first arrived.
-func checkFrames(t *testing.T, cfg Config, aus []accessUnit, camera uint32) {
+// Unless strict, it only checks that frames and timestamps increase.
+func checkFrames(t *testing.T, cfg Config, aus []accessUnit, camera uint32, strict bool) {
 	t.Helper()
 	if len(aus) < 2*cfg.FPS {
 		t.Fatalf("%d access units, want at least %d", len(aus), 2*cfg.FPS)
@@ -291,16 +302,24 @@ func checkFrames(t *testing.T, cfg Config, aus []accessUnit, camera uint32) {
 		if au.stamp.Camera != camera {
 			t.Fatalf("AU %d: stamp camera %d, want %d", i, au.stamp.Camera, camera)
 		}
-		if i > 0 {
-			if au.stamp.Frame != aus[i-1].stamp.Frame+1 {
-				t.Fatalf("AU %d: frame %d after %d", i, au.stamp.Frame, aus[i-1].stamp.Frame)
-			}
-			if au.ts-aus[i-1].ts != step {
-				t.Fatalf("AU %d: RTP timestamp step %d, want %d", i, au.ts-aus[i-1].ts, step)
-			}
-		}
 		if au.idr && firstIDR < 0 {
 			firstIDR = i
+		}
+		if i == 0 {
+			continue
+		}
+		prev := aus[i-1]
+		if !strict {
+			if au.stamp.Frame <= prev.stamp.Frame || int32(au.ts-prev.ts) <= 0 {
+				t.Fatalf("AU %d: frame %d (ts %d) after %d (ts %d)", i, au.stamp.Frame, au.ts, prev.stamp.Frame, prev.ts)
+			}
+			continue
+		}
+		if au.stamp.Frame != prev.stamp.Frame+1 {
+			t.Fatalf("AU %d: frame %d after %d", i, au.stamp.Frame, prev.stamp.Frame)
+		}
+		if au.ts-prev.ts != step {
+			t.Fatalf("AU %d: RTP timestamp step %d, want %d", i, au.ts-prev.ts, step)
 		}
 		if firstIDR >= 0 && au.idr != ((i-firstIDR)%cfg.GOP == 0) {
 			t.Fatalf("AU %d: IDR %v, GOP %d from AU %d", i, au.idr, cfg.GOP, firstIDR)
@@ -338,7 +357,9 @@ func checkClock(t *testing.T, r *receiver, aus []accessUnit) {
 		if d := ntp.Sub(au.stamp.Time); d < -time.Millisecond || d > time.Millisecond {
 			t.Fatalf("frame %d: sender report time %v, stamp %v", au.stamp.Frame, ntp, au.stamp.Time)
 		}
-		if d := au.at.Sub(ntp); d < -50*time.Millisecond || d > 300*time.Millisecond {
+		// A frame leaves at its wall-clock time or later; the upper bound
+		// leaves room for a loaded machine.
+		if d := au.at.Sub(ntp); d < -5*time.Millisecond || d > time.Second {
 			t.Fatalf("frame %d: arrived %v after its wall-clock time", au.stamp.Frame, d)
 		}
 	}
@@ -629,5 +650,37 @@ func TestNTP(t *testing.T) {
 	now := time.Now()
 	if d := NTPTime(NTPTimestamp(now)).Sub(now); d < -time.Nanosecond || d > time.Nanosecond {
 		t.Errorf("round trip off by %v", d)
+	}
+}
+
+func TestClockSkew(t *testing.T) {
+	s := startServer(t, testConfig())
+	r, err := dial(t, s.URL(0), gortsplib.TransportTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	const skew = -90 * time.Minute
+	s.Camera(0).SetClockSkew(skew)
+	time.Sleep(1300 * time.Millisecond) // a sender report period
+	_, aus := r.snapshot()
+	last := aus[len(aus)-1]
+	if d := last.at.Sub(last.stamp.Time) + skew; d < -5*time.Millisecond || d > time.Second {
+		t.Fatalf("stamp %v at arrival %v: skew not applied", last.stamp.Time, last.at)
+	}
+	r.mu.Lock()
+	var sr *rtcp.SenderReport
+	for _, v := range r.reports {
+		sr = v
+	}
+	r.mu.Unlock()
+	ntp := NTPTime(sr.NTPTime).Add(time.Duration(int32(last.ts-sr.RTPTime)) * time.Second / 90000)
+	if d := ntp.Sub(last.stamp.Time); d < -time.Millisecond || d > time.Millisecond {
+		t.Fatalf("sender report maps the last frame to %v, its stamp says %v", ntp, last.stamp.Time)
+	}
+	for i := 1; i < len(aus); i++ {
+		if aus[i].ts-aus[i-1].ts != 3600 {
+			t.Fatalf("RTP timestamps disturbed by the clock step at AU %d", i)
+		}
 	}
 }

@@ -110,7 +110,10 @@ func (c *Config) validate() error {
 	if c.User == "" && c.Pass != "" {
 		return fmt.Errorf("camsim: a password needs a user")
 	}
-	return c.videoParams().Validate()
+	if err := c.videoParams().Validate(); err != nil {
+		return fmt.Errorf("camsim: %w", err)
+	}
+	return nil
 }
 
 func (c *Config) videoParams() h264synth.Params {

@@ -10,7 +10,8 @@
 // Tests drive failures per camera: Stop (the stream ends, sessions close,
 // DESCRIBE answers 404), Pause (sessions stay, no packets), and
 // SetUnreachable (requests for the camera get no answer: the connection is
-// closed; existing sessions are closed).
+// closed; existing sessions are closed), and SetClockSkew (the camera's wall
+// clock steps).
 //
 // Every access unit carries an h264synth.Stamp (camera, frame number,
 // wall-clock time), so a consumer can check which frames it recorded.

@@ -258,3 +258,14 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 		h.s.cfg.Logger.Debug("camsim: session closed", "camera", c.n, "err", ctx.Error)
 	}
 }
+
+// OnStreamWriteError implements gortsplib.ServerHandlerOnStreamWriteError:
+// a packet was dropped for a slow session (without this handler gortsplib
+// logs every one to the standard logger).
+func (h *handler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteErrorCtx) {
+	if c, ok := ctx.Session.UserData().(*Camera); ok {
+		if c.writeErrs.Add(1) == 1 {
+			h.s.cfg.Logger.Warn("camsim: a reader is too slow, packets dropped", "camera", c.n, "err", ctx.Error)
+		}
+	}
+}

@@ -1,0 +1,596 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+)
+
+// ctlStrings is a repeatable string flag.
+type ctlStrings []string
+
+func (s *ctlStrings) String() string { return strings.Join(*s, ",") }
+func (s *ctlStrings) Set(v string) error {
+	if v == "" {
+		return errors.New("empty value")
+	}
+	*s = append(*s, v)
+	return nil
+}
+
+func ctlStreams(ctx context.Context, c *ctlEnv, args []string) error {
+	if len(args) == 0 {
+		return ctlUsagef("streams: want a subcommand: add, list, get, update, enable, disable, rm")
+	}
+	switch sub, rest := args[0], args[1:]; sub {
+	case "add":
+		return ctlStreamsAdd(ctx, c, rest)
+	case "list", "ls":
+		return ctlStreamsList(ctx, c, rest)
+	case "get":
+		return ctlStreamsGet(ctx, c, rest)
+	case "update":
+		return ctlStreamsUpdate(ctx, c, rest)
+	case "enable", "disable":
+		return ctlStreamsEnable(ctx, c, rest, sub == "enable")
+	case "rm", "delete":
+		return ctlStreamsRm(ctx, c, rest)
+	default:
+		return ctlUsagef("streams: unknown subcommand %q (want add, list, get, update, enable, disable, rm)", sub)
+	}
+}
+
+// ctlStreamFields are the stream flags shared by add and update.
+type ctlStreamFields struct {
+	url          string
+	replicas     uint
+	retention    ctlDurationFlag
+	labels       ctlLabels
+	username     string
+	password     string
+	passwordFile string
+}
+
+func (f *ctlStreamFields) add(fs *flag.FlagSet) {
+	f.labels = ctlLabels{}
+	fs.StringVar(&f.url, "url", "", "RTSP URL of the camera (rtsp:// or rtsps://), without credentials")
+	fs.UintVar(&f.replicas, "replicas", 0, "R: nodes that record the stream, home included (0: cluster default)")
+	fs.Var(&f.retention, "retention", "archive retention: 30d, 12h, 90m or a Go duration (default: cluster default)")
+	fs.Var(f.labels, "label", "label key=value (repeatable)")
+	fs.StringVar(&f.username, "username", "", "camera user name")
+	fs.StringVar(&f.password, "password", "", "camera password (prefer --password-file: arguments are visible to other users)")
+	fs.StringVar(&f.passwordFile, "password-file", "", "read the camera password from this file")
+}
+
+// check validates the values of the flags that were set.
+func (f *ctlStreamFields) check(set map[string]bool) error {
+	if set["url"] {
+		u, err := url.Parse(f.url)
+		if err != nil {
+			// url.Parse quotes its input, which may hold a password.
+			return ctlUsagef("--url: not a URL")
+		}
+		if u.User != nil {
+			return ctlUsagef("--url: must not contain credentials; use --username and --password-file")
+		}
+		if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
+			return ctlUsagef("--url: scheme must be rtsp or rtsps")
+		}
+		if u.Host == "" {
+			return ctlUsagef("--url: no host")
+		}
+	}
+	if set["replicas"] && f.replicas > math.MaxUint32 {
+		return ctlUsagef("--replicas: too large")
+	}
+	if set["retention"] && f.retention.d <= 0 {
+		return ctlUsagef("--retention: must be positive")
+	}
+	if set["password"] && set["password-file"] {
+		return ctlUsagef("--password and --password-file are exclusive")
+	}
+	if (set["password"] || set["password-file"]) && f.username == "" {
+		return ctlUsagef("--password and --password-file need --username")
+	}
+	return nil
+}
+
+// credentials returns the credentials the flags give, reading the password
+// file; nil when no --username was given.
+func (f *ctlStreamFields) credentials() (*understudyv1.Credentials, error) {
+	if f.username == "" {
+		return nil, nil
+	}
+	pw := f.password
+	if f.passwordFile != "" {
+		b, err := os.ReadFile(f.passwordFile)
+		if err != nil {
+			return nil, ctlUsagef("--password-file: %v", err)
+		}
+		pw = strings.TrimRight(string(b), "\r\n")
+	}
+	return &understudyv1.Credentials{Username: f.username, Password: pw}, nil
+}
+
+func ctlSetFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+func ctlStreamsAdd(ctx context.Context, c *ctlEnv, args []string) error {
+	fs := c.flags("streams add")
+	id := fs.String("id", "", "stream id (required)")
+	var f ctlStreamFields
+	f.add(fs)
+	disabled := fs.Bool("disabled", false, "create the stream disabled (not recorded)")
+	if err := c.parse(fs, args, 0, ""); err != nil {
+		return err
+	}
+	set := ctlSetFlags(fs)
+	if *id == "" || f.url == "" {
+		return ctlUsagef("streams add: --id and --url are required")
+	}
+	if err := f.check(set); err != nil {
+		return err
+	}
+	creds, err := f.credentials()
+	if err != nil {
+		return err
+	}
+	s := &understudyv1.Stream{
+		Id:          *id,
+		Url:         f.url,
+		Credentials: creds,
+		Replicas:    uint32(f.replicas),
+		Labels:      f.labels,
+		Enabled:     !*disabled,
+	}
+	if f.retention.set {
+		s.ArchiveRetention = durationpb.New(f.retention.d)
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+	ctx, cancel := c.unary(ctx)
+	defer cancel()
+	res, err := c.streams.CreateStream(ctx, connect.NewRequest(&understudyv1.CreateStreamRequest{Stream: s}))
+	if err != nil {
+		return err
+	}
+	if c.opts.json {
+		return writeCtlJSON(c.stdout, res.Msg)
+	}
+	return writeCtlStream(c.stdout, res.Msg.GetStream())
+}
+
+func ctlStreamsList(ctx context.Context, c *ctlEnv, args []string) error {
+	fs := c.flags("streams list")
+	if err := c.parse(fs, args, 0, ""); err != nil {
+		return err
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+	// Every page, merged into one response.
+	all := &understudyv1.ListStreamsResponse{}
+	token := ""
+	for {
+		cctx, cancel := c.unary(ctx)
+		res, err := c.streams.ListStreams(cctx, connect.NewRequest(&understudyv1.ListStreamsRequest{PageToken: token}))
+		cancel()
+		if err != nil {
+			return err
+		}
+		all.Streams = append(all.Streams, res.Msg.GetStreams()...)
+		token = res.Msg.GetNextPageToken()
+		if token == "" {
+			break
+		}
+	}
+	if c.opts.json {
+		return writeCtlJSON(c.stdout, all)
+	}
+	return writeCtlStreams(c.stdout, all.GetStreams())
+}
+
+func ctlStreamsGet(ctx context.Context, c *ctlEnv, args []string) error {
+	fs := c.flags("streams get")
+	if err := c.parse(fs, args, 1, "one stream id"); err != nil {
+		return err
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+	ctx, cancel := c.unary(ctx)
+	defer cancel()
+	res, err := c.streams.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: fs.Arg(0)}))
+	if err != nil {
+		return err
+	}
+	if c.opts.json {
+		return writeCtlJSON(c.stdout, res.Msg)
+	}
+	return writeCtlStream(c.stdout, res.Msg.GetStream())
+}
+
+func ctlStreamsUpdate(ctx context.Context, c *ctlEnv, args []string) error {
+	fs := c.flags("streams update")
+	var f ctlStreamFields
+	f.add(fs)
+	clearLabels := fs.Bool("clear-labels", false, "remove every label")
+	clearCreds := fs.Bool("clear-credentials", false, "remove the stored credentials")
+	// Flags may follow the id: parse, take the id, parse the rest.
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		args = append(append([]string{}, args[1:]...), args[0])
+	}
+	if err := c.parse(fs, args, 1, "one stream id"); err != nil {
+		return err
+	}
+	set := ctlSetFlags(fs)
+	if err := f.check(set); err != nil {
+		return err
+	}
+	s := &understudyv1.Stream{Id: fs.Arg(0)}
+	var paths []string
+	if set["url"] {
+		s.Url = f.url
+		paths = append(paths, "url")
+	}
+	if set["replicas"] {
+		s.Replicas = uint32(f.replicas)
+		paths = append(paths, "replicas")
+	}
+	if set["retention"] {
+		s.ArchiveRetention = durationpb.New(f.retention.d)
+		paths = append(paths, "archive_retention")
+	}
+	if set["label"] && *clearLabels {
+		return ctlUsagef("--label and --clear-labels are exclusive")
+	}
+	if set["label"] || *clearLabels {
+		// The mask path "labels" replaces the whole map.
+		s.Labels = f.labels
+		paths = append(paths, "labels")
+	}
+	if set["username"] && *clearCreds {
+		return ctlUsagef("--username and --clear-credentials are exclusive")
+	}
+	if set["password"] || set["password-file"] || set["username"] || *clearCreds {
+		if !*clearCreds && f.username == "" {
+			return ctlUsagef("streams update: new credentials need --username")
+		}
+		creds, err := f.credentials()
+		if err != nil {
+			return err
+		}
+		s.Credentials = creds
+		paths = append(paths, "credentials")
+	}
+	if len(paths) == 0 {
+		return ctlUsagef("streams update: nothing to change (give --url, --replicas, --retention, --label, --clear-labels, --username, --clear-credentials)")
+	}
+	return c.updateStream(ctx, s, paths)
+}
+
+func ctlStreamsEnable(ctx context.Context, c *ctlEnv, args []string, enable bool) error {
+	name := "streams disable"
+	if enable {
+		name = "streams enable"
+	}
+	fs := c.flags(name)
+	if err := c.parse(fs, args, 1, "one stream id"); err != nil {
+		return err
+	}
+	return c.updateStream(ctx, &understudyv1.Stream{Id: fs.Arg(0), Enabled: enable}, []string{"enabled"})
+}
+
+func (c *ctlEnv) updateStream(ctx context.Context, s *understudyv1.Stream, paths []string) error {
+	if err := c.connect(); err != nil {
+		return err
+	}
+	ctx, cancel := c.unary(ctx)
+	defer cancel()
+	res, err := c.streams.UpdateStream(ctx, connect.NewRequest(&understudyv1.UpdateStreamRequest{
+		Stream: s, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}}))
+	if err != nil {
+		return err
+	}
+	if c.opts.json {
+		return writeCtlJSON(c.stdout, res.Msg)
+	}
+	return writeCtlStream(c.stdout, res.Msg.GetStream())
+}
+
+func ctlStreamsRm(ctx context.Context, c *ctlEnv, args []string) error {
+	fs := c.flags("streams rm")
+	if err := c.parse(fs, args, 1, "one stream id"); err != nil {
+		return err
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+	ctx, cancel := c.unary(ctx)
+	defer cancel()
+	res, err := c.streams.DeleteStream(ctx, connect.NewRequest(&understudyv1.DeleteStreamRequest{Id: fs.Arg(0)}))
+	if err != nil {
+		return err
+	}
+	if c.opts.json {
+		return writeCtlJSON(c.stdout, res.Msg)
+	}
+	_, err = fmt.Fprintf(c.stdout, "deleted stream %s (its recordings age out with their retention)\n", fs.Arg(0))
+	return err
+}
+
+// ctlRange adds --stream, --from and --to to fs.
+type ctlRange struct {
+	stream   string
+	from, to ctlTimeFlag
+}
+
+func (r *ctlRange) add(fs *flag.FlagSet, c *ctlEnv) {
+	r.from.now, r.to.now = &c.now, &c.now
+	fs.StringVar(&r.stream, "stream", "", "stream id (required)")
+	fs.Var(&r.from, "from", "start of the range: RFC 3339, now, now-5m... (required)")
+	fs.Var(&r.to, "to", "end of the range: RFC 3339, now, now-5m... (required)")
+}
+
+func (r *ctlRange) check(cmd string) error {
+	if r.stream == "" || !r.from.set || !r.to.set {
+		return ctlUsagef("%s: --stream, --from and --to are required", cmd)
+	}
+	if !r.to.t.After(r.from.t) {
+		return ctlUsagef("%s: --to must be after --from", cmd)
+	}
+	return nil
+}
+
+func ctlTimeline(ctx context.Context, c *ctlEnv, args []string) error {
+	fs := c.flags("timeline")
+	var r ctlRange
+	r.add(fs, c)
+	node := fs.String("node", "", "only the segments held by this node")
+	class := fs.String("class", "", "only segments of this class: archive or buffer")
+	if err := c.parse(fs, args, 0, ""); err != nil {
+		return err
+	}
+	if err := r.check("timeline"); err != nil {
+		return err
+	}
+	req := &understudyv1.GetTimelineRequest{StreamId: r.stream, Start: timestamppb.New(r.from.t),
+		End: timestamppb.New(r.to.t), NodeId: *node}
+	switch *class {
+	case "":
+	case "archive":
+		req.Class = understudyv1.SegmentClass_SEGMENT_CLASS_ARCHIVE
+	case "buffer":
+		req.Class = understudyv1.SegmentClass_SEGMENT_CLASS_BUFFER
+	default:
+		return ctlUsagef("--class: want archive or buffer, not %q", *class)
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+	ctx, cancel := c.unary(ctx)
+	defer cancel()
+	res, err := c.recording.GetTimeline(ctx, connect.NewRequest(req))
+	if err != nil {
+		return err
+	}
+	if c.opts.json {
+		return writeCtlJSON(c.stdout, res.Msg)
+	}
+	return writeCtlTimeline(c.stdout, res.Msg)
+}
+
+func ctlExport(ctx context.Context, c *ctlEnv, args []string) error {
+	fs := c.flags("export")
+	var r ctlRange
+	r.add(fs, c)
+	out := fs.String("o", "", "output file (required); written to a temporary file first, renamed when complete")
+	if err := c.parse(fs, args, 0, ""); err != nil {
+		return err
+	}
+	if err := r.check("export"); err != nil {
+		return err
+	}
+	if *out == "" {
+		return ctlUsagef("export: -o is required")
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+	meta, n, err := ctlExportTo(ctx, c, &understudyv1.ExportClipRequest{StreamId: r.stream,
+		Start: timestamppb.New(r.from.t), End: timestamppb.New(r.to.t)}, *out)
+	if err != nil {
+		return err
+	}
+	if c.opts.json {
+		// The metadata message, without chunk, plus where it went.
+		return writeCtlJSON(c.stdout, meta)
+	}
+	d := meta.GetEnd().AsTime().Sub(meta.GetStart().AsTime())
+	_, err = fmt.Fprintf(c.stdout, "wrote %d bytes (%s) to %s\nclip %s .. %s (%s)\n", n, ctlDash(meta.GetContentType()),
+		*out, fmtCtlTime(meta.GetStart()), fmtCtlTime(meta.GetEnd()), fmtCtlDuration(d))
+	return err
+}
+
+// ctlExportTo receives the clip into a temporary file next to path and
+// renames it to path once the whole clip arrived, so that a failed export
+// leaves nothing behind. It returns the first message without its chunk and
+// the byte count.
+func ctlExportTo(ctx context.Context, c *ctlEnv, req *understudyv1.ExportClipRequest, path string) (*understudyv1.ExportClipResponse, int64, error) {
+	stream, err := c.recording.ExportClip(ctx, connect.NewRequest(req))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer stream.Close()
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.partial")
+	if err != nil {
+		return nil, 0, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	var meta *understudyv1.ExportClipResponse
+	var n int64
+	for stream.Receive() {
+		m := stream.Msg()
+		if meta == nil {
+			meta = &understudyv1.ExportClipResponse{ContentType: m.GetContentType(), Start: m.GetStart(), End: m.GetEnd()}
+		}
+		w, err := f.Write(m.GetChunk())
+		n += int64(w)
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return nil, 0, err
+	}
+	if meta == nil {
+		return nil, 0, errors.New("export: the server sent no clip")
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return nil, 0, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, 0, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, 0, err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		ok = true // closed and removed
+		return nil, 0, err
+	}
+	ok = true
+	return meta, n, nil
+}
+
+func ctlNodes(ctx context.Context, c *ctlEnv, args []string) error {
+	fs := c.flags("nodes")
+	if err := c.parse(fs, args, 0, ""); err != nil {
+		return err
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+	ctx, cancel := c.unary(ctx)
+	defer cancel()
+	res, err := c.cluster.ListNodes(ctx, connect.NewRequest(&understudyv1.ListNodesRequest{}))
+	if err != nil {
+		return err
+	}
+	if c.opts.json {
+		return writeCtlJSON(c.stdout, res.Msg)
+	}
+	return writeCtlNodes(c.stdout, res.Msg.GetNodes())
+}
+
+func ctlPlacement(ctx context.Context, c *ctlEnv, args []string) error {
+	fs := c.flags("placement")
+	stream := fs.String("stream", "", "only this stream")
+	if err := c.parse(fs, args, 0, ""); err != nil {
+		return err
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+	ctx, cancel := c.unary(ctx)
+	defer cancel()
+	res, err := c.cluster.GetPlacement(ctx, connect.NewRequest(&understudyv1.GetPlacementRequest{StreamId: *stream}))
+	if err != nil {
+		return err
+	}
+	if c.opts.json {
+		return writeCtlJSON(c.stdout, res.Msg)
+	}
+	return writeCtlPlacement(c.stdout, res.Msg.GetAssignments())
+}
+
+// parseCtlEventKind reads an event kind by its name, with or without the
+// EVENT_KIND_ prefix, in any case: gap_opened, GAP_OPENED,
+// EVENT_KIND_GAP_OPENED.
+func parseCtlEventKind(s string) (understudyv1.EventKind, error) {
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "EVENT_KIND_") {
+		name = "EVENT_KIND_" + name
+	}
+	v, ok := understudyv1.EventKind_value[name]
+	if !ok || v == 0 {
+		return 0, ctlUsagef("--kind: unknown event kind %q", s)
+	}
+	return understudyv1.EventKind(v), nil
+}
+
+func ctlEvents(ctx context.Context, c *ctlEnv, args []string) error {
+	fs := c.flags("events")
+	var streams, nodes, kinds ctlStrings
+	fs.Var(&streams, "stream", "only events of this stream (repeatable)")
+	fs.Var(&nodes, "node", "only events of this node (repeatable)")
+	fs.Var(&kinds, "kind", "only events of this kind, such as gap_opened (repeatable)")
+	if err := c.parse(fs, args, 0, ""); err != nil {
+		return err
+	}
+	req := &understudyv1.WatchEventsRequest{StreamIds: streams, NodeIds: nodes}
+	for _, k := range kinds {
+		v, err := parseCtlEventKind(k)
+		if err != nil {
+			return err
+		}
+		req.Kinds = append(req.Kinds, v)
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+	stream, err := c.cluster.WatchEvents(ctx, connect.NewRequest(req))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer stream.Close()
+	for stream.Receive() {
+		e := stream.Msg().GetEvent()
+		if c.opts.json {
+			b, err := ctlJSONLine.Marshal(stream.Msg())
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(c.stdout, "%s\n", b)
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := fmt.Fprintln(c.stdout, fmtCtlEvent(e)); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		// Interrupted: the normal way to stop following.
+		return nil
+	}
+	return stream.Err()
+}

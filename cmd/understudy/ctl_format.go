@@ -1,0 +1,248 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+)
+
+// ctlJSON is how --json prints responses: proto field names (node_ids,
+// api_address...), enums by name, timestamps in RFC 3339, durations as
+// "2592000s", 64-bit integers as strings (protojson rules). Scalars, lists
+// and maps are printed even when empty or zero (so "coverage": [] and
+// "gaps": [] are always there); unset message fields are left out.
+var ctlJSON = protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true, Multiline: true, Indent: "  "}
+
+// ctlJSONLine is ctlJSON on one line, for streams of messages (JSON Lines).
+var ctlJSONLine = protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true}
+
+func writeCtlJSON(w io.Writer, m proto.Message) error {
+	b, err := ctlJSON.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// fmtCtlTime prints a timestamp in UTC, RFC 3339 with milliseconds; "-"
+// when unset.
+func fmtCtlTime(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return "-"
+	}
+	return ts.AsTime().UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// fmtCtlDuration prints d rounded to the millisecond.
+func fmtCtlDuration(d time.Duration) string {
+	return d.Round(time.Millisecond).String()
+}
+
+// fmtCtlBytes prints a byte count with binary prefixes.
+func fmtCtlBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// ctlEnumName strips an enum value's prefix and lowercases it:
+// NODE_STATE_ACTIVE → active.
+func ctlEnumName(full, prefix string) string {
+	s := strings.TrimPrefix(full, prefix)
+	if s == "UNSPECIFIED" {
+		return "-"
+	}
+	return strings.ToLower(s)
+}
+
+func fmtCtlLabels(m map[string]string) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	return ctlLabels(m).String()
+}
+
+func ctlDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newCtlTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// writeCtlStreams prints streams as a table.
+func writeCtlStreams(w io.Writer, streams []*understudyv1.Stream) error {
+	tw := newCtlTable(w)
+	fmt.Fprintln(tw, "ID\tENABLED\tR\tRETENTION\tCREDENTIALS\tURL\tLABELS")
+	for _, s := range streams {
+		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\t%s\t%s\n", s.GetId(), s.GetEnabled(), ctlReplicas(s.GetReplicas()),
+			ctlRetention(s), ctlYesNo(s.GetHasCredentials()), s.GetUrl(), fmtCtlLabels(s.GetLabels()))
+	}
+	return tw.Flush()
+}
+
+// writeCtlStream prints one stream as "field: value" lines.
+func writeCtlStream(w io.Writer, s *understudyv1.Stream) error {
+	tw := newCtlTable(w)
+	fmt.Fprintf(tw, "id:\t%s\n", s.GetId())
+	fmt.Fprintf(tw, "url:\t%s\n", s.GetUrl())
+	fmt.Fprintf(tw, "enabled:\t%t\n", s.GetEnabled())
+	fmt.Fprintf(tw, "replicas:\t%s\n", ctlReplicas(s.GetReplicas()))
+	fmt.Fprintf(tw, "archive retention:\t%s\n", ctlRetention(s))
+	fmt.Fprintf(tw, "credentials:\t%s\n", ctlYesNo(s.GetHasCredentials()))
+	fmt.Fprintf(tw, "labels:\t%s\n", fmtCtlLabels(s.GetLabels()))
+	fmt.Fprintf(tw, "created:\t%s\n", fmtCtlTime(s.GetCreateTime()))
+	fmt.Fprintf(tw, "updated:\t%s\n", fmtCtlTime(s.GetUpdateTime()))
+	return tw.Flush()
+}
+
+func ctlReplicas(r uint32) string {
+	if r == 0 {
+		return "default"
+	}
+	return fmt.Sprint(r)
+}
+
+func ctlRetention(s *understudyv1.Stream) string {
+	if s.GetArchiveRetention() == nil || s.GetArchiveRetention().AsDuration() == 0 {
+		return "default"
+	}
+	return fmtCtlRetention(s.GetArchiveRetention().AsDuration())
+}
+
+func ctlYesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// writeCtlTimeline prints coverage and gaps as one table in time order,
+// then the totals.
+func writeCtlTimeline(w io.Writer, tl *understudyv1.GetTimelineResponse) error {
+	type row struct {
+		start, end *timestamppb.Timestamp
+		status     string
+		detail     string
+	}
+	var rows []row
+	var covered, source, system time.Duration
+	for _, c := range tl.GetCoverage() {
+		d := c.GetEnd().AsTime().Sub(c.GetStart().AsTime())
+		covered += d
+		detail := strings.Join(c.GetNodeIds(), ",")
+		if o := ctlEnumName(c.GetOrigin().String(), "ORIGIN_"); o != "-" {
+			detail += " (" + o + ")"
+		}
+		rows = append(rows, row{c.GetStart(), c.GetEnd(), "recorded", detail})
+	}
+	for _, g := range tl.GetGaps() {
+		d := g.GetEnd().AsTime().Sub(g.GetStart().AsTime())
+		switch g.GetKind() {
+		case understudyv1.GapKind_GAP_KIND_SOURCE:
+			source += d
+		default:
+			system += d
+		}
+		rows = append(rows, row{g.GetStart(), g.GetEnd(), "gap", ctlEnumName(g.GetKind().String(), "GAP_KIND_")})
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].start.AsTime().Before(rows[j].start.AsTime()) })
+	tw := newCtlTable(w)
+	fmt.Fprintln(tw, "START\tEND\tDURATION\tSTATUS\tNODES / GAP KIND")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", fmtCtlTime(r.start), fmtCtlTime(r.end),
+			fmtCtlDuration(r.end.AsTime().Sub(r.start.AsTime())), r.status, r.detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	total := covered + source + system
+	pct := 0.0
+	if total > 0 {
+		pct = 100 * float64(covered) / float64(total)
+	}
+	_, err := fmt.Fprintf(w, "\ntotal %s: recorded %s (%.2f%%) in %d intervals, gaps %s in %d (source %s, system %s)\n",
+		fmtCtlDuration(total), fmtCtlDuration(covered), pct, len(tl.GetCoverage()),
+		fmtCtlDuration(source+system), len(tl.GetGaps()), fmtCtlDuration(source), fmtCtlDuration(system))
+	return err
+}
+
+// writeCtlNodes prints nodes as a table.
+func writeCtlNodes(w io.Writer, nodes []*understudyv1.Node) error {
+	tw := newCtlTable(w)
+	fmt.Fprintln(tw, "ID\tSTATE\tDOMAIN\tAPI\tHOME\tREPLICA\tCPU\tDISK USED\tDISK FREE\tCAPACITY\tVERSION\tSTATS AT")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%.1f%%\t%s\t%s\t%g\t%s\t%s\n", n.GetId(),
+			ctlEnumName(n.GetState().String(), "NODE_STATE_"), ctlDash(n.GetDomain()), ctlDash(n.GetApiAddress()),
+			n.GetHomeStreams(), n.GetReplicaStreams(), n.GetCpuPercent(), fmtCtlBytes(n.GetDiskUsedBytes()),
+			fmtCtlBytes(n.GetDiskFreeBytes()), n.GetCapacity(), ctlDash(n.GetVersion()), fmtCtlTime(n.GetStatsTime()))
+	}
+	return tw.Flush()
+}
+
+// writeCtlPlacement prints assignments as a table; a stream with fewer
+// nodes than it asks for is marked.
+func writeCtlPlacement(w io.Writer, as []*understudyv1.Assignment) error {
+	tw := newCtlTable(w)
+	fmt.Fprintln(tw, "STREAM\tR\tHOME\tREPLICAS\tNOTE")
+	for _, a := range as {
+		home, replicas := "-", "-"
+		if ids := a.GetNodeIds(); len(ids) > 0 {
+			home = ids[0]
+			if len(ids) > 1 {
+				replicas = strings.Join(ids[1:], ",")
+			}
+		}
+		note := ""
+		if n := uint32(len(a.GetNodeIds())); n < a.GetReplicas() {
+			note = fmt.Sprintf("under-replicated: %d of %d", n, a.GetReplicas())
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", a.GetStreamId(), a.GetReplicas(), home, replicas, note)
+	}
+	return tw.Flush()
+}
+
+// fmtCtlEvent prints an event on one line: time, kind, stream, node,
+// message, then the details sorted by key.
+func fmtCtlEvent(e *understudyv1.Event) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", fmtCtlTime(e.GetTime()), ctlEnumName(e.GetKind().String(), "EVENT_KIND_"))
+	if e.GetStreamId() != "" {
+		fmt.Fprintf(&b, " stream=%s", e.GetStreamId())
+	}
+	if e.GetNodeId() != "" {
+		fmt.Fprintf(&b, " node=%s", e.GetNodeId())
+	}
+	if e.GetMessage() != "" {
+		fmt.Fprintf(&b, " %q", e.GetMessage())
+	}
+	keys := make([]string, 0, len(e.GetDetails()))
+	for k := range e.GetDetails() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%s", k, e.GetDetails()[k])
+	}
+	return b.String()
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ctlDefaultServer is the API address ctl talks to when neither --server nor
+// UNDERSTUDY_SERVER says otherwise.
+const ctlDefaultServer = "http://127.0.0.1:8080"
+
+// parseCtlTime parses a time expression of ctl: an RFC 3339 time (with a
+// zone: "Z" or an offset), "now", or "now-DUR" / "now+DUR" where DUR is a
+// duration as parseCtlDuration reads it ("90s", "5m", "2h", "1d", "1d12h").
+// now is the reference for the relative forms, so that several flags of one
+// command agree on what "now" is.
+func parseCtlTime(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, errors.New("empty time")
+	}
+	if rest, ok := strings.CutPrefix(s, "now"); ok {
+		if rest == "" {
+			return now, nil
+		}
+		sign := rest[0]
+		if sign != '-' && sign != '+' {
+			return time.Time{}, fmt.Errorf("bad time %q: want now, now-DUR or now+DUR", s)
+		}
+		d, err := parseCtlDuration(rest[1:])
+		if err != nil {
+			return time.Time{}, fmt.Errorf("bad time %q: %w", s, err)
+		}
+		if sign == '-' {
+			d = -d
+		}
+		return now.Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("bad time %q: want RFC 3339 (2026-01-02T15:04:05Z or with an offset), now, or now-DUR like now-5m", s)
+	}
+	return t, nil
+}
+
+// parseCtlDuration parses a non-negative duration: a Go duration ("90m",
+// "1h30m", "45s"), optionally preceded by a whole number of days ("30d",
+// "1d12h"). A day is 24 hours.
+func parseCtlDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, errors.New("empty duration")
+	}
+	var days time.Duration
+	if i := strings.IndexByte(s, 'd'); i >= 0 {
+		n, err := strconv.ParseUint(s[:i], 10, 32)
+		if err != nil || i == 0 {
+			return 0, fmt.Errorf("bad duration %q: want a whole number of days like 30d, or a Go duration like 12h or 90m", s)
+		}
+		if n > 100*365 {
+			return 0, fmt.Errorf("bad duration %q: more than 100 years", s)
+		}
+		days = time.Duration(n) * 24 * time.Hour
+		s = s[i+1:]
+		if s == "" {
+			return days, nil
+		}
+	}
+	if s[0] == '-' || s[0] == '+' {
+		return 0, fmt.Errorf("bad duration %q: must not carry a sign", s)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad duration %q: want a whole number of days like 30d, or a Go duration like 12h or 90m", s)
+	}
+	return days + d, nil
+}
+
+// fmtCtlRetention prints a retention the way --retention reads it: whole
+// days as "30d", anything else as a Go duration.
+func fmtCtlRetention(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+// normaliseCtlServer turns an --server value into the base URL of the API:
+// "http://HOST:PORT" or "https://HOST:PORT" (an optional path prefix kept,
+// without trailing slash); a bare "HOST:PORT" means http.
+func normaliseCtlServer(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", errors.New("empty server address")
+	}
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("bad server address %q: %w", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("bad server address %q: scheme must be http or https", s)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return "", fmt.Errorf("bad server address %q: no host", s)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("bad server address %q: want scheme://HOST:PORT (no user, query or fragment)", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("bad server address %q: bad port", s)
+		}
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+// ctlLabels is a repeatable --label k=v flag.
+type ctlLabels map[string]string
+
+func (l ctlLabels) String() string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + l[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l ctlLabels) Set(s string) error {
+	k, v, err := parseCtlLabel(s)
+	if err != nil {
+		return err
+	}
+	if _, dup := l[k]; dup {
+		return fmt.Errorf("label %q given twice", k)
+	}
+	l[k] = v
+	return nil
+}
+
+// parseCtlLabel splits "key=value"; the key must be non-empty, the value may
+// be empty and may contain '='.
+func parseCtlLabel(s string) (key, value string, err error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", "", fmt.Errorf("bad label %q: want key=value", s)
+	}
+	k = strings.TrimSpace(k)
+	if k == "" {
+		return "", "", fmt.Errorf("bad label %q: empty key", s)
+	}
+	return k, v, nil
+}
+
+// ctlTimeFlag is a --from / --to flag read by parseCtlTime against a shared
+// reference time.
+type ctlTimeFlag struct {
+	now *time.Time
+	t   time.Time
+	set bool
+}
+
+func (f *ctlTimeFlag) String() string {
+	if f == nil || !f.set {
+		return ""
+	}
+	return f.t.Format(time.RFC3339Nano)
+}
+
+func (f *ctlTimeFlag) Set(s string) error {
+	t, err := parseCtlTime(s, *f.now)
+	if err != nil {
+		return err
+	}
+	f.t, f.set = t, true
+	return nil
+}
+
+// ctlDurationFlag is a duration flag read by parseCtlDuration.
+type ctlDurationFlag struct {
+	d   time.Duration
+	set bool
+}
+
+func (f *ctlDurationFlag) String() string {
+	if f == nil || !f.set {
+		return ""
+	}
+	return fmtCtlRetention(f.d)
+}
+
+func (f *ctlDurationFlag) Set(s string) error {
+	d, err := parseCtlDuration(s)
+	if err != nil {
+		return err
+	}
+	f.d, f.set = d, true
+	return nil
+}
