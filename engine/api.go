@@ -622,6 +622,11 @@ func (a api) WatchEvents(ctx context.Context, req *connect.Request[understudyv1.
 	}
 	sub := a.n.bus.Subscribe(a.n.cfg.EventBuffer)
 	defer sub.Close()
+	// Headers now (a nil message sends only them): the client's call
+	// returns once the subscription exists.
+	if err := out.Send(nil); err != nil {
+		return err
+	}
 	var reported uint64
 	for {
 		select {

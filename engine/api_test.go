@@ -18,9 +18,9 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/understudy-nvr/understudy/engine/catalog"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
-	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/segment"
 )
 

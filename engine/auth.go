@@ -23,16 +23,8 @@ const (
 	RoleAdmin
 )
 
-// writeProcedures are the calls that need the admin role; every other
-// procedure of the API is read-only.
-var writeProcedures = map[string]bool{
-	understudyv1connect.StreamServiceCreateStreamProcedure: true,
-	understudyv1connect.StreamServiceUpdateStreamProcedure: true,
-	understudyv1connect.StreamServiceDeleteStreamProcedure: true,
-}
-
-// readProcedures are the read-only calls. A procedure in neither set needs
-// admin.
+// readProcedures are the read-only calls. Every other procedure (the
+// writes of StreamService, and any added later) needs the admin role.
 var readProcedures = map[string]bool{
 	understudyv1connect.StreamServiceGetStreamProcedure:       true,
 	understudyv1connect.StreamServiceListStreamsProcedure:     true,
