@@ -16,3 +16,12 @@ func newLogger(format string) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("log format must be text or json, not %q", format)
 }
+
+// newLeveledLogger is newLogger with a minimum level; format is valid.
+func newLeveledLogger(format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/understudy-nvr/understudy/engine"
+)
+
+func init() {
+	register("serve", "run a recorder node and its API", runServe)
+}
+
+func runServe(args []string) int {
+	cfg, err := engine.LoadConfig(args, os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "serve:", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		fmt.Fprintln(os.Stderr, "serve: log-level:", err)
+		return 2
+	}
+	log := newLeveledLogger(cfg.LogFormat, level)
+	node, err := engine.OpenNode(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := node.Run(ctx); err != nil {
+		log.Error("node failed", "err", err)
+		return 1
+	}
+	return 0
+}

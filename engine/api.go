@@ -1,0 +1,662 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/understudy-nvr/understudy/engine/catalog"
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+	"github.com/understudy-nvr/understudy/segment"
+)
+
+// api implements the three services of understudy.v1 on a Node.
+type api struct{ n *Node }
+
+// invalid returns an invalid_argument error whose message names the field.
+func invalid(field, format string, args ...any) error {
+	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+}
+
+// catalogError maps a catalog error to its connect code.
+func catalogError(err error) error {
+	var fe *catalog.FieldError
+	switch {
+	case errors.As(err, &fe):
+		field := fe.Field
+		switch field {
+		case "username", "password":
+			field = "credentials." + field
+		case "page_size", "page_token":
+		default:
+			field = "stream." + field
+		}
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: %s", field, fe.Msg))
+	case errors.Is(err, catalog.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, catalog.ErrAlreadyExists):
+		return connect.NewError(connect.CodeAlreadyExists, err)
+	}
+	return connect.NewError(connect.CodeInternal, err)
+}
+
+func streamToProto(s catalog.Stream) *understudyv1.Stream {
+	p := &understudyv1.Stream{
+		Id:               s.ID,
+		Url:              s.URL,
+		HasCredentials:   s.HasCredentials(),
+		Replicas:         uint32(s.Replicas),
+		ArchiveRetention: durationpb.New(s.ArchiveRetention),
+		Labels:           s.Labels,
+		Enabled:          s.Enabled,
+	}
+	if !s.CreateTime.IsZero() {
+		p.CreateTime = timestamppb.New(s.CreateTime)
+	}
+	if !s.UpdateTime.IsZero() {
+		p.UpdateTime = timestamppb.New(s.UpdateTime)
+	}
+	return p
+}
+
+// checkURL rejects a URL carrying credentials: they belong in
+// `credentials`, never in a URL that may be printed.
+func checkURL(raw string) error {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		return invalid("stream.url", "must not contain credentials (user-info); put them in credentials")
+	}
+	if strings.Contains(raw, "@") {
+		if _, err := url.Parse(raw); err != nil {
+			return invalid("stream.url", "does not parse")
+		}
+	}
+	return nil
+}
+
+func retentionOf(d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return 0, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, invalid("stream.archive_retention", "%v", err)
+	}
+	if d.AsDuration() < 0 {
+		return 0, invalid("stream.archive_retention", "must not be negative")
+	}
+	return d.AsDuration(), nil
+}
+
+func replicasOf(r uint32) (int, error) {
+	if r > catalog.MaxReplicas {
+		return 0, invalid("stream.replicas", "must be %d..%d, got %d", catalog.MinReplicas, catalog.MaxReplicas, r)
+	}
+	return int(r), nil
+}
+
+func (a api) CreateStream(_ context.Context, req *connect.Request[understudyv1.CreateStreamRequest]) (*connect.Response[understudyv1.CreateStreamResponse], error) {
+	p := req.Msg.GetStream()
+	if p == nil {
+		return nil, invalid("stream", "required")
+	}
+	if err := checkURL(p.GetUrl()); err != nil {
+		return nil, err
+	}
+	ret, err := retentionOf(p.GetArchiveRetention())
+	if err != nil {
+		return nil, err
+	}
+	rep, err := replicasOf(p.GetReplicas())
+	if err != nil {
+		return nil, err
+	}
+	s := catalog.Stream{
+		ID: p.GetId(), URL: p.GetUrl(),
+		Username: p.GetCredentials().GetUsername(), Password: p.GetCredentials().GetPassword(),
+		Replicas: rep, ArchiveRetention: ret, Labels: p.GetLabels(), Enabled: p.GetEnabled(),
+	}
+	out, err := a.n.catalog.Create(s)
+	if err != nil {
+		return nil, catalogError(err)
+	}
+	return connect.NewResponse(&understudyv1.CreateStreamResponse{Stream: streamToProto(out)}), nil
+}
+
+func (a api) GetStream(_ context.Context, req *connect.Request[understudyv1.GetStreamRequest]) (*connect.Response[understudyv1.GetStreamResponse], error) {
+	if err := catalog.ValidateID(req.Msg.GetId()); err != nil {
+		return nil, invalid("id", "%s", strings.TrimPrefix(err.Error(), "id: "))
+	}
+	s, err := a.n.catalog.Get(req.Msg.GetId())
+	if err != nil {
+		return nil, catalogError(err)
+	}
+	return connect.NewResponse(&understudyv1.GetStreamResponse{Stream: streamToProto(s)}), nil
+}
+
+func (a api) ListStreams(_ context.Context, req *connect.Request[understudyv1.ListStreamsRequest]) (*connect.Response[understudyv1.ListStreamsResponse], error) {
+	size := req.Msg.GetPageSize()
+	if size > catalog.MaxPageSize {
+		size = catalog.MaxPageSize
+	}
+	ss, next, err := a.n.catalog.List(int(size), req.Msg.GetPageToken())
+	if err != nil {
+		return nil, catalogError(err)
+	}
+	resp := &understudyv1.ListStreamsResponse{NextPageToken: next}
+	for _, s := range ss {
+		resp.Streams = append(resp.Streams, streamToProto(s))
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (a api) UpdateStream(_ context.Context, req *connect.Request[understudyv1.UpdateStreamRequest]) (*connect.Response[understudyv1.UpdateStreamResponse], error) {
+	p := req.Msg.GetStream()
+	if p == nil {
+		return nil, invalid("stream", "required")
+	}
+	if err := catalog.ValidateID(p.GetId()); err != nil {
+		return nil, invalid("stream.id", "%s", strings.TrimPrefix(err.Error(), "id: "))
+	}
+	paths := req.Msg.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		return nil, invalid("update_mask", "required: name the fields to change")
+	}
+	all := map[string]bool{"url": true, "credentials": true, "replicas": true, "archive_retention": true, "labels": true, "enabled": true}
+	set := map[string]bool{}
+	for _, path := range paths {
+		switch {
+		case path == "*":
+			for k := range all {
+				set[k] = true
+			}
+		case all[path]:
+			set[path] = true
+		default:
+			return nil, invalid("update_mask", "unknown field %q (allowed: url, credentials, replicas, archive_retention, labels, enabled, *)", path)
+		}
+	}
+	if set["url"] {
+		if err := checkURL(p.GetUrl()); err != nil {
+			return nil, err
+		}
+	}
+	ret, err := retentionOf(p.GetArchiveRetention())
+	if err != nil {
+		return nil, err
+	}
+	rep, err := replicasOf(p.GetReplicas())
+	if err != nil {
+		return nil, err
+	}
+	out, err := a.n.catalog.Update(p.GetId(), func(s *catalog.Stream) error {
+		if set["url"] {
+			s.URL = p.GetUrl()
+		}
+		if set["credentials"] {
+			s.Username, s.Password = p.GetCredentials().GetUsername(), p.GetCredentials().GetPassword()
+		}
+		if set["replicas"] {
+			s.Replicas = rep
+		}
+		if set["archive_retention"] {
+			s.ArchiveRetention = ret
+		}
+		if set["labels"] {
+			s.Labels = p.GetLabels()
+		}
+		if set["enabled"] {
+			s.Enabled = p.GetEnabled()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, catalogError(err)
+	}
+	return connect.NewResponse(&understudyv1.UpdateStreamResponse{Stream: streamToProto(out)}), nil
+}
+
+func (a api) DeleteStream(_ context.Context, req *connect.Request[understudyv1.DeleteStreamRequest]) (*connect.Response[understudyv1.DeleteStreamResponse], error) {
+	if err := catalog.ValidateID(req.Msg.GetId()); err != nil {
+		return nil, invalid("id", "%s", strings.TrimPrefix(err.Error(), "id: "))
+	}
+	if err := a.n.catalog.Delete(req.Msg.GetId()); err != nil {
+		return nil, catalogError(err)
+	}
+	return connect.NewResponse(&understudyv1.DeleteStreamResponse{}), nil
+}
+
+// --- RecordingService ---------------------------------------------------
+
+// checkRange validates a [start, end) request range against the maximum.
+func (a api) checkRange(start, end *timestamppb.Timestamp) (time.Time, time.Time, error) {
+	if start == nil {
+		return time.Time{}, time.Time{}, invalid("start", "required")
+	}
+	if end == nil {
+		return time.Time{}, time.Time{}, invalid("end", "required")
+	}
+	if err := start.CheckValid(); err != nil {
+		return time.Time{}, time.Time{}, invalid("start", "%v", err)
+	}
+	if err := end.CheckValid(); err != nil {
+		return time.Time{}, time.Time{}, invalid("end", "%v", err)
+	}
+	return a.checkTimes(start.AsTime(), end.AsTime())
+}
+
+func (a api) checkTimes(s, e time.Time) (time.Time, time.Time, error) {
+	if !e.After(s) {
+		return s, e, invalid("end", "must be after start")
+	}
+	if e.Sub(s) > a.n.cfg.MaxRange {
+		return s, e, invalid("end", "range of %s is over the maximum of %s", e.Sub(s), a.n.cfg.MaxRange)
+	}
+	return s, e, nil
+}
+
+// checkStream validates a stream id and returns NOT_FOUND for a stream
+// that neither the catalog nor the store knows.
+func (a api) checkStream(id string) error {
+	if err := catalog.ValidateID(id); err != nil {
+		return invalid("stream_id", "%s", strings.TrimPrefix(err.Error(), "id: "))
+	}
+	if _, err := a.n.catalog.Get(id); err == nil {
+		return nil
+	}
+	streams, err := a.n.store.Streams()
+	if err != nil {
+		return connect.NewError(connect.CodeInternal, err)
+	}
+	if slices.Contains(streams, id) {
+		return nil
+	}
+	return connect.NewError(connect.CodeNotFound, fmt.Errorf("stream %q not found", id))
+}
+
+func classFilter(c understudyv1.SegmentClass) (segment.Class, bool, error) {
+	switch c {
+	case understudyv1.SegmentClass_SEGMENT_CLASS_UNSPECIFIED:
+		return 0, false, nil
+	case understudyv1.SegmentClass_SEGMENT_CLASS_ARCHIVE:
+		return segment.ClassArchive, true, nil
+	case understudyv1.SegmentClass_SEGMENT_CLASS_BUFFER:
+		return segment.ClassBuffer, true, nil
+	}
+	return 0, false, invalid("class", "unknown value %d", c)
+}
+
+func classToProto(c segment.Class) understudyv1.SegmentClass {
+	if c == segment.ClassBuffer {
+		return understudyv1.SegmentClass_SEGMENT_CLASS_BUFFER
+	}
+	return understudyv1.SegmentClass_SEGMENT_CLASS_ARCHIVE
+}
+
+func originToProto(o segment.Origin) understudyv1.Origin {
+	if o == segment.OriginBackfill {
+		return understudyv1.Origin_ORIGIN_BACKFILL
+	}
+	return understudyv1.Origin_ORIGIN_LIVE
+}
+
+// segments returns the segments of the request's filters.
+func (a api) segments(stream string, start, end time.Time, node string, class understudyv1.SegmentClass) ([]segment.SegmentInfo, error) {
+	cls, byClass, err := classFilter(class)
+	if err != nil {
+		return nil, err
+	}
+	if node != "" && node != a.n.cfg.ID {
+		return nil, nil // the only node of the cluster holds none of node's
+	}
+	all, err := a.n.store.Segments(stream, start, end)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	var out []segment.SegmentInfo
+	for _, si := range all {
+		if !byClass || si.Class == cls {
+			out = append(out, si)
+		}
+	}
+	return out, nil
+}
+
+// Timeline is the coverage and the gaps of one stream over [start, end),
+// tiling it exactly.
+type Timeline struct {
+	Coverage []TimelineInterval
+	Gaps     []TimelineInterval
+}
+
+// TimelineInterval is one coverage interval or gap of a Timeline.
+type TimelineInterval struct {
+	segment.Interval
+	Origin segment.Origin       // coverage only
+	Kind   understudyv1.GapKind // gaps only
+	Nodes  []string             // coverage only
+}
+
+// BuildTimeline computes the timeline of [start, end) from the segments
+// held and the recorded source outages: live coverage wins over backfill;
+// every hole is a gap, SOURCE where it overlaps a source outage and SYSTEM
+// elsewhere (a gap is split at outage boundaries).
+func BuildTimeline(segs []segment.SegmentInfo, outages []segment.Interval, node string, start, end time.Time) Timeline {
+	var live, bf []segment.Interval
+	for _, si := range segs {
+		if si.Origin == segment.OriginBackfill {
+			bf = append(bf, si.Interval())
+		} else {
+			live = append(live, si.Interval())
+		}
+	}
+	live = segment.Clip(segment.Merge(live), start, end)
+	var tl Timeline
+	var all []segment.Interval
+	for _, iv := range live {
+		tl.Coverage = append(tl.Coverage, TimelineInterval{Interval: iv, Origin: segment.OriginLive, Nodes: []string{node}})
+		all = append(all, iv)
+	}
+	for _, b := range segment.Clip(segment.Merge(bf), start, end) {
+		for _, iv := range segment.Subtract(b, live) {
+			tl.Coverage = append(tl.Coverage, TimelineInterval{Interval: iv, Origin: segment.OriginBackfill, Nodes: []string{node}})
+			all = append(all, iv)
+		}
+	}
+	slices.SortFunc(tl.Coverage, func(x, y TimelineInterval) int { return x.Start.Compare(y.Start) })
+	outages = segment.Merge(outages)
+	for _, g := range segment.Subtract(segment.Interval{Start: start, End: end}, segment.Merge(all)) {
+		var src []segment.Interval
+		for _, o := range outages {
+			s, e := maxTime(g.Start, o.Start), minTime(g.End, o.End)
+			if e.After(s) {
+				src = append(src, segment.Interval{Start: s, End: e})
+			}
+		}
+		var parts []TimelineInterval
+		for _, iv := range src {
+			parts = append(parts, TimelineInterval{Interval: iv, Kind: understudyv1.GapKind_GAP_KIND_SOURCE})
+		}
+		for _, iv := range segment.Subtract(g, src) {
+			parts = append(parts, TimelineInterval{Interval: iv, Kind: understudyv1.GapKind_GAP_KIND_SYSTEM})
+		}
+		slices.SortFunc(parts, func(x, y TimelineInterval) int { return x.Start.Compare(y.Start) })
+		tl.Gaps = append(tl.Gaps, parts...)
+	}
+	return tl
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func (a api) GetTimeline(_ context.Context, req *connect.Request[understudyv1.GetTimelineRequest]) (*connect.Response[understudyv1.GetTimelineResponse], error) {
+	m := req.Msg
+	if err := a.checkStream(m.GetStreamId()); err != nil {
+		return nil, err
+	}
+	start, end, err := a.checkRange(m.GetStart(), m.GetEnd())
+	if err != nil {
+		return nil, err
+	}
+	if now := time.Now(); end.After(now) {
+		end = now
+	}
+	resp := &understudyv1.GetTimelineResponse{}
+	if !end.After(start) {
+		return connect.NewResponse(resp), nil
+	}
+	segs, err := a.segments(m.GetStreamId(), start, end, m.GetNodeId(), m.GetClass())
+	if err != nil {
+		return nil, err
+	}
+	outages, err := a.n.store.SourceOutages(m.GetStreamId(), start, end)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	tl := BuildTimeline(segs, outages, a.n.cfg.ID, start, end)
+	for _, c := range tl.Coverage {
+		resp.Coverage = append(resp.Coverage, &understudyv1.CoverageInterval{
+			Start: timestamppb.New(c.Start), End: timestamppb.New(c.End), NodeIds: c.Nodes, Origin: originToProto(c.Origin)})
+	}
+	for _, g := range tl.Gaps {
+		resp.Gaps = append(resp.Gaps, &understudyv1.Gap{Start: timestamppb.New(g.Start), End: timestamppb.New(g.End), Kind: g.Kind})
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (a api) ListSegments(_ context.Context, req *connect.Request[understudyv1.ListSegmentsRequest]) (*connect.Response[understudyv1.ListSegmentsResponse], error) {
+	m := req.Msg
+	if err := a.checkStream(m.GetStreamId()); err != nil {
+		return nil, err
+	}
+	start, end, err := a.checkRange(m.GetStart(), m.GetEnd())
+	if err != nil {
+		return nil, err
+	}
+	offset := 0
+	if t := m.GetPageToken(); t != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(t, "o"))
+		if !strings.HasPrefix(t, "o") || err != nil || n <= 0 {
+			return nil, invalid("page_token", "not a token this server issued")
+		}
+		offset = n
+	}
+	size := int(m.GetPageSize())
+	if size == 0 {
+		size = 100
+	}
+	size = min(size, 1000)
+	segs, err := a.segments(m.GetStreamId(), start, end, m.GetNodeId(), m.GetClass())
+	if err != nil {
+		return nil, err
+	}
+	resp := &understudyv1.ListSegmentsResponse{}
+	if offset > len(segs) {
+		return nil, invalid("page_token", "beyond the end of the listing")
+	}
+	page := segs[offset:]
+	if len(page) > size {
+		page = page[:size]
+		resp.NextPageToken = "o" + strconv.Itoa(offset+size)
+	}
+	for _, si := range page {
+		resp.Segments = append(resp.Segments, &understudyv1.Segment{
+			StreamId: si.Stream, NodeId: si.Node, Start: timestamppb.New(si.Start), End: timestamppb.New(si.End),
+			Bytes: uint64(max(si.Bytes, 0)), Checksum: si.Checksum, Class: classToProto(si.Class), Origin: originToProto(si.Origin)})
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// exportChunk is the size of the ExportClip messages.
+const exportChunk = 256 << 10
+
+func (a api) ExportClip(ctx context.Context, req *connect.Request[understudyv1.ExportClipRequest], out *connect.ServerStream[understudyv1.ExportClipResponse]) error {
+	m := req.Msg
+	if err := a.checkStream(m.GetStreamId()); err != nil {
+		return err
+	}
+	start, end, err := a.checkRange(m.GetStart(), m.GetEnd())
+	if err != nil {
+		return err
+	}
+	// The metadata goes first but is known only once the clip is cut: cut
+	// it into a temporary file, then stream the file.
+	tmpDir := filepath.Join(a.n.cfg.DataDir, "tmp")
+	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
+		return connect.NewError(connect.CodeInternal, err)
+	}
+	f, err := os.CreateTemp(tmpDir, "export-*.mp4")
+	if err != nil {
+		return connect.NewError(connect.CodeInternal, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	info, err := a.n.store.Export(ctx, m.GetStreamId(), start, end, f)
+	if err != nil {
+		return exportError(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return connect.NewError(connect.CodeInternal, err)
+	}
+	buf := make([]byte, exportChunk)
+	first := true
+	for {
+		k, rerr := io.ReadFull(f, buf)
+		if k > 0 || first {
+			msg := &understudyv1.ExportClipResponse{Chunk: buf[:k]}
+			if first {
+				msg.ContentType = "video/mp4"
+				msg.Start, msg.End = timestamppb.New(info.Start), timestamppb.New(info.End)
+				first = false
+			}
+			if err := out.Send(msg); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if rerr != nil {
+			return connect.NewError(connect.CodeInternal, rerr)
+		}
+	}
+}
+
+func exportError(err error) error {
+	switch {
+	case errors.Is(err, segment.ErrNoCoverage):
+		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeCanceled, err)
+	}
+	return connect.NewError(connect.CodeInternal, err)
+}
+
+// --- ClusterService -----------------------------------------------------
+
+func (a api) nodeProto() *understudyv1.Node {
+	_, assigned, _ := a.n.sessionTotals()
+	used, free := a.n.diskUsage()
+	return &understudyv1.Node{
+		Id: a.n.cfg.ID, Domain: a.n.cfg.Domain, State: understudyv1.NodeState_NODE_STATE_ACTIVE,
+		ApiAddress: a.n.addr, HomeStreams: uint32(assigned), CpuPercent: a.n.CPUPercent(),
+		DiskUsedBytes: used, DiskFreeBytes: free, Version: a.n.version, Capacity: 1,
+		StatsTime: timestamppb.Now(),
+	}
+}
+
+func (a api) ListNodes(context.Context, *connect.Request[understudyv1.ListNodesRequest]) (*connect.Response[understudyv1.ListNodesResponse], error) {
+	return connect.NewResponse(&understudyv1.ListNodesResponse{Nodes: []*understudyv1.Node{a.nodeProto()}}), nil
+}
+
+func (a api) GetPlacement(_ context.Context, req *connect.Request[understudyv1.GetPlacementRequest]) (*connect.Response[understudyv1.GetPlacementResponse], error) {
+	var streams []catalog.Stream
+	if id := req.Msg.GetStreamId(); id != "" {
+		if err := catalog.ValidateID(id); err != nil {
+			return nil, invalid("stream_id", "%s", strings.TrimPrefix(err.Error(), "id: "))
+		}
+		s, err := a.n.catalog.Get(id)
+		if err != nil {
+			return nil, catalogError(err)
+		}
+		streams = []catalog.Stream{s}
+	} else {
+		token := ""
+		for {
+			page, next, err := a.n.catalog.List(catalog.MaxPageSize, token)
+			if err != nil {
+				return nil, catalogError(err)
+			}
+			streams = append(streams, page...)
+			if next == "" {
+				break
+			}
+			token = next
+		}
+	}
+	var enabled []catalog.Stream
+	for _, s := range streams {
+		if s.Enabled {
+			enabled = append(enabled, s)
+		}
+	}
+	placed := Place(enabled, a.n.liveNodes())
+	resp := &understudyv1.GetPlacementResponse{}
+	for _, s := range streams {
+		resp.Assignments = append(resp.Assignments, &understudyv1.Assignment{StreamId: s.ID, NodeIds: placed[s.ID], Replicas: uint32(s.Replicas)})
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// WatchEvents streams the node's events that pass the filters. A watcher
+// too slow to take them loses events rather than slowing recording; the
+// next event it receives then carries details["events_dropped"], the
+// number lost so far.
+func (a api) WatchEvents(ctx context.Context, req *connect.Request[understudyv1.WatchEventsRequest], out *connect.ServerStream[understudyv1.WatchEventsResponse]) error {
+	m := req.Msg
+	for i, k := range m.GetKinds() {
+		if _, ok := understudyv1.EventKind_name[int32(k)]; !ok || k == understudyv1.EventKind_EVENT_KIND_UNSPECIFIED {
+			return invalid(fmt.Sprintf("kinds[%d]", i), "unknown event kind %d", k)
+		}
+	}
+	sub := a.n.bus.Subscribe(a.n.cfg.EventBuffer)
+	defer sub.Close()
+	// Headers now (a nil message sends only them): the client's call
+	// returns once the subscription exists.
+	if err := out.Send(nil); err != nil {
+		return err
+	}
+	var reported uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.n.stopping:
+			return nil
+		case e := <-sub.C:
+			if len(m.GetStreamIds()) > 0 && !slices.Contains(m.GetStreamIds(), e.Stream) {
+				continue
+			}
+			if len(m.GetNodeIds()) > 0 && !slices.Contains(m.GetNodeIds(), e.Node) {
+				continue
+			}
+			if len(m.GetKinds()) > 0 && !slices.Contains(m.GetKinds(), e.Kind) {
+				continue
+			}
+			details := e.Details
+			if d := sub.Dropped(); d > reported {
+				details = make(map[string]string, len(e.Details)+1)
+				for k, v := range e.Details {
+					details[k] = v
+				}
+				details["events_dropped"] = strconv.FormatUint(d, 10)
+				reported = d
+			}
+			ev := &understudyv1.Event{Time: timestamppb.New(e.Time), Kind: e.Kind, StreamId: e.Stream, NodeId: e.Node, Message: e.Message, Details: details}
+			if err := out.Send(&understudyv1.WatchEventsResponse{Event: ev}); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,387 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/segment"
+)
+
+// Config is the configuration of `understudy serve`. Every field is also a
+// command-line flag (--name) and an environment variable
+// (UNDERSTUDY_NAME, dashes as underscores); the YAML key of the config file
+// is the flag name. Precedence: flag > environment > config file > default.
+type Config struct {
+	// ID is the node id, unique in the cluster and stable across restarts.
+	// Default: the host name.
+	ID string `yaml:"id"`
+	// Domain is the failure-domain path, outermost first, such as
+	// "zone=a/rack=r1/host=h1". Default "host=<id>".
+	Domain string `yaml:"domain"`
+	// DataDir holds the segments, their index and the control state
+	// (catalog). Default "understudy-data".
+	DataDir string `yaml:"data-dir"`
+	// Listen is the address of the API (Connect, gRPC, gRPC-Web and the
+	// plain HTTP endpoints, one port). Default "127.0.0.1:7480".
+	Listen string `yaml:"listen"`
+	// AdvertiseAddress is the host:port other nodes and clients reach the
+	// API at (Node.api_address). Default: the bound listen address.
+	AdvertiseAddress string `yaml:"advertise-address"`
+	// AdminToken grants every call; ReadToken grants the read-only ones.
+	// At least one of AdminToken/AdminTokenFile is required. Default none.
+	AdminToken string `yaml:"admin-token"`
+	// AdminTokenFile is a file whose content (trimmed) is the admin token;
+	// it keeps the token out of ps and of the config file. Default none.
+	AdminTokenFile string `yaml:"admin-token-file"`
+	// ReadToken grants the read-only calls. Default none.
+	ReadToken string `yaml:"read-token"`
+	// ReadTokenFile is a file holding the read token. Default none.
+	ReadTokenFile string `yaml:"read-token-file"`
+	// AnonymousRead lets requests without a token make read-only calls.
+	// Default false.
+	AnonymousRead bool `yaml:"anonymous-read"`
+	// TLSCert and TLSKey, both set, serve TLS (HTTP/2 negotiated by ALPN);
+	// both empty serve cleartext HTTP/1.1 and h2c. Default none.
+	TLSCert string `yaml:"tls-cert"`
+	TLSKey  string `yaml:"tls-key"`
+	// LogFormat is "text" or "json". Default "text".
+	LogFormat string `yaml:"log-format"`
+	// LogLevel is debug, info, warn or error. Default "info".
+	LogLevel string `yaml:"log-level"`
+	// MaxRange is the longest time range GetTimeline, ListSegments and the
+	// exports accept. Default 24h.
+	MaxRange time.Duration `yaml:"max-range"`
+	// SegmentDuration is the length after which a segment is closed at the
+	// next keyframe. Default 60s.
+	SegmentDuration time.Duration `yaml:"segment-duration"`
+	// Fsync is the segment durability policy: "part" or "interval".
+	// Default "part".
+	Fsync string `yaml:"fsync"`
+	// Transport is the RTSP transport: auto, tcp or udp. Default "auto".
+	Transport string `yaml:"transport"`
+	// CPUThreshold is the CPU percentage (0..100 of the machine) whose
+	// crossing, either way, is an EVENT_KIND_CPU_THRESHOLD event.
+	// Default 90.
+	CPUThreshold float64 `yaml:"cpu-threshold"`
+	// EventBuffer is the number of events held for each WatchEvents
+	// subscriber; when it is full, events for that subscriber are dropped
+	// (recording never waits). Default 256.
+	EventBuffer int `yaml:"event-buffer"`
+	// ShutdownTimeout bounds the graceful shutdown of the HTTP server.
+	// Default 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
+}
+
+// setting is one configuration key: flag, env and YAML name in one.
+type setting struct {
+	name  string
+	usage string
+	field string // Config field name
+}
+
+var settings = []setting{
+	{"id", "node id (default: host name)", "ID"},
+	{"domain", "failure domain, e.g. zone=a/rack=r1/host=h1 (default host=<id>)", "Domain"},
+	{"data-dir", "data directory (default understudy-data)", "DataDir"},
+	{"listen", "API address, all protocols on one port (default 127.0.0.1:7480)", "Listen"},
+	{"advertise-address", "API address announced to others (default: the bound address)", "AdvertiseAddress"},
+	{"admin-token", "bearer token of the admin role (prefer --admin-token-file)", "AdminToken"},
+	{"admin-token-file", "file holding the admin token", "AdminTokenFile"},
+	{"read-token", "bearer token of the read-only role", "ReadToken"},
+	{"read-token-file", "file holding the read-only token", "ReadTokenFile"},
+	{"anonymous-read", "allow read-only calls without a token (default false)", "AnonymousRead"},
+	{"tls-cert", "TLS certificate file (with --tls-key)", "TLSCert"},
+	{"tls-key", "TLS key file (with --tls-cert)", "TLSKey"},
+	{"log-format", "log format: text or json (default text)", "LogFormat"},
+	{"log-level", "log level: debug, info, warn, error (default info)", "LogLevel"},
+	{"max-range", "longest time range of timeline/segments/export requests (default 24h)", "MaxRange"},
+	{"segment-duration", "segment length (default 60s)", "SegmentDuration"},
+	{"fsync", "segment fsync policy: part or interval (default part)", "Fsync"},
+	{"transport", "RTSP transport: auto, tcp or udp (default auto)", "Transport"},
+	{"cpu-threshold", "CPU percent whose crossing is an event (default 90)", "CPUThreshold"},
+	{"event-buffer", "events buffered per WatchEvents subscriber (default 256)", "EventBuffer"},
+	{"shutdown-timeout", "graceful shutdown bound (default 10s)", "ShutdownTimeout"},
+}
+
+// EnvName returns the environment variable of a setting: UNDERSTUDY_ and
+// the flag name upper-cased with dashes as underscores.
+func EnvName(flagName string) string {
+	return "UNDERSTUDY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// EnsureDefaults fills in the defaults documented on each field.
+func (c *Config) EnsureDefaults() {
+	if c.ID == "" {
+		if h, err := os.Hostname(); err == nil {
+			c.ID = sanitizeID(h)
+		}
+		if c.ID == "" {
+			c.ID = "node"
+		}
+	}
+	if c.Domain == "" {
+		c.Domain = "host=" + c.ID
+	}
+	if c.DataDir == "" {
+		c.DataDir = "understudy-data"
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:7480"
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.MaxRange <= 0 {
+		c.MaxRange = 24 * time.Hour
+	}
+	if c.SegmentDuration <= 0 {
+		c.SegmentDuration = 60 * time.Second
+	}
+	if c.Fsync == "" {
+		c.Fsync = "part"
+	}
+	if c.Transport == "" {
+		c.Transport = "auto"
+	}
+	if c.CPUThreshold <= 0 {
+		c.CPUThreshold = 90
+	}
+	if c.EventBuffer <= 0 {
+		c.EventBuffer = 256
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+}
+
+func sanitizeID(h string) string {
+	var b strings.Builder
+	for _, r := range h {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		}
+	}
+	return strings.TrimLeft(b.String(), ".")
+}
+
+// Validate checks the configuration (after EnsureDefaults); the error names
+// the setting.
+func (c *Config) Validate() error {
+	if err := catalog.ValidateNodeID(c.ID); err != nil {
+		return fmt.Errorf("id: %w", err)
+	}
+	if err := segment.ValidateStreamID(c.ID); err != nil {
+		return fmt.Errorf("id: %w", err)
+	}
+	if strings.ContainsAny(c.Domain, " \t\n") {
+		return errors.New("domain: must not contain white space")
+	}
+	for _, part := range strings.Split(c.Domain, "/") {
+		if k, v, ok := strings.Cut(part, "="); !ok || k == "" || v == "" {
+			return fmt.Errorf("domain: %q is not key=value (like zone=a/rack=r1/host=h1)", part)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls-cert and tls-key: set both or neither")
+	}
+	if c.AdminToken == "" {
+		return errors.New("admin-token: required (or admin-token-file)")
+	}
+	if c.ReadToken != "" && c.ReadToken == c.AdminToken {
+		return errors.New("read-token: must differ from the admin token")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log-format: must be text or json, not %q", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log-level: must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	switch c.Fsync {
+	case "part", "interval":
+	default:
+		return fmt.Errorf("fsync: must be part or interval, not %q", c.Fsync)
+	}
+	switch c.Transport {
+	case "auto", "tcp", "udp":
+	default:
+		return fmt.Errorf("transport: must be auto, tcp or udp, not %q", c.Transport)
+	}
+	if c.CPUThreshold > 100 {
+		return fmt.Errorf("cpu-threshold: must be at most 100, got %v", c.CPUThreshold)
+	}
+	return nil
+}
+
+// LoadConfig builds the configuration of `understudy serve` from its
+// arguments, the environment (getenv) and the YAML file named by --config
+// (or UNDERSTUDY_CONFIG), with precedence flag > env > file > default; it
+// reads the token files, applies the defaults and validates. Unknown keys
+// of the file are an error naming the key. Help output goes to out.
+func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	configPath := fs.String("config", "", "YAML config file (env "+EnvName("config")+"); keys are the flag names")
+	for _, s := range settings {
+		fs.String(s.name, "", s.usage+" (env "+EnvName(s.name)+")")
+	}
+	// Bool flags must accept the bare form --anonymous-read.
+	fs.Lookup("anonymous-read").Value = &boolString{}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	var cfg Config
+	path := *configPath
+	if path == "" {
+		path = getenv(EnvName("config"))
+	}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		if err := decodeYAML(data, &cfg); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	for _, s := range settings {
+		if v, ok := lookupEnv(getenv, EnvName(s.name)); ok {
+			if err := setField(&cfg, s.field, v); err != nil {
+				return Config{}, fmt.Errorf("%s: %w", EnvName(s.name), err)
+			}
+		}
+	}
+	var ferr error
+	fs.Visit(func(f *flag.Flag) {
+		for _, s := range settings {
+			if s.name == f.Name && ferr == nil {
+				if err := setField(&cfg, s.field, f.Value.String()); err != nil {
+					ferr = fmt.Errorf("--%s: %w", s.name, err)
+				}
+			}
+		}
+	})
+	if ferr != nil {
+		return Config{}, ferr
+	}
+	if err := cfg.readTokenFiles(); err != nil {
+		return Config{}, err
+	}
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+func decodeYAML(data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+func (c *Config) readTokenFiles() error {
+	read := func(field, path string, dst *string) error {
+		if path == "" {
+			return nil
+		}
+		if *dst != "" {
+			return fmt.Errorf("%s: set either the token or its file, not both", field)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", field, err)
+		}
+		*dst = strings.TrimSpace(string(b))
+		if *dst == "" {
+			return fmt.Errorf("%s: %s is empty", field, path)
+		}
+		return nil
+	}
+	if err := read("admin-token-file", c.AdminTokenFile, &c.AdminToken); err != nil {
+		return err
+	}
+	return read("read-token-file", c.ReadTokenFile, &c.ReadToken)
+}
+
+// setField parses v into the Config field by its Go type.
+func setField(cfg *Config, field, v string) error {
+	f := reflect.ValueOf(cfg).Elem().FieldByName(field)
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(v)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", v)
+		}
+		f.SetBool(b)
+	case reflect.Int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", v)
+		}
+		f.SetInt(int64(n))
+	case reflect.Float64:
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", v)
+		}
+		f.SetFloat(x)
+	case reflect.Int64: // time.Duration
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("not a duration: %q", v)
+		}
+		f.SetInt(int64(d))
+	default:
+		return fmt.Errorf("unsupported field %s", field)
+	}
+	return nil
+}
+
+// boolString is a flag.Value that accepts the bare --flag form.
+type boolString struct{ v string }
+
+func (b *boolString) String() string { return b.v }
+func (b *boolString) Set(s string) error {
+	if _, err := strconv.ParseBool(s); err != nil {
+		return fmt.Errorf("not a boolean: %q", s)
+	}
+	b.v = s
+	return nil
+}
+func (b *boolString) IsBoolFlag() bool { return true }

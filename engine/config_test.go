@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "understudy.yaml")
+	os.WriteFile(file, []byte("id: from-file\ndomain: zone=f/host=f\nlisten: 127.0.0.1:1111\nadmin-token: file-admin\nmax-range: 2h\nanonymous-read: true\n"), 0o600)
+	tokenFile := filepath.Join(dir, "read.token")
+	os.WriteFile(tokenFile, []byte("  read-from-file\n"), 0o600)
+	env := map[string]string{
+		"UNDERSTUDY_LISTEN":          "127.0.0.1:2222",
+		"UNDERSTUDY_ID":              "from-env",
+		"UNDERSTUDY_READ_TOKEN_FILE": tokenFile,
+	}
+	cfg, err := LoadConfig([]string{"--config", file, "--id", "from-flag"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct{ name, got, want string }{
+		{"id (flag over env and file)", cfg.ID, "from-flag"},
+		{"listen (env over file)", cfg.Listen, "127.0.0.1:2222"},
+		{"domain (file)", cfg.Domain, "zone=f/host=f"},
+		{"admin token (file)", cfg.AdminToken, "file-admin"},
+		{"read token (token file)", cfg.ReadToken, "read-from-file"},
+		{"data dir (default)", cfg.DataDir, "understudy-data"},
+		{"log format (default)", cfg.LogFormat, "text"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if cfg.MaxRange != 2*time.Hour || !cfg.AnonymousRead || cfg.SegmentDuration != time.Minute {
+		t.Errorf("max-range %v anonymous-read %v segment-duration %v", cfg.MaxRange, cfg.AnonymousRead, cfg.SegmentDuration)
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("admin-token: x\nlisten_addr: 1\n"), 0o600)
+	noenv := func(string) string { return "" }
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--config", bad}, "listen_addr"},
+		{[]string{}, "admin-token"},
+		{[]string{"--admin-token", "a", "--domain", "zone"}, "domain"},
+		{[]string{"--admin-token", "a", "--log-format", "xml"}, "log-format"},
+		{[]string{"--admin-token", "a", "--max-range", "soon"}, "max-range"},
+		{[]string{"--admin-token", "a", "--id", "a/b"}, "id"},
+		{[]string{"--admin-token", "a", "--tls-cert", "c.pem"}, "tls-key"},
+		{[]string{"--admin-token", "a", "--read-token", "a"}, "read-token"},
+	} {
+		_, err := LoadConfig(c.args, noenv, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one naming %s", c.args, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metric names served on /metrics. Rates (frames or bytes per second) are
+// rate() of the counters.
+const (
+	MetricStreamsAssigned  = "understudy_streams_assigned"
+	MetricStreamsRecording = "understudy_streams_recording"
+	MetricOpenGaps         = "understudy_open_gaps"
+	MetricBytesWritten     = "understudy_bytes_written_total"
+	MetricFramesWritten    = "understudy_frames_written_total"
+	MetricFramesDropped    = "understudy_frames_dropped_total"
+	MetricWriteErrors      = "understudy_write_errors_total"
+	MetricReconnects       = "understudy_reconnects_total"
+	MetricDiskUsed         = "understudy_disk_used_bytes"
+	MetricDiskFree         = "understudy_disk_free_bytes"
+	MetricCPUPercent       = "understudy_cpu_percent"
+	MetricEventsDropped    = "understudy_events_dropped_total"
+)
+
+// nodeMetrics is the node's Prometheus registry; every value is read from
+// the node when scraped.
+type nodeMetrics struct {
+	reg *prometheus.Registry
+}
+
+func newNodeMetrics(n *Node) *nodeMetrics {
+	reg := prometheus.NewRegistry()
+	gauge := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	counter := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+	}
+	gauge(MetricStreamsAssigned, "Streams this node is placed to record.", func() float64 {
+		_, a, _ := n.sessionTotals()
+		return float64(a)
+	})
+	gauge(MetricStreamsRecording, "Streams whose camera is connected and recording.", func() float64 {
+		_, _, r := n.sessionTotals()
+		return float64(r)
+	})
+	gauge(MetricOpenGaps, "Assigned streams not recording now (an open gap each).", func() float64 {
+		_, a, r := n.sessionTotals()
+		return float64(a - r)
+	})
+	counter(MetricBytesWritten, "Media payload bytes handed to the segment writers.", func() float64 {
+		t, _, _ := n.sessionTotals()
+		return float64(t.Bytes)
+	})
+	counter(MetricFramesWritten, "Frames handed to the segment writers; rate() is frames per second.", func() float64 {
+		t, _, _ := n.sessionTotals()
+		return float64(t.Frames)
+	})
+	counter(MetricFramesDropped, "Frames dropped (queue overflow during a disk stall, or no writer).", func() float64 {
+		t, _, _ := n.sessionTotals()
+		return float64(t.Dropped)
+	})
+	counter(MetricWriteErrors, "Segment write errors.", func() float64 {
+		t, _, _ := n.sessionTotals()
+		return float64(t.WriteErrors)
+	})
+	counter(MetricReconnects, "Camera connections that ended and were retried.", func() float64 {
+		t, _, _ := n.sessionTotals()
+		return float64(t.Reconnects)
+	})
+	gauge(MetricDiskUsed, "Bytes used on the data directory's file system.", func() float64 {
+		u, _ := n.diskUsage()
+		return float64(u)
+	})
+	gauge(MetricDiskFree, "Bytes free on the data directory's file system.", func() float64 {
+		_, f := n.diskUsage()
+		return float64(f)
+	})
+	gauge(MetricCPUPercent, "CPU used by the process, percent of the whole machine.", n.CPUPercent)
+	counter(MetricEventsDropped, "Events dropped for WatchEvents subscribers too slow to take them.", func() float64 {
+		return float64(n.bus.Dropped())
+	})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &nodeMetrics{reg: reg}
+}

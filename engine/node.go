@@ -1,0 +1,469 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/understudy-nvr/understudy/engine/catalog"
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+	"github.com/understudy-nvr/understudy/segment"
+)
+
+// Node is one running recorder: the segment store, the catalog, the
+// supervisor that keeps one recording session per stream placed on this
+// node, the event bus and the API server.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *segment.Store
+	db      *pebble.DB
+	catalog *catalog.Catalog
+	bus     *EventBus
+	metrics *nodeMetrics
+	version string
+
+	listener net.Listener
+	addr     string // advertised API address
+	ready    atomic.Bool
+	stopping chan struct{} // closed when shutdown begins: ends WatchEvents streams
+
+	mu       sync.Mutex
+	sessions map[string]*runningSession
+	retired  SessionStats // counters of sessions that ended, summed
+
+	cpuBits atomic.Uint64 // float64 bits of the last CPU sample
+}
+
+// runningSession is one supervised recording.
+type runningSession struct {
+	stream      catalog.Stream
+	sess        *Session
+	cancel      context.CancelFunc
+	done        chan struct{}
+	unreachable atomic.Bool
+}
+
+// NodeInfo is what placement and ListNodes know of a node.
+type NodeInfo struct {
+	ID, Domain, APIAddress string
+}
+
+// OpenNode opens the data directory (segment store under DataDir, catalog
+// under DataDir/control) and binds the API listener. cfg must have passed
+// EnsureDefaults and Validate. Close (or Run) releases everything.
+func OpenNode(cfg Config, log *slog.Logger) (n *Node, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	n = &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.closeStorage()
+		}
+	}()
+	policy := segment.FsyncPart
+	if cfg.Fsync == "interval" {
+		policy = segment.FsyncInterval
+	}
+	if n.store, err = segment.Open(segment.Options{Dir: cfg.DataDir, Node: cfg.ID, Logger: log, Fsync: policy}); err != nil {
+		return nil, fmt.Errorf("open segment store: %w", err)
+	}
+	if rep := n.store.Recovery(); !rep.Consistent() {
+		log.Warn("segment store recovered from a crash", "report", fmt.Sprint(rep))
+	}
+	if n.db, err = catalog.OpenDB(cfg.DataDir+"/control", nil); err != nil {
+		return nil, fmt.Errorf("open control db: %w", err)
+	}
+	if n.catalog, err = catalog.Open(catalog.Config{DB: n.db, NodeID: cfg.ID, Logger: log}); err != nil {
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	if n.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	n.addr = cfg.AdvertiseAddress
+	if n.addr == "" {
+		n.addr = n.listener.Addr().String()
+	}
+	n.metrics = newNodeMetrics(n)
+	return n, nil
+}
+
+// Addr is the bound API address.
+func (n *Node) Addr() string { return n.listener.Addr().String() }
+
+// Catalog is the node's stream catalog.
+func (n *Node) Catalog() *catalog.Catalog { return n.catalog }
+
+// Store is the node's segment store.
+func (n *Node) Store() *segment.Store { return n.store }
+
+// Events is the node's event bus.
+func (n *Node) Events() *EventBus { return n.bus }
+
+func (n *Node) closeStorage() {
+	if n.listener != nil {
+		n.listener.Close()
+	}
+	if n.db != nil {
+		if err := n.db.Close(); err != nil {
+			n.log.Error("close control db", "err", err)
+		}
+		n.db = nil
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			n.log.Error("close segment store", "err", err)
+		}
+		n.store = nil
+	}
+}
+
+// Run serves the API and records until ctx ends, then shuts down
+// gracefully: it stops the sessions (closing their segments), closes the
+// HTTP server and closes the stores.
+func (n *Node) Run(ctx context.Context) error {
+	defer n.closeStorage()
+	srv := &http.Server{
+		Handler:           n.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	if n.cfg.TLSCert == "" {
+		p.SetUnencryptedHTTP2(true)
+	}
+	srv.Protocols = p
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); n.supervise(runCtx) }()
+	go func() { defer wg.Done(); n.sampleCPU(runCtx) }()
+
+	serveErr := make(chan error, 1)
+	go func() {
+		var err error
+		if n.cfg.TLSCert != "" {
+			err = srv.ServeTLS(n.listener, n.cfg.TLSCert, n.cfg.TLSKey)
+		} else {
+			err = srv.Serve(n.listener)
+		}
+		serveErr <- err
+	}()
+	n.ready.Store(true)
+	n.log.Info("node serving", "id", n.cfg.ID, "domain", n.cfg.Domain, "addr", n.Addr(), "tls", n.cfg.TLSCert != "", "version", n.version)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	n.ready.Store(false)
+	n.log.Info("node shutting down")
+	close(n.stopping)
+	cancel()
+	wg.Wait() // the supervisor has stopped every session: segments are closed
+	sctx, scancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+	defer scancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		n.log.Warn("http shutdown", "err", serr)
+		srv.Close()
+	}
+	n.log.Info("node stopped")
+	return err
+}
+
+// Place is the placement function: for every stream, the nodes that record
+// it, home first. Nodes are ranked per stream by rendezvous hashing and
+// taken in rank order, skipping a node whose failure domain is already
+// used, up to the stream's R. With one live node every stream is placed on
+// it alone.
+func Place(streams []catalog.Stream, nodes []NodeInfo) map[string][]string {
+	out := make(map[string][]string, len(streams))
+	for _, s := range streams {
+		ranked := append([]NodeInfo(nil), nodes...)
+		score := func(ni NodeInfo) uint64 { return fnv64(s.ID + "\x00" + ni.ID) }
+		for i := 1; i < len(ranked); i++ {
+			for j := i; j > 0 && score(ranked[j]) > score(ranked[j-1]); j-- {
+				ranked[j], ranked[j-1] = ranked[j-1], ranked[j]
+			}
+		}
+		used := map[string]bool{}
+		var ids []string
+		for _, ni := range ranked {
+			if len(ids) >= max(s.Replicas, 1) {
+				break
+			}
+			if used[ni.Domain] {
+				continue
+			}
+			used[ni.Domain] = true
+			ids = append(ids, ni.ID)
+		}
+		out[s.ID] = ids
+	}
+	return out
+}
+
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// liveNodes is the cluster membership as this node sees it: itself only,
+// for now.
+func (n *Node) liveNodes() []NodeInfo {
+	return []NodeInfo{{ID: n.cfg.ID, Domain: n.cfg.Domain, APIAddress: n.addr}}
+}
+
+// supervise reconciles the sessions with the catalog at start and after
+// every catalog change, and stops them all when ctx ends.
+func (n *Node) supervise(ctx context.Context) {
+	changes, stop := n.catalog.Watch()
+	defer stop()
+	n.reconcile(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			n.stopAll()
+			return
+		case <-changes:
+			n.reconcile(ctx)
+		}
+	}
+}
+
+// reconcile starts a session for every enabled stream placed on this node,
+// stops the sessions of streams removed, disabled or placed elsewhere, and
+// restarts those whose URL or credentials changed.
+func (n *Node) reconcile(ctx context.Context) {
+	enabled := n.catalog.Enabled()
+	placement := Place(enabled, n.liveNodes())
+	want := map[string]catalog.Stream{}
+	for _, s := range enabled {
+		for _, id := range placement[s.ID] {
+			if id == n.cfg.ID {
+				want[s.ID] = s
+			}
+		}
+	}
+	n.mu.Lock()
+	var stopping []*runningSession
+	for id, rs := range n.sessions {
+		s, ok := want[id]
+		if !ok || s.RecordingURL() != rs.stream.RecordingURL() {
+			stopping = append(stopping, rs)
+			delete(n.sessions, id)
+		}
+	}
+	n.mu.Unlock()
+	for _, rs := range stopping {
+		n.stopSession(rs)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, s := range want {
+		if _, ok := n.sessions[id]; ok {
+			n.sessions[id].stream = s
+			continue
+		}
+		if err := n.startSession(ctx, s); err != nil {
+			n.log.Error("cannot record stream", "stream", s, "err", err)
+		}
+	}
+}
+
+// startSession runs a session for s; n.mu is held.
+func (n *Node) startSession(ctx context.Context, s catalog.Stream) error {
+	rs := &runningSession{stream: s, done: make(chan struct{})}
+	sess, err := NewSession(n.store, SessionConfig{
+		Stream:          s.ID,
+		URL:             s.RecordingURL(),
+		Class:           segment.ClassArchive,
+		Transport:       n.cfg.Transport,
+		SegmentDuration: n.cfg.SegmentDuration,
+		Logger:          n.log,
+		OnEvent:         func(e SessionEvent) { n.onSessionEvent(rs, e) },
+	})
+	if err != nil {
+		return err
+	}
+	rs.sess = sess
+	sctx, cancel := context.WithCancel(ctx)
+	rs.cancel = cancel
+	n.sessions[s.ID] = rs
+	go func() {
+		defer close(rs.done)
+		if err := sess.Run(sctx); err != nil {
+			n.log.Error("recording session failed", "stream", s.ID, "err", err)
+		}
+	}()
+	n.log.Info("recording started", "stream", s, "class", segment.ClassArchive.String())
+	n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_RECORDING_STARTED, Stream: s.ID, Node: n.cfg.ID,
+		Message: "recording started", Details: map[string]string{"class": "archive"}})
+	return nil
+}
+
+func (n *Node) stopSession(rs *runningSession) {
+	rs.cancel()
+	<-rs.done
+	st := rs.sess.Stats()
+	n.mu.Lock()
+	n.retired.Frames += st.Frames
+	n.retired.Bytes += st.Bytes
+	n.retired.Dropped += st.Dropped
+	n.retired.WriteErrors += st.WriteErrors
+	n.retired.Reconnects += st.Reconnects
+	n.mu.Unlock()
+	n.log.Info("recording stopped", "stream", rs.stream.ID)
+	n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_RECORDING_STOPPED, Stream: rs.stream.ID, Node: n.cfg.ID, Message: "recording stopped"})
+}
+
+func (n *Node) stopAll() {
+	n.mu.Lock()
+	all := make([]*runningSession, 0, len(n.sessions))
+	for id, rs := range n.sessions {
+		all = append(all, rs)
+		delete(n.sessions, id)
+	}
+	n.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, rs := range all {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.stopSession(rs) }()
+	}
+	wg.Wait()
+}
+
+// onSessionEvent turns a session event into bus events; it must not block.
+func (n *Node) onSessionEvent(rs *runningSession, e SessionEvent) {
+	ev := Event{Time: e.Time, Kind: sessionEventKind(e.Kind), Stream: e.Stream, Node: n.cfg.ID, Message: e.Message, Details: map[string]string{}}
+	switch e.Kind {
+	case EventDisconnected:
+		ev.Details["start"] = e.Time.UTC().Format(time.RFC3339Nano)
+		ev.Details["gap_kind"] = "GAP_KIND_SOURCE"
+	case EventOverflow:
+		ev.Details["start"] = e.Time.UTC().Format(time.RFC3339Nano)
+		ev.Details["gap_kind"] = "GAP_KIND_SYSTEM"
+	case EventSourceUnreachable:
+		rs.unreachable.Store(true)
+	case EventWriteError:
+		ev.Details["error"] = e.Message
+	case EventConnected:
+		ev.Details["end"] = e.Time.UTC().Format(time.RFC3339Nano)
+		if rs.unreachable.Swap(false) {
+			n.bus.Publish(Event{Time: e.Time, Kind: understudyv1.EventKind_EVENT_KIND_SOURCE_REACHABLE, Stream: e.Stream, Node: n.cfg.ID, Message: "camera reachable again"})
+		}
+	}
+	n.bus.Publish(ev)
+}
+
+// sessionTotals sums the counters of the running and the ended sessions.
+func (n *Node) sessionTotals() (tot SessionStats, assigned, recording int) {
+	n.mu.Lock()
+	tot = n.retired
+	runs := make([]*runningSession, 0, len(n.sessions))
+	for _, rs := range n.sessions {
+		runs = append(runs, rs)
+	}
+	n.mu.Unlock()
+	for _, rs := range runs {
+		st := rs.sess.Stats()
+		tot.Frames += st.Frames
+		tot.Bytes += st.Bytes
+		tot.Dropped += st.Dropped
+		tot.WriteErrors += st.WriteErrors
+		tot.Reconnects += st.Reconnects
+		if st.Connected {
+			recording++
+		}
+	}
+	return tot, len(runs), recording
+}
+
+// diskUsage returns the used and free bytes of the data directory's file
+// system (free: available to this unprivileged process).
+func (n *Node) diskUsage() (used, free uint64) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(n.cfg.DataDir, &st); err != nil {
+		return 0, 0
+	}
+	bs := uint64(st.Bsize)
+	return (st.Blocks - st.Bfree) * bs, st.Bavail * bs
+}
+
+// CPUPercent is the process's CPU use over the last sample, as a share of
+// the whole machine (0..100).
+func (n *Node) CPUPercent() float64 { return float64frombits(n.cpuBits.Load()) }
+
+// sampleCPU measures CPU use every 2 s and publishes a CPU threshold event
+// at every crossing of the configured threshold.
+func (n *Node) sampleCPU(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	prevCPU, prevAt := processCPU(), time.Now()
+	above := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			cpu := processCPU()
+			wall := now.Sub(prevAt)
+			pct := 0.0
+			if wall > 0 {
+				pct = 100 * float64(cpu-prevCPU) / float64(wall) / float64(runtime.NumCPU())
+			}
+			prevCPU, prevAt = cpu, now
+			n.cpuBits.Store(float64bits(pct))
+			if (pct >= n.cfg.CPUThreshold) != above {
+				above = !above
+				dir := "above"
+				if !above {
+					dir = "back below"
+				}
+				n.bus.Publish(Event{Time: now, Kind: understudyv1.EventKind_EVENT_KIND_CPU_THRESHOLD, Node: n.cfg.ID,
+					Message: fmt.Sprintf("CPU %.1f%% %s threshold %.0f%%", pct, dir, n.cfg.CPUThreshold),
+					Details: map[string]string{"cpu_percent": fmt.Sprintf("%.1f", pct), "threshold": fmt.Sprintf("%.0f", n.cfg.CPUThreshold)}})
+			}
+		}
+	}
+}
+
+// processCPU is the user+system CPU time of this process.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

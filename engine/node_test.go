@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/understudy-nvr/understudy/chaos/camsim"
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
+)
+
+// TestNodeSupervisesCatalog runs a whole node in-process: creating an
+// enabled stream starts its recording, WatchEvents reports it, disabling
+// the stream stops it, and cancelling Run shuts everything down.
+func TestNodeSupervisesCatalog(t *testing.T) {
+	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	cfg := Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead}
+	cfg.EnsureDefaults()
+	n, err := OpenNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	base := "http://" + n.Addr()
+	for !n.ready.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	watch, err := understudyv1connect.NewClusterServiceClient(client(testRead), base).WatchEvents(wctx,
+		connect.NewRequest(&understudyv1.WatchEventsRequest{StreamIds: []string{"cam"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+
+	sc := understudyv1connect.NewStreamServiceClient(client(testAdmin), base)
+	stream := &understudyv1.Stream{Id: "cam", Url: cams.URL(0), Enabled: true}
+	if _, err := sc.CreateStream(ctx, connect.NewRequest(&understudyv1.CreateStreamRequest{Stream: stream})); err != nil {
+		t.Fatal(err)
+	}
+	expect := func(kind understudyv1.EventKind) {
+		t.Helper()
+		for watch.Receive() {
+			if e := watch.Msg().Event; e.Kind == kind {
+				t.Logf("event %s: %s", e.Kind, e.Message)
+				return
+			}
+		}
+		t.Fatalf("no %s event: %v", kind, watch.Err())
+	}
+	expect(understudyv1.EventKind_EVENT_KIND_RECORDING_STARTED)
+	expect(understudyv1.EventKind_EVENT_KIND_GAP_CLOSED) // frames flowing
+	_, assigned, recording := n.sessionTotals()
+	if assigned != 1 || recording != 1 {
+		t.Fatalf("assigned %d recording %d, want 1 1", assigned, recording)
+	}
+	stream.Enabled = false
+	if _, err := sc.UpdateStream(ctx, connect.NewRequest(&understudyv1.UpdateStreamRequest{Stream: stream,
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"enabled"}}})); err != nil {
+		t.Fatal(err)
+	}
+	expect(understudyv1.EventKind_EVENT_KIND_RECORDING_STOPPED)
+	if _, assigned, _ := n.sessionTotals(); assigned != 0 {
+		t.Fatalf("assigned %d after disable, want 0", assigned)
+	}
+	tot, _, _ := n.sessionTotals()
+	if tot.Frames == 0 {
+		t.Fatal("no frames recorded")
+	}
+	resp, err := http.Get(base + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v", err)
+	}
+	resp.Body.Close()
+}
