@@ -17,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/placement"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/segment"
 )
@@ -191,45 +192,44 @@ func (n *Node) Run(ctx context.Context) error {
 	return err
 }
 
-// Place is the placement function: for every stream, the nodes that record
-// it, home first. Nodes are ranked per stream by rendezvous hashing and
-// taken in rank order, skipping a node whose failure domain is already
-// used, up to the stream's R. With one live node every stream is placed on
-// it alone.
+// Place maps every stream to the nodes that record it, home first, with
+// the placement package: failure-domain-aware weighted rendezvous hashing
+// with bounded loads. Copies go to distinct racks when the domains name
+// racks, else to distinct nodes. Should placement reject its input (it
+// cannot, for nodes whose config was validated), every stream goes to
+// every live node: over-record, never under-record.
 func Place(streams []catalog.Stream, nodes []NodeInfo) map[string][]string {
-	out := make(map[string][]string, len(streams))
+	pn := make([]placement.Node, 0, len(nodes))
+	for _, ni := range nodes {
+		d, err := placement.ParseDomain(ni.Domain)
+		if err != nil {
+			d = placement.Domain{{Key: "host", Value: ni.ID}}
+		}
+		pn = append(pn, placement.Node{ID: ni.ID, Domain: d, Weight: 1, State: placement.Active})
+	}
+	ps := make([]placement.Stream, 0, len(streams))
 	for _, s := range streams {
-		ranked := append([]NodeInfo(nil), nodes...)
-		score := func(ni NodeInfo) uint64 { return fnv64(s.ID + "\x00" + ni.ID) }
-		for i := 1; i < len(ranked); i++ {
-			for j := i; j > 0 && score(ranked[j]) > score(ranked[j-1]); j-- {
-				ranked[j], ranked[j-1] = ranked[j-1], ranked[j]
-			}
+		ps = append(ps, placement.Stream{ID: s.ID, Weight: 1, Replicas: min(max(s.Replicas, 1), placement.MaxReplicas)})
+	}
+	out := make(map[string][]string, len(streams))
+	p, err := placement.Place(pn, ps, placement.Config{Level: "rack"})
+	if err != nil {
+		p, err = placement.Place(pn, ps, placement.Config{Level: "node"})
+	}
+	if err != nil {
+		all := make([]string, 0, len(nodes))
+		for _, ni := range nodes {
+			all = append(all, ni.ID)
 		}
-		used := map[string]bool{}
-		var ids []string
-		for _, ni := range ranked {
-			if len(ids) >= max(s.Replicas, 1) {
-				break
-			}
-			if used[ni.Domain] {
-				continue
-			}
-			used[ni.Domain] = true
-			ids = append(ids, ni.ID)
+		for _, s := range streams {
+			out[s.ID] = all
 		}
-		out[s.ID] = ids
+		return out
+	}
+	for _, s := range streams {
+		out[s.ID] = p.Lookup(s.ID)
 	}
 	return out
-}
-
-func fnv64(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
 }
 
 // liveNodes is the cluster membership as this node sees it: itself only,

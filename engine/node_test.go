@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
+	"github.com/understudy-nvr/understudy/engine/catalog"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 )
@@ -88,4 +90,32 @@ func TestNodeSupervisesCatalog(t *testing.T) {
 		t.Fatalf("readyz: %v", err)
 	}
 	resp.Body.Close()
+}
+
+// TestPlaceUsesFailureDomains: the node places streams with the placement
+// package: copies in distinct racks when the domains name racks, and with
+// one live node every stream on it.
+func TestPlaceUsesFailureDomains(t *testing.T) {
+	nodes := []NodeInfo{
+		{ID: "a1", Domain: "zone=z/rack=a/host=a1"}, {ID: "a2", Domain: "zone=z/rack=a/host=a2"},
+		{ID: "b1", Domain: "zone=z/rack=b/host=b1"}, {ID: "b2", Domain: "zone=z/rack=b/host=b2"},
+	}
+	rack := map[string]string{"a1": "a", "a2": "a", "b1": "b", "b2": "b"}
+	var streams []catalog.Stream
+	for i := 0; i < 50; i++ {
+		streams = append(streams, catalog.Stream{ID: fmt.Sprintf("cam%d", i), Replicas: 2})
+	}
+	got := Place(streams, nodes)
+	for _, s := range streams {
+		ids := got[s.ID]
+		if len(ids) != 2 || rack[ids[0]] == rack[ids[1]] {
+			t.Errorf("%s placed on %v: want 2 copies in distinct racks", s.ID, ids)
+		}
+	}
+	single := Place(streams, []NodeInfo{{ID: "n1", Domain: "host=n1"}})
+	for _, s := range streams {
+		if ids := single[s.ID]; len(ids) != 1 || ids[0] != "n1" {
+			t.Errorf("%s on one node placed on %v", s.ID, ids)
+		}
+	}
 }
