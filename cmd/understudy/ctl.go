@@ -22,7 +22,7 @@ import (
 // understudy ctl is the command-line client of the Connect API
 // (proto/understudy/v1). Conventions:
 //
-//   - Server: --server, else $UNDERSTUDY_SERVER, else http://127.0.0.1:8080.
+//   - Server: --server, else $UNDERSTUDY_SERVER, else http://127.0.0.1:7480 (the default listen address of understudy serve).
 //     http:// (or a bare HOST:PORT) speaks HTTP/2 without TLS (h2c, prior
 //     knowledge) unless --http1; https:// speaks TLS (HTTP/2 or 1.1).
 //   - Token: --token, else --token-file, else $UNDERSTUDY_TOKEN; sent as

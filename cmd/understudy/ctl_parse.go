@@ -12,7 +12,7 @@ import (
 
 // ctlDefaultServer is the API address ctl talks to when neither --server nor
 // UNDERSTUDY_SERVER says otherwise.
-const ctlDefaultServer = "http://127.0.0.1:8080"
+const ctlDefaultServer = "http://127.0.0.1:7480" // serve's default --listen
 
 // parseCtlTime parses a time expression of ctl: an RFC 3339 time (with a
 // zone: "Z" or an offset), "now", or "now-DUR" / "now+DUR" where DUR is a

@@ -209,7 +209,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-tags", "pebblegozstd", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cams, err := camsim.New(camsim.Config{Listen: "127.0.0.1:0", Cameras: 4, Width: 320, Height: 240, Bitrate: 1_000_000, GOP: 25})
+	cams, err := camsim.New(camsim.Config{Listen: "127.0.0.1:0", Cameras: 4, Width: 320, Height: 240, Bitrate: 1_000_000, GOP: 12})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,15 +248,25 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Fatalf("CreateStream JSON: %d %s", resp.StatusCode, b)
 		}
 	}
-	// Two with the Go client: gRPC over h2c, and Connect with zstd.
-	grpcStreams := understudyv1connect.NewStreamServiceClient(h2cClient(e2eAdmin), base, connect.WithGRPC())
+	// One with `understudy ctl`, as an operator would.
+	if out, err := exec.Command(bin, "ctl", "--server", base, "--token", e2eAdmin,
+		"streams", "add", "--id", "cam2", "--url", cams.URL(2), "--label", "site=e2e").CombinedOutput(); err != nil {
+		t.Fatalf("ctl streams add: %v\n%s", err, out)
+	}
+	// One with the Go client, Connect with zstd.
 	zstdStreams := understudyv1connect.NewStreamServiceClient(h2cClient(e2eAdmin), base, zstdClientOptions()...)
-	for i, c := range []understudyv1connect.StreamServiceClient{grpcStreams, zstdStreams} {
-		id := fmt.Sprintf("cam%d", i+2)
-		if _, err := c.CreateStream(ctx, connect.NewRequest(&understudyv1.CreateStreamRequest{
-			Stream: &understudyv1.Stream{Id: id, Url: cams.URL(i + 2), Enabled: true}})); err != nil {
-			t.Fatalf("CreateStream %s: %v", id, err)
-		}
+	if _, err := zstdStreams.CreateStream(ctx, connect.NewRequest(&understudyv1.CreateStreamRequest{
+		Stream: &understudyv1.Stream{Id: "cam3", Url: cams.URL(3), Enabled: true}})); err != nil {
+		t.Fatalf("CreateStream cam3: %v", err)
+	}
+	// Listing through gRPC over h2c, and through ctl.
+	grpcStreams := understudyv1connect.NewStreamServiceClient(h2cClient(e2eAdmin), base, connect.WithGRPC())
+	if lr, err := grpcStreams.ListStreams(ctx, connect.NewRequest(&understudyv1.ListStreamsRequest{})); err != nil || len(lr.Msg.GetStreams()) != 4 {
+		t.Fatalf("ListStreams over gRPC: %v, %v", lr, err)
+	}
+	if out, err := exec.Command(bin, "ctl", "--server", base, "--token", e2eRead, "streams", "list").CombinedOutput(); err != nil ||
+		!bytes.Contains(out, []byte("cam2")) || !bytes.Contains(out, []byte("cam3")) {
+		t.Fatalf("ctl streams list: %v\n%s", err, out)
 	}
 	t0 := time.Now()
 	ids := []string{"cam0", "cam1", "cam2", "cam3"}
