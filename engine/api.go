@@ -434,6 +434,12 @@ func (a api) GetTimeline(_ context.Context, req *connect.Request[understudyv1.Ge
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
+	if since, ok := a.n.openOutage(m.GetStreamId()); ok && since.Before(end) {
+		if since.Before(start) {
+			since = start
+		}
+		outages = segment.Merge(append(outages, segment.Interval{Start: since, End: end}))
+	}
 	tl := BuildTimeline(segs, outages, a.n.cfg.ID, start, end)
 	for _, c := range tl.Coverage {
 		resp.Coverage = append(resp.Coverage, &understudyv1.CoverageInterval{

@@ -56,6 +56,18 @@ type runningSession struct {
 	unreachable atomic.Bool
 }
 
+// openOutage returns the start of the camera outage the local session of
+// stream is in now, if any.
+func (n *Node) openOutage(stream string) (time.Time, bool) {
+	n.mu.Lock()
+	rs, ok := n.sessions[stream]
+	n.mu.Unlock()
+	if !ok || rs.sess == nil {
+		return time.Time{}, false
+	}
+	return rs.sess.OpenOutage()
+}
+
 // NodeInfo is what placement and ListNodes know of a node.
 type NodeInfo struct {
 	ID, Domain, APIAddress string

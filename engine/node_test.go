@@ -11,6 +11,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
@@ -72,6 +73,32 @@ func TestNodeSupervisesCatalog(t *testing.T) {
 	if assigned != 1 || recording != 1 {
 		t.Fatalf("assigned %d recording %d, want 1 1", assigned, recording)
 	}
+
+	// A camera that is down right now is a SOURCE gap up to now, before it
+	// comes back and the outage is written down.
+	time.Sleep(1500 * time.Millisecond)
+	cams.Camera(0).Stop()
+	time.Sleep(2500 * time.Millisecond)
+	rc := understudyv1connect.NewRecordingServiceClient(client(testRead), base)
+	now := time.Now()
+	tl, err := rc.GetTimeline(ctx, connect.NewRequest(&understudyv1.GetTimelineRequest{StreamId: "cam",
+		Start: timestamppb.New(now.Add(-time.Minute)), End: timestamppb.New(now)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gaps := tl.Msg.GetGaps()
+	if len(gaps) == 0 {
+		t.Fatal("no gap while the camera is down")
+	}
+	last := gaps[len(gaps)-1]
+	if last.GetKind() != understudyv1.GapKind_GAP_KIND_SOURCE || last.GetEnd().AsTime().Sub(last.GetStart().AsTime()) < 2*time.Second {
+		t.Errorf("while the camera is down the newest gap is %s of %s, want SOURCE of about 2.5 s", last.GetKind(),
+			last.GetEnd().AsTime().Sub(last.GetStart().AsTime()))
+	}
+	if err := cams.Camera(0).Start(); err != nil {
+		t.Fatal(err)
+	}
+
 	stream.Enabled = false
 	if _, err := sc.UpdateStream(ctx, connect.NewRequest(&understudyv1.UpdateStreamRequest{Stream: stream,
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"enabled"}}})); err != nil {

@@ -215,6 +215,16 @@ func NewSession(store *segment.Store, cfg SessionConfig) (*Session, error) {
 	}, nil
 }
 
+// OpenOutage returns the start of the camera outage in progress, if the
+// session cannot reach its camera now. The outage is recorded in the store
+// only once the camera is back; until then the API reports [since, now) as
+// a source gap from here.
+func (s *Session) OpenOutage() (since time.Time, ok bool) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	return s.outageSince, !s.outageSince.IsZero()
+}
+
 // Stats returns a snapshot of the session's counters.
 func (s *Session) Stats() SessionStats {
 	s.pmu.Lock()
