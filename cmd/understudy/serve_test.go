@@ -205,10 +205,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatal("ffprobe is required (apt-get install -y ffmpeg)")
 	}
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "understudy")
-	if out, err := exec.Command("go", "build", "-tags", "pebblegozstd", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := understudyBinary(t)
 	cams, err := camsim.New(camsim.Config{Listen: "127.0.0.1:0", Cameras: 4, Width: 320, Height: 240, Bitrate: 1_000_000, GOP: 12})
 	if err != nil {
 		t.Fatal(err)
