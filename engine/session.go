@@ -194,9 +194,10 @@ const controlHeadroom = 64
 
 // item is one entry of the queue between the network and the disk.
 type item struct {
-	open  *segment.WriterConfig // close the current writer, open this one
-	close bool                  // close the current writer
-	frame segment.Frame
+	open   *segment.WriterConfig // close the current writer, open this one
+	close  bool                  // close the current writer
+	outage *segment.Interval     // record that the camera was unreachable
+	frame  segment.Frame
 }
 
 func (it item) size() int64 { return int64(len(it.frame.Payload)) }
@@ -380,12 +381,8 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 		s.emit(EventConnected, "frames flowing")
 	}
 	if !s.outageSince.IsZero() && f.Wall.After(s.outageSince) {
-		iv := segment.Interval{Start: s.outageSince, End: f.Wall}
-		if err := s.store.AddSourceOutage(s.cfg.Stream, iv); err != nil {
-			s.log.Error("recording source outage", "err", err)
-		} else {
-			s.log.Info("camera back", "unreachable_for", iv.End.Sub(iv.Start).Round(time.Millisecond))
-		}
+		// Written by the write loop: no disk I/O on the packet path.
+		s.queue <- item{outage: &segment.Interval{Start: s.outageSince, End: f.Wall}}
 		s.outageSince = time.Time{}
 		s.failedInARow = 0
 	}
@@ -462,6 +459,12 @@ func (s *Session) writeLoop() {
 	var lastErrLog time.Time
 	for it := range s.queue {
 		switch {
+		case it.outage != nil:
+			if err := s.store.AddSourceOutage(s.cfg.Stream, *it.outage); err != nil {
+				s.log.Error("recording source outage", "err", err)
+			} else {
+				s.log.Info("camera back", "unreachable_for", it.outage.End.Sub(it.outage.Start).Round(time.Millisecond))
+			}
 		case it.close:
 			closeWriter()
 		case it.open != nil:
