@@ -22,17 +22,10 @@
 //  2. Copies. Streams are taken in a fixed order (light streams first, then
 //     by stream hash). Each walks its preference order and takes the first
 //     min(R, active nodes) active nodes that are under their copy cap and
-//     in domains (at Config.Level) no earlier copy uses. A stream pushed
-//     off its first choices (its most-preferred nodes, caps ignored) by a
-//     full node skips nodes whose own first-choice load is within ε/5 of
-//     their cap, unless nothing else under the caps is left: landing there
-//     would push another stream off in turn, and every such chain is
-//     copies that a change of membership moves back and forth (with it,
-//     R=2 moves 1.14× the optimum instead of 1.16×). When the copies
-//     cannot all be placed under the caps, the cap gives
-//     way before the domains do, then the domain level steps down one tier
-//     at a time to distinct nodes; the shortfall is reported by
-//     Placement.Dispersion, never hidden.
+//     in domains (at Config.Level) no earlier copy uses. When that cannot
+//     be done, the cap gives way before the domains do, then the domain
+//     level steps down one tier at a time to distinct nodes; the shortfall
+//     is reported by Placement.Dispersion, never hidden.
 //  3. Homes. The home is the first copy in preference order under its home
 //     cap, so when it fails the next copy, already recording, becomes home.
 //     Homes left over their cap are then moved between the copies of a

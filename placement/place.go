@@ -479,9 +479,6 @@ func (p *Placer) rescore(a int32, present bool) {
 type pass struct {
 	capped bool // respect the copy load cap
 	tier   int  // copies must differ at this tier (len(tiers): nodes only)
-	// spare: besides its own first choices, a stream takes only nodes
-	// whose first-choice load leaves them spare room (see walker.spare).
-	spare bool
 }
 
 // walker is the sequential phase: it gives each stream, in processing
@@ -496,19 +493,6 @@ type walker struct {
 	home               int
 	buf                []int32
 	rk                 []rank
-
-	// first is the load each node would carry if every stream had its
-	// first choices (its most-preferred nodes in distinct domains, caps
-	// ignored); firstOf[firstOff[s]:firstOff[s+1]] are stream s's.
-	first             []int64
-	firstOf, firstOff []int32
-	// spare is the first-choice load above which a node takes no stream
-	// but its own first choices in the first pass: a stream pushed off its
-	// own nodes then goes where it does not in turn push another stream
-	// off (each such push is a copy that a change of membership moves
-	// back and forth). It is ε/5 below the copy cap.
-	spare []int64
-	cur   int // the stream being placed
 }
 
 // Placement runs the sequential phase and returns the placement.
@@ -547,13 +531,9 @@ func (p *Placer) Placement() *Placement {
 		w.capC[i] = loadCap(dc, uint64(p.nodes[i].Weight), wsum, ppm, p.nh[i])
 		w.capH[i] = loadCap(dh, uint64(p.nodes[i].Weight), wsum, ppm, p.nh[i]>>16)
 	}
-	w.passes = []pass{{true, p.level, false}, {false, p.level, false}}
+	w.passes = []pass{{true, p.level}, {false, p.level}}
 	for t := p.level + 1; t <= T; t++ {
-		w.passes = append(w.passes, pass{true, t, false}, pass{false, t, false})
-	}
-	if !p.cfg.NoLoadCap {
-		w.firstChoices()
-		w.passes = slices.Insert(w.passes, 0, pass{true, p.level, true})
+		w.passes = append(w.passes, pass{true, t}, pass{false, t})
 	}
 
 	out := &Placement{
@@ -578,7 +558,6 @@ func (p *Placer) Placement() *Placement {
 		if want == 0 {
 			continue
 		}
-		w.cur = si
 		list := p.cand[si*candidates : si*candidates+int(p.candN[si])]
 		if !w.choose(st, want, list, len(list) == N) {
 			if w.buf == nil {
@@ -602,61 +581,6 @@ func (p *Placer) Placement() *Placement {
 	}
 	out.copies = copies
 	return out
-}
-
-// firstChoices computes every stream's first choices, the load they would
-// put on each node, and the spare-room limits.
-func (w *walker) firstChoices() {
-	p := w.p
-	N := len(p.nodes)
-	w.first = make([]int64, N)
-	w.spare = make([]int64, N)
-	w.firstOff = make([]int32, len(p.streams)+1)
-	w.firstOf = make([]int32, 0, len(p.streams)*min(3, w.eligible))
-	for si := range p.streams {
-		st := &p.streams[si]
-		want := min(st.Replicas, w.eligible)
-		list := p.cand[si*candidates : si*candidates+int(p.candN[si])]
-		w.chosen = w.chosen[:0]
-		w.firstPick(want, list)
-		if len(w.chosen) < want && len(list) < N {
-			if w.buf == nil {
-				w.buf = make([]int32, 0, N)
-				w.rk = make([]rank, N)
-			}
-			w.chosen = w.chosen[:0]
-			w.firstPick(want, p.fullOrder(si, w.buf, w.rk))
-		}
-		for _, n := range w.chosen {
-			w.first[n] += st.Weight
-		}
-		w.firstOf = append(w.firstOf, w.chosen...)
-		w.firstOff[si+1] = int32(len(w.firstOf))
-	}
-	w.chosen = w.chosen[:0]
-	ppm := p.cfg.epsilonPPM()
-	for n := range w.spare {
-		// ⌊capC·(1 − ε/5)⌋, in 128 bits.
-		hi, lo := bits.Mul64(uint64(w.capC[n]), ppm)
-		q, r := bits.Div64(hi, lo, 5_000_000)
-		if r != 0 {
-			q++
-		}
-		w.spare[n] = w.capC[n] - int64(q)
-	}
-}
-
-// firstPick appends to w.chosen the first active nodes of ord in distinct
-// domains at the configured level, up to want.
-func (w *walker) firstPick(want int, ord []int32) {
-	for _, n := range ord {
-		if len(w.chosen) == want {
-			return
-		}
-		if w.p.nodes[n].State == Active && !w.clash(n, w.p.level) {
-			w.chosen = append(w.chosen, n)
-		}
-	}
 }
 
 // repairHomes brings every home load under its cap by moving homes between
@@ -817,9 +741,6 @@ func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 				continue
 			}
 			if w.copyLoad[n]+sw > w.capC[n] {
-				continue
-			}
-			if ps.spare && w.first[n] > w.spare[n] && !slices.Contains(w.firstOf[w.firstOff[w.cur]:w.firstOff[w.cur+1]], n) {
 				continue
 			}
 			if w.clash(n, ps.tier) {
