@@ -167,3 +167,31 @@ func BenchmarkMovement(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMovementIDSets repeats the capped movement measurement with the
+// same topology and streams under other names (every node and stream ID
+// prefixed), which re-draws every hash: how much of a movement figure
+// belongs to the method and how much to one draw of the IDs.
+func BenchmarkMovementIDSets(b *testing.B) {
+	for _, bc := range benchCases {
+		for _, tag := range []string{"a", "b", "c", "d"} {
+			b.Run(bc.name+"/ids="+tag, func(b *testing.B) {
+				ns := topology(4, 10, 25, bc.weighted, 1)
+				ss := streamSet(100000, bc.r, bc.weighted, 1)
+				for i := range ns {
+					ns[i].ID = tag + "-" + ns[i].ID
+				}
+				for i := range ss {
+					ss[i].ID = tag + "-" + ss[i].ID
+				}
+				for i := 0; i < b.N; i++ {
+					f := measure(b, ns, ss, Config{}, 20)
+					b.ReportMetric(ratio(f.removeMoved, f.removeOpt), "move_ratio_remove")
+					b.ReportMetric(ratio(f.addMoved, f.addOpt), "move_ratio_add")
+					b.ReportMetric(ratio(f.reweightMoved, f.reweightOpt), "move_ratio_reweight")
+					b.ReportMetric(100*ratio(f.toCopy, f.failedOver), "new_home_held_copy_%")
+				}
+			})
+		}
+	}
+}
