@@ -430,6 +430,21 @@ func (a api) GetTimeline(_ context.Context, req *connect.Request[understudyv1.Ge
 	if err != nil {
 		return nil, err
 	}
+	// The part being written is indexed only once it is durable. While the
+	// stream is recording here and the durable coverage keeps up with the
+	// frames, the time after it is the live edge, not a gap: the timeline
+	// ends there. (A stalled disk lets the frames run ahead: then it is a gap.)
+	if newest, ok := a.n.liveEdge(m.GetStreamId()); ok {
+		var durable time.Time
+		for _, si := range segs {
+			if si.Node == a.n.cfg.ID && si.Origin == segment.OriginLive && si.End.After(durable) {
+				durable = si.End
+			}
+		}
+		if durable.After(start) && durable.Before(end) && newest.Sub(durable) <= liveEdgeSlack {
+			end = durable
+		}
+	}
 	outages, err := a.n.store.SourceOutages(m.GetStreamId(), start, end)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)

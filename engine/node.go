@@ -68,6 +68,27 @@ func (n *Node) openOutage(stream string) (time.Time, bool) {
 	return rs.sess.OpenOutage()
 }
 
+// liveEdgeSlack is how far the newest durable part of a stream recording
+// here may trail its newest frame and still be the live edge: the part
+// being written (1 s) and the next one started at a segment boundary.
+const liveEdgeSlack = 3 * time.Second
+
+// liveEdge returns the wall-clock time of the newest frame of a stream this
+// node records right now (connected, a frame within the last 2 s).
+func (n *Node) liveEdge(stream string) (time.Time, bool) {
+	n.mu.Lock()
+	rs, ok := n.sessions[stream]
+	n.mu.Unlock()
+	if !ok || rs.sess == nil {
+		return time.Time{}, false
+	}
+	st := rs.sess.Stats()
+	if !st.Connected || st.LastReceived.IsZero() || time.Since(st.LastReceived) > 2*time.Second {
+		return time.Time{}, false
+	}
+	return st.LastFrame, true
+}
+
 // NodeInfo is what placement and ListNodes know of a node.
 type NodeInfo struct {
 	ID, Domain, APIAddress string

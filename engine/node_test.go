@@ -74,14 +74,38 @@ func TestNodeSupervisesCatalog(t *testing.T) {
 		t.Fatalf("assigned %d recording %d, want 1 1", assigned, recording)
 	}
 
-	// A camera that is down right now is a SOURCE gap up to now, before it
-	// comes back and the outage is written down.
-	time.Sleep(1500 * time.Millisecond)
-	cams.Camera(0).Stop()
+	// While the camera records, the part being written is the live edge,
+	// not a gap: the timeline up to now ends at the newest durable part.
 	time.Sleep(2500 * time.Millisecond)
 	rc := understudyv1connect.NewRecordingServiceClient(client(testRead), base)
 	now := time.Now()
 	tl, err := rc.GetTimeline(ctx, connect.NewRequest(&understudyv1.GetTimelineRequest{StreamId: "cam",
+		Start: timestamppb.New(now.Add(-time.Minute)), End: timestamppb.New(now)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cov := tl.Msg.GetCoverage()
+	if len(cov) == 0 {
+		t.Fatal("no coverage while recording")
+	}
+	edge := cov[len(cov)-1].GetEnd().AsTime()
+	for _, g := range tl.Msg.GetGaps() {
+		if g.GetEnd().AsTime().After(cov[0].GetStart().AsTime()) {
+			t.Errorf("recording: gap %s %s..%s after the recording began (live edge %s before now)", g.GetKind(),
+				g.GetStart().AsTime().Format(time.StampMilli), g.GetEnd().AsTime().Format(time.StampMilli), now.Sub(edge))
+		}
+	}
+	if lag := now.Sub(edge); lag > liveEdgeSlack {
+		t.Errorf("live edge %v behind now, want at most %v", lag, liveEdgeSlack)
+	}
+	t.Logf("recording: coverage ends %v before now, no trailing gap", now.Sub(edge))
+
+	// A camera that is down right now is a SOURCE gap up to now, before it
+	// comes back and the outage is written down.
+	cams.Camera(0).Stop()
+	time.Sleep(2500 * time.Millisecond)
+	now = time.Now()
+	tl, err = rc.GetTimeline(ctx, connect.NewRequest(&understudyv1.GetTimelineRequest{StreamId: "cam",
 		Start: timestamppb.New(now.Add(-time.Minute)), End: timestamppb.New(now)}))
 	if err != nil {
 		t.Fatal(err)

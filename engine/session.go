@@ -155,7 +155,9 @@ type SessionStats struct {
 	Reconnects  uint64
 	QueuedBytes int64
 	LastFrame   time.Time // wall-clock time of the newest frame received
-	LastError   string    // redacted
+	// LastReceived is when (by this node's clock) the newest frame arrived.
+	LastReceived time.Time
+	LastError    string // redacted
 }
 
 // Session records one stream from its camera into a segment.Store: it
@@ -180,6 +182,7 @@ type Session struct {
 	dropping     bool
 	dropStart    time.Time
 	lastFrame    time.Time
+	lastRecv     time.Time
 	connected    bool
 	outageSince  time.Time // zero: no outage pending
 	failedInARow int
@@ -231,15 +234,16 @@ func (s *Session) Stats() SessionStats {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	return SessionStats{
-		Connected:   s.connected,
-		Frames:      s.frames.Load(),
-		Bytes:       s.bytes.Load(),
-		Dropped:     s.dropped.Load(),
-		WriteErrors: s.writeErrors.Load(),
-		Reconnects:  s.reconnects.Load(),
-		QueuedBytes: s.queued.Load(),
-		LastFrame:   s.lastFrame,
-		LastError:   s.lastErr,
+		Connected:    s.connected,
+		Frames:       s.frames.Load(),
+		Bytes:        s.bytes.Load(),
+		Dropped:      s.dropped.Load(),
+		WriteErrors:  s.writeErrors.Load(),
+		Reconnects:   s.reconnects.Load(),
+		QueuedBytes:  s.queued.Load(),
+		LastFrame:    s.lastFrame,
+		LastReceived: s.lastRecv,
+		LastError:    s.lastErr,
 	}
 }
 
@@ -387,6 +391,7 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 		s.failedInARow = 0
 	}
 	s.lastFrame = f.Wall
+	s.lastRecv = s.cfg.Now()
 
 	// A writer is (re)opened only at a random access point: on the first
 	// keyframe of a connection, after an overflow, after new codec

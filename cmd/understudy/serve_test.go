@@ -300,7 +300,12 @@ func TestServeEndToEnd(t *testing.T) {
 	rc := understudyv1connect.NewRecordingServiceClient(h2cClient(e2eRead), base, connect.WithGRPC())
 	now := time.Now()
 	for i, id := range ids {
-		s := summarize(timeline(t, rc, id, t0.Add(-time.Minute), now), t0.Add(-time.Minute), now)
+		tl := timeline(t, rc, id, t0.Add(-time.Minute), now)
+		s := summarize(tl, t0.Add(-time.Minute), now)
+		if g := tl.GetGaps(); len(g) > 0 && !g[len(g)-1].GetEnd().AsTime().Before(s.last) {
+			t.Errorf("%s: the timeline up to now ends in a %s gap at the live edge, want it to end at the newest durable part",
+				id, g[len(g)-1].GetKind())
+		}
 		loss := sourceLoss(i)
 		t.Logf("%s after 21 s: coverage %.2f s, SYSTEM gaps %v, SOURCE gaps %v, camera skipped %v", id, s.coverage.Seconds(), s.system, s.source, loss)
 		if s.coverage < 18*time.Second-loss {

@@ -7,9 +7,9 @@ package understudyv1_test
 var generatedHashes = map[string]string{
 	"cluster.pb.go":                            "88d6d0060f70978c188d5ca56c6e67752ac8471f0d725ba16616b6afc030f527",
 	"cluster.proto":                            "4d85d6ec89ac6554051c35347173ba2975c33d2cdf8df5874e7fc1bf4872bff9",
-	"descriptor_set.binpb":                     "828256fc4ba159a2710b76b02c544eb1964a03daaee86204114cdd836d6e0ff3",
-	"recording.pb.go":                          "6369bcdb9d157b38c7c9e8201d8c7f22e4226d2b06ffc03ea4fd5ad6ddf19255",
-	"recording.proto":                          "428014ef03e1f766d3b637bbd0774e46c2a72759054b0aa736a9070167b09539",
+	"descriptor_set.binpb":                     "5053500dac7315c00acdce728d3073afce47454c8a1d2e2ea50c2725f122b04f",
+	"recording.pb.go":                          "912e276ce3e4816b6478eeaf8afa018bad10c32c3dedf5cd12a11a0ebac11480",
+	"recording.proto":                          "0fefab315faeb86a000fd4ed85bf41c539ea0883783ee4ed3399feb7bc783a85",
 	"stream.pb.go":                             "632003af255765bdf223120a36d9d2cd5df4df81d40c10daf7520e422b5f5122",
 	"stream.proto":                             "91c4db8e69c3e38f23f467fbe22ac70b6ebb2f87d4dc9ca21f39bd6f24643faa",
 	"understudyv1connect/cluster.connect.go":   "298385262a5b3cce0fa11d43876cb8e2813412a81748738e87ec930488dbb827",

@@ -192,7 +192,10 @@ type GetTimelineRequest struct {
 	// Start of the range, inclusive. Required.
 	Start *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
 	// End of the range, exclusive; must be after `start`. Required. An end
-	// later than the server's current time is cut to the current time.
+	// later than the server's current time is cut to the current time, and,
+	// while the stream is being recorded, to its live edge: the end of the
+	// newest durable part (about a second behind). The part being written is
+	// not a gap. A disk that falls further behind shows as a SYSTEM gap.
 	End *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"`
 	// Optional: only the segments held by this node. Empty: every node.
 	NodeId string `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
