@@ -39,6 +39,9 @@ type Node struct {
 	addr     string // advertised API address
 	ready    atomic.Bool
 	stopping chan struct{} // closed when shutdown begins: ends WatchEvents streams
+	// indexFailed receives the segment index's fatal error: the node stops
+	// with it, for its supervisor to restart it (recovery runs on start).
+	indexFailed chan error
 
 	mu       sync.Mutex
 	sessions map[string]*runningSession
@@ -66,6 +69,14 @@ func (n *Node) openOutage(stream string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return rs.sess.OpenOutage()
+}
+
+// indexFailure is the segment store's OnIndexFailure: Run stops with err.
+func (n *Node) indexFailure(err error) {
+	select {
+	case n.indexFailed <- err:
+	default:
+	}
 }
 
 // liveEdgeSlack is how far the newest durable part of a stream recording
@@ -101,7 +112,7 @@ func OpenNode(cfg Config, log *slog.Logger) (n *Node, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	n = &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{})}
+	n = &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{}), indexFailed: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			n.closeStorage()
@@ -111,13 +122,14 @@ func OpenNode(cfg Config, log *slog.Logger) (n *Node, err error) {
 	if cfg.Fsync == "interval" {
 		policy = segment.FsyncInterval
 	}
-	if n.store, err = segment.Open(segment.Options{Dir: cfg.DataDir, Node: cfg.ID, Logger: log, Fsync: policy}); err != nil {
+	if n.store, err = segment.Open(segment.Options{Dir: cfg.DataDir, Node: cfg.ID, Logger: log, Fsync: policy,
+		OnIndexFailure: n.indexFailure}); err != nil {
 		return nil, fmt.Errorf("open segment store: %w", err)
 	}
 	if rep := n.store.Recovery(); !rep.Consistent() {
 		log.Warn("segment store recovered from a crash", "report", fmt.Sprint(rep))
 	}
-	if n.db, err = catalog.OpenDB(cfg.DataDir+"/control", nil); err != nil {
+	if n.db, err = catalog.OpenDB(cfg.DataDir+"/control", nil, log); err != nil {
 		return nil, fmt.Errorf("open control db: %w", err)
 	}
 	if n.catalog, err = catalog.Open(catalog.Config{DB: n.db, NodeID: cfg.ID, Logger: log}); err != nil {
@@ -209,6 +221,11 @@ func (n *Node) Run(ctx context.Context) error {
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
+	case ierr := <-n.indexFailed:
+		// Recording on with a broken index would write files no one can
+		// find: stop, and let the restart's recovery index them.
+		err = fmt.Errorf("segment index failed, stopping for a restart: %w", ierr)
+		n.log.Error("stopping: the segment index failed", "err", ierr)
 	}
 	n.ready.Store(false)
 	n.log.Info("node shutting down")

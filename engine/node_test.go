@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
+	"github.com/understudy-nvr/understudy/segment"
 )
 
 // TestNodeSupervisesCatalog runs a whole node in-process: creating an
@@ -168,5 +170,33 @@ func TestPlaceUsesFailureDomains(t *testing.T) {
 		if ids := single[s.ID]; len(ids) != 1 || ids[0] != "n1" {
 			t.Errorf("%s on one node placed on %v", s.ID, ids)
 		}
+	}
+}
+
+// TestNodeStopsOnIndexFailure: a node whose segment index failed for good
+// stops with the error (for its supervisor to restart it and recover),
+// instead of recording files the index cannot find.
+func TestNodeStopsOnIndexFailure(t *testing.T) {
+	cfg := Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead}
+	cfg.EnsureDefaults()
+	n, err := OpenNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.Run(context.Background()) }()
+	for !n.ready.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cause := &segment.PebbleFatalError{Msg: "pebble: fatal commit error: input/output error"}
+	n.indexFailure(cause)
+	select {
+	case err := <-done:
+		if !errors.Is(err, cause) {
+			t.Fatalf("Run returned %v, want the index failure", err)
+		}
+		t.Logf("Run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("node still running 10 s after its index failed")
 	}
 }

@@ -167,7 +167,7 @@ func decodeEntry(k, v []byte) (*entry, error) {
 }
 
 // putEntry writes e and raises the stream's max-length bound if needed.
-func (s *Store) putEntry(e *entry, opts *pebble.WriteOptions) error {
+func (s *Store) putEntry(e *entry, opts *pebble.WriteOptions) (err error) {
 	if s.opts.ReadOnly {
 		return ErrReadOnly
 	}
@@ -175,6 +175,7 @@ func (s *Store) putEntry(e *entry, opts *pebble.WriteOptions) error {
 		return err
 	}
 	defer s.dbMu.RUnlock()
+	defer s.recoverIndex(&err)
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := b.Set(segmentKey(e), e.encode(), nil); err != nil {
@@ -198,7 +199,7 @@ func (s *Store) deleteEntry(e *entry) error {
 }
 
 // deleteKey deletes one index key, synced.
-func (s *Store) deleteKey(k []byte) error {
+func (s *Store) deleteKey(k []byte) (err error) {
 	if s.opts.ReadOnly {
 		return ErrReadOnly
 	}
@@ -206,6 +207,7 @@ func (s *Store) deleteKey(k []byte) error {
 		return err
 	}
 	defer s.dbMu.RUnlock()
+	defer s.recoverIndex(&err)
 	return s.db.Delete(k, pebble.Sync)
 }
 
@@ -382,7 +384,7 @@ func (s *Store) Gaps(stream string, from, to time.Time) ([]Interval, error) {
 // AddSourceOutage records that the camera of stream was unreachable during
 // iv, so the time is reported as a source gap rather than a system gap.
 // Overlapping or touching outages are merged.
-func (s *Store) AddSourceOutage(stream string, iv Interval) error {
+func (s *Store) AddSourceOutage(stream string, iv Interval) (err error) {
 	if err := ValidateStreamID(stream); err != nil {
 		return err
 	}
@@ -398,6 +400,7 @@ func (s *Store) AddSourceOutage(stream string, iv Interval) error {
 		return err
 	}
 	defer s.dbMu.RUnlock()
+	defer s.recoverIndex(&err)
 	old, keys, err := s.outages(stream, iv.Start, iv.End, true)
 	if err != nil {
 		return err

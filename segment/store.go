@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -149,6 +150,11 @@ type Options struct {
 	Fsync FsyncPolicy
 	// FsyncInterval is the grouping interval of FsyncInterval. Default 1s.
 	FsyncInterval time.Duration
+	// OnIndexFailure, if set, is called once when the index fails for good
+	// (Pebble reported a fatal error, such as a failed WAL write): every
+	// later index write returns that error. The process should restart;
+	// crash recovery on Open puts the index back in step with the files.
+	OnIndexFailure func(error)
 	// ReadOnly opens the index read-only and skips crash recovery: for
 	// inspection tools. Writers, repairs and quarantining are refused.
 	// Pebble still takes the directory lock, so a read-only store cannot
@@ -189,6 +195,37 @@ type Store struct {
 	// DB): every index access holds it for reading.
 	dbMu     sync.RWMutex
 	dbClosed bool
+
+	// failed is the fatal error of the index, once Pebble reported one.
+	failed atomic.Pointer[PebbleFatalError]
+}
+
+// IndexErr returns the fatal error of the index, or nil while it works.
+func (s *Store) IndexErr() error {
+	if f := s.failed.Load(); f != nil {
+		return fmt.Errorf("segment index: %w", f)
+	}
+	return nil
+}
+
+// recoverIndex, deferred by every index write, turns a fatal Pebble error
+// into *errp and marks the index failed.
+func (s *Store) recoverIndex(errp *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	fe, ok := r.(*PebbleFatalError)
+	if !ok {
+		panic(r)
+	}
+	if s.failed.CompareAndSwap(nil, fe) {
+		s.log.Error("segment index failed: every index write now fails; restart the node to recover", "err", fe)
+		if s.opts.OnIndexFailure != nil {
+			s.opts.OnIndexFailure(fe)
+		}
+	}
+	*errp = fmt.Errorf("segment index: %w", fe)
 }
 
 // rlock read-locks dbMu, or returns ErrClosed after Close.
@@ -197,6 +234,10 @@ func (s *Store) rlock() error {
 	if s.dbClosed {
 		s.dbMu.RUnlock()
 		return fmt.Errorf("segment store: %w", ErrClosed)
+	}
+	if err := s.IndexErr(); err != nil {
+		s.dbMu.RUnlock()
+		return err
 	}
 	return nil
 }
@@ -210,7 +251,8 @@ const (
 
 // Open opens or creates the store in opts.Dir and, unless ReadOnly, runs
 // crash recovery (see Recovery).
-func Open(opts Options) (*Store, error) {
+func Open(opts Options) (_ *Store, err error) {
+	defer RecoverPebbleFatal(&err) // a fatal error while recovering the index
 	opts.EnsureDefaults()
 	if opts.Dir == "" {
 		return nil, errors.New("segment: Options.Dir is required")
@@ -237,7 +279,7 @@ func Open(opts Options) (*Store, error) {
 	db, err := pebble.Open(s.abs(indexDir), &pebble.Options{
 		FS:                 opts.FS,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{opts.Logger},
+		Logger:             PebbleLogger{opts.Logger.With("component", "pebble", "db", "index")},
 		ReadOnly:           opts.ReadOnly,
 	})
 	if err != nil {
@@ -270,13 +312,14 @@ func (s *Store) Recovery() RecoveryReport { return s.recovery }
 func (s *Store) Dir() string { return s.opts.Dir }
 
 // Close closes the index. Writers must be closed first.
-func (s *Store) Close() error {
+func (s *Store) Close() (err error) {
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	if s.dbClosed {
 		return nil
 	}
 	s.dbClosed = true
+	defer RecoverPebbleFatal(&err)
 	return s.db.Close()
 }
 
@@ -331,19 +374,4 @@ func validateID(id string) error {
 		}
 	}
 	return nil
-}
-
-// pebbleLogger routes Pebble's log through slog. Fatalf must not exit the
-// process (Pebble's default does): it logs at error level instead, and the
-// failing operation reports its own error.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
-}
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
-}
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error("pebble fatal: " + fmt.Sprintf(format, args...))
 }

@@ -19,7 +19,7 @@ func benchCatalog(b *testing.B, db *pebble.DB, node string) *Catalog {
 
 // BenchmarkCreate measures a synced catalog write on real files.
 func BenchmarkCreate(b *testing.B) {
-	db, err := OpenDB(b.TempDir(), nil)
+	db, err := OpenDB(b.TempDir(), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func BenchmarkEncodeDecode(b *testing.B) {
 
 // BenchmarkOpen10k measures loading a catalog of 10,000 streams.
 func BenchmarkOpen10k(b *testing.B) {
-	db, err := OpenDB(b.TempDir(), nil)
+	db, err := OpenDB(b.TempDir(), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/understudy-nvr/understudy/segment"
 )
 
 // Sentinel errors callers branch on (with errors.Is).
@@ -109,7 +110,7 @@ func Open(cfg Config) (*Catalog, error) {
 }
 
 func (c *Catalog) load() (err error) {
-	defer recoverFatal(&err)
+	defer segment.RecoverPebbleFatal(&err)
 	lower := []byte(c.cfg.Prefix)
 	it, err := c.cfg.DB.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {

@@ -39,7 +39,7 @@ func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
 func openTestDB(t *testing.T, dir string) *pebble.DB {
 	t.Helper()
-	db, err := OpenDB(dir, nil)
+	db, err := OpenDB(dir, nil, nil)
 	if err != nil {
 		t.Fatalf("OpenDB: %v", err)
 	}

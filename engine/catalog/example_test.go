@@ -18,7 +18,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	db, err := catalog.OpenDB(dir, nil)
+	db, err := catalog.OpenDB(dir, nil, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

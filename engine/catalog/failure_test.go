@@ -24,7 +24,7 @@ func TestStorageFailureChangesNothing(t *testing.T) {
 		return nil
 	})
 	fs := errorfs.Wrap(vfs.NewMem(), inj)
-	db, err := OpenDB("db", fs)
+	db, err := OpenDB("db", fs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestStorageFailureChangesNothing(t *testing.T) {
 		defer func() { t.Logf("close after the fault: recovered %v", recover()) }()
 		t.Logf("close after the fault: %v", db.Close())
 	}()
-	db, err = OpenDB("db", fs)
+	db, err = OpenDB("db", fs, nil)
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
