@@ -82,6 +82,9 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown of the HTTP server.
 	// Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
+	// RetentionInterval is how often archive segments older than their
+	// stream's retention are deleted. Default 1m.
+	RetentionInterval time.Duration `yaml:"retention-interval"`
 }
 
 // setting is one configuration key: flag, env and YAML name in one.
@@ -113,6 +116,7 @@ var settings = []setting{
 	{"cpu-threshold", "CPU percent whose crossing is an event (default 90)", "CPUThreshold"},
 	{"event-buffer", "events buffered per WatchEvents subscriber (default 256)", "EventBuffer"},
 	{"shutdown-timeout", "graceful shutdown bound (default 10s)", "ShutdownTimeout"},
+	{"retention-interval", "how often expired archive segments are deleted (default 1m)", "RetentionInterval"},
 }
 
 // EnvName returns the environment variable of a setting: UNDERSTUDY_ and
@@ -166,6 +170,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = time.Minute
 	}
 }
 

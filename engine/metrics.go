@@ -20,6 +20,9 @@ const (
 	MetricDiskFree         = "understudy_disk_free_bytes"
 	MetricCPUPercent       = "understudy_cpu_percent"
 	MetricEventsDropped    = "understudy_events_dropped_total"
+	MetricPartsWritten     = "understudy_parts_written_total"
+	MetricSegmentsDeleted  = "understudy_retention_segments_deleted_total"
+	MetricBytesDeleted     = "understudy_retention_bytes_deleted_total"
 )
 
 // nodeMetrics is the node's Prometheus registry; every value is read from
@@ -79,6 +82,15 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	gauge(MetricCPUPercent, "CPU used by the process, percent of the whole machine.", n.CPUPercent)
 	counter(MetricEventsDropped, "Events dropped for WatchEvents subscribers too slow to take them.", func() float64 {
 		return float64(n.bus.Dropped())
+	})
+	counter(MetricPartsWritten, "Segment parts (about 1 s of media each) written; rate() is parts per second.", func() float64 {
+		return float64(n.store.Stats().PartsWritten)
+	})
+	counter(MetricSegmentsDeleted, "Archive segments deleted by retention.", func() float64 {
+		return float64(n.store.Stats().SegmentsDeleted)
+	})
+	counter(MetricBytesDeleted, "Bytes of archive segments deleted by retention.", func() float64 {
+		return float64(n.store.Stats().BytesDeleted)
 	})
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &nodeMetrics{reg: reg}

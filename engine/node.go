@@ -71,6 +71,53 @@ func (n *Node) openOutage(stream string) (time.Time, bool) {
 	return rs.sess.OpenOutage()
 }
 
+// retain runs archive retention every RetentionInterval until ctx ends.
+func (n *Node) retain(ctx context.Context) {
+	t := time.NewTicker(n.cfg.RetentionInterval)
+	defer t.Stop()
+	for {
+		n.enforceRetention(time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// enforceRetention deletes, for every stream with archive segments here,
+// those that ended more than its archive retention before now. A stream
+// no longer in the catalog (deleted) keeps the default retention: its
+// recordings age out like any other instead of staying forever.
+func (n *Node) enforceRetention(now time.Time) {
+	ret := map[string]time.Duration{}
+	for _, e := range n.catalog.Entries() {
+		if !e.Deleted {
+			ret[e.ID] = e.Stream.ArchiveRetention
+		}
+	}
+	ids, err := n.store.Streams()
+	if err != nil {
+		n.log.Error("retention: cannot list streams", "err", err)
+		return
+	}
+	for _, id := range ids {
+		r, ok := ret[id]
+		if !ok || r <= 0 {
+			r = catalog.DefaultArchiveRetention
+		}
+		rep, err := n.store.DeleteBefore(id, segment.ClassArchive, now.Add(-r))
+		if err != nil {
+			n.log.Error("retention failed", "stream", id, "err", err)
+			continue
+		}
+		if rep.Segments > 0 || rep.Outages > 0 {
+			n.log.Info("retention", "stream", id, "retention", r, "segments_deleted", rep.Segments,
+				"bytes_deleted", rep.Bytes, "outages_deleted", rep.Outages)
+		}
+	}
+}
+
 // indexFailure is the segment store's OnIndexFailure: Run stops with err.
 func (n *Node) indexFailure(err error) {
 	select {
@@ -197,9 +244,10 @@ func (n *Node) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); n.supervise(runCtx) }()
 	go func() { defer wg.Done(); n.sampleCPU(runCtx) }()
+	go func() { defer wg.Done(); n.retain(runCtx) }()
 
 	serveErr := make(chan error, 1)
 	go func() {

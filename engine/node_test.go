@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -198,5 +200,58 @@ func TestNodeStopsOnIndexFailure(t *testing.T) {
 		t.Logf("Run: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("node still running 10 s after its index failed")
+	}
+}
+
+// TestNodeRetention: archive segments older than their stream's retention
+// are deleted (files and index), newer ones kept, and /metrics counts them.
+func TestNodeRetention(t *testing.T) {
+	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	cfg := Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
+		SegmentDuration: time.Second, RetentionInterval: time.Hour}
+	cfg.EnsureDefaults()
+	n, err := OpenNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	if _, err := n.catalog.Create(catalog.Stream{ID: "cam", URL: cams.URL(0), Enabled: true, ArchiveRetention: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second)
+	before, err := n.store.Segments("cam", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if an hour and a bit had passed since the middle of the recording.
+	cut := before[len(before)/2].End
+	n.enforceRetention(cut.Add(time.Hour))
+	after, _ := n.store.Segments("cam", time.Time{}, time.Time{})
+	deleted := 0
+	for _, si := range before {
+		if si.Checksum != "" && !si.End.After(cut) {
+			deleted++
+			if _, err := os.Stat(filepath.Join(cfg.DataDir, filepath.FromSlash(si.Path))); err == nil {
+				t.Errorf("%s expired but still on disk", si.Path)
+			}
+		}
+	}
+	t.Logf("%d segments, %d past retention, %d left", len(before), deleted, len(after))
+	if deleted == 0 || len(after) != len(before)-deleted {
+		t.Errorf("%d segments before, %d after, want %d deleted", len(before), len(after), deleted)
+	}
+	for _, si := range after {
+		if !si.End.After(cut) {
+			t.Errorf("segment ending %v kept past retention (cut-off %v)", si.End, cut)
+		}
+	}
+	if st := n.store.Stats(); st.SegmentsDeleted != uint64(deleted) || st.PartsWritten == 0 {
+		t.Errorf("store stats %+v", st)
 	}
 }

@@ -198,6 +198,21 @@ type Store struct {
 
 	// failed is the fatal error of the index, once Pebble reported one.
 	failed atomic.Pointer[PebbleFatalError]
+
+	parts, deletedSegments, deletedBytes atomic.Uint64
+}
+
+// StoreStats are the store's counters since Open.
+type StoreStats struct {
+	// PartsWritten counts segment parts (about 1 s of media each) written.
+	PartsWritten uint64
+	// SegmentsDeleted and BytesDeleted count what retention removed.
+	SegmentsDeleted, BytesDeleted uint64
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() StoreStats {
+	return StoreStats{PartsWritten: s.parts.Load(), SegmentsDeleted: s.deletedSegments.Load(), BytesDeleted: s.deletedBytes.Load()}
 }
 
 // IndexErr returns the fatal error of the index, or nil while it works.

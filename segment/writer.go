@@ -427,6 +427,7 @@ func (w *Writer) flushPart() error {
 		return fmt.Errorf("write part: %w", err)
 	}
 	seg.seq++
+	w.s.parts.Add(1)
 	seg.partFrom = seg.refEnd
 	seg.writtenEnd = w.wallOf(seg.refEnd)
 	if w.s.opts.Fsync == FsyncPart || time.Since(seg.lastSync) >= w.s.opts.FsyncInterval {
