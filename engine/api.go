@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -475,13 +479,13 @@ func (a api) ListSegments(_ context.Context, req *connect.Request[understudyv1.L
 	if err != nil {
 		return nil, err
 	}
-	offset := 0
+	var after *segCursor
 	if t := m.GetPageToken(); t != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(t, "o"))
-		if !strings.HasPrefix(t, "o") || err != nil || n <= 0 {
+		c, err := parseSegCursor(t)
+		if err != nil {
 			return nil, invalid("page_token", "not a token this server issued")
 		}
-		offset = n
+		after = &c
 	}
 	size := int(m.GetPageSize())
 	if size == 0 {
@@ -492,14 +496,24 @@ func (a api) ListSegments(_ context.Context, req *connect.Request[understudyv1.L
 	if err != nil {
 		return nil, err
 	}
+	// Pages continue after the last segment returned (by start, then
+	// path), not at an offset: segments that retention deletes or
+	// recording adds between two calls shift no page.
+	slices.SortFunc(segs, func(x, y segment.SegmentInfo) int { return segCursorOf(x).compare(segCursorOf(y)) })
 	resp := &understudyv1.ListSegmentsResponse{}
-	if offset > len(segs) {
-		return nil, invalid("page_token", "beyond the end of the listing")
+	page := segs
+	if after != nil {
+		i, _ := slices.BinarySearchFunc(segs, *after, func(si segment.SegmentInfo, c segCursor) int {
+			if segCursorOf(si).compare(c) <= 0 {
+				return -1
+			}
+			return 1
+		})
+		page = segs[i:]
 	}
-	page := segs[offset:]
 	if len(page) > size {
 		page = page[:size]
-		resp.NextPageToken = "o" + strconv.Itoa(offset+size)
+		resp.NextPageToken = segCursorOf(page[size-1]).String()
 	}
 	for _, si := range page {
 		resp.Segments = append(resp.Segments, &understudyv1.Segment{
@@ -507,6 +521,38 @@ func (a api) ListSegments(_ context.Context, req *connect.Request[understudyv1.L
 			Bytes: uint64(max(si.Bytes, 0)), Checksum: si.Checksum, Class: classToProto(si.Class), Origin: originToProto(si.Origin)})
 	}
 	return connect.NewResponse(resp), nil
+}
+
+// segCursor is the position of a segment in a ListSegments listing.
+type segCursor struct {
+	start int64 // Unix ns
+	path  string
+}
+
+func segCursorOf(si segment.SegmentInfo) segCursor {
+	return segCursor{si.Start.UnixNano(), si.Path}
+}
+
+func (c segCursor) compare(d segCursor) int {
+	if c.start != d.start {
+		return cmp.Compare(c.start, d.start)
+	}
+	return strings.Compare(c.path, d.path)
+}
+
+// String is the page token: "c" and the base64url of the start (8 bytes,
+// big-endian) and the path.
+func (c segCursor) String() string {
+	b := binary.BigEndian.AppendUint64(nil, uint64(c.start))
+	return "c" + base64.RawURLEncoding.EncodeToString(append(b, c.path...))
+}
+
+func parseSegCursor(t string) (segCursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(t, "c"))
+	if !strings.HasPrefix(t, "c") || err != nil || len(raw) < 9 || !utf8.Valid(raw[8:]) {
+		return segCursor{}, errors.New("bad page token")
+	}
+	return segCursor{int64(binary.BigEndian.Uint64(raw)), string(raw[8:])}, nil
 }
 
 // exportChunk is the size of the ExportClip messages.
