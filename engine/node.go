@@ -62,13 +62,20 @@ type runningSession struct {
 // openOutage returns the start of the camera outage the local session of
 // stream is in now, if any.
 func (n *Node) openOutage(stream string) (time.Time, bool) {
-	n.mu.Lock()
-	rs, ok := n.sessions[stream]
-	n.mu.Unlock()
-	if !ok || rs.sess == nil {
-		return time.Time{}, false
+	if s := n.session(stream); s != nil {
+		return s.OpenOutage()
 	}
-	return rs.sess.OpenOutage()
+	return time.Time{}, false
+}
+
+// session returns the running session of stream on this node, or nil.
+func (n *Node) session(stream string) *Session {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if rs, ok := n.sessions[stream]; ok {
+		return rs.sess
+	}
+	return nil
 }
 
 // retain runs archive retention every RetentionInterval until ctx ends.
@@ -134,13 +141,11 @@ const liveEdgeSlack = 3 * time.Second
 // liveEdge returns the wall-clock time of the newest frame of a stream this
 // node records right now (connected, a frame within the last 2 s).
 func (n *Node) liveEdge(stream string) (time.Time, bool) {
-	n.mu.Lock()
-	rs, ok := n.sessions[stream]
-	n.mu.Unlock()
-	if !ok || rs.sess == nil {
+	s := n.session(stream)
+	if s == nil {
 		return time.Time{}, false
 	}
-	st := rs.sess.Stats()
+	st := s.Stats()
 	if !st.Connected || st.LastReceived.IsZero() || time.Since(st.LastReceived) > 2*time.Second {
 		return time.Time{}, false
 	}

@@ -28,25 +28,9 @@ import (
 // the stream stops it, and cancelling Run shuts everything down.
 func TestNodeSupervisesCatalog(t *testing.T) {
 	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
-	cfg := Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead}
-	cfg.EnsureDefaults()
-	n, err := OpenNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	n := runNode(t, Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead})
+	ctx := context.Background()
 	base := "http://" + n.Addr()
-	for !n.ready.Load() {
-		time.Sleep(10 * time.Millisecond)
-	}
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer wcancel()
 	watch, err := understudyv1connect.NewClusterServiceClient(client(testRead), base).WatchEvents(wctx,
@@ -209,18 +193,8 @@ func TestNodeRetention(t *testing.T) {
 	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
 	cfg := Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
 		SegmentDuration: time.Second, RetentionInterval: time.Hour}
-	cfg.EnsureDefaults()
-	n, err := OpenNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	n := runNode(t, cfg)
+	ctx := context.Background()
 	if _, err := n.catalog.Create(catalog.Stream{ID: "cam", URL: cams.URL(0), Enabled: true, ArchiveRetention: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
@@ -232,9 +206,6 @@ func TestNodeRetention(t *testing.T) {
 
 	// ListSegments pages continue after the last segment returned, even
 	// when retention deletes segments between two pages.
-	for !n.ready.Load() {
-		time.Sleep(10 * time.Millisecond)
-	}
 	rc := understudyv1connect.NewRecordingServiceClient(client(testRead), "http://"+n.Addr())
 	list := func(token string) *understudyv1.ListSegmentsResponse {
 		t.Helper()
@@ -290,4 +261,31 @@ func TestNodeRetention(t *testing.T) {
 	if st := n.store.Stats(); st.SegmentsDeleted != deleted0+uint64(deleted) || st.PartsWritten == 0 {
 		t.Errorf("store stats %+v", st)
 	}
+}
+
+// runNode opens a node on cfg (defaults applied), runs it until the test
+// ends, and returns it once it serves.
+func runNode(t *testing.T, cfg Config) *Node {
+	t.Helper()
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := OpenNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	for !n.ready.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return n
 }

@@ -9,8 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -47,24 +45,7 @@ func TestServeTLS(t *testing.T) {
 	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 
 	cfg := Config{ID: "n1", DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", AdminToken: testAdmin, TLSCert: certPath, TLSKey: keyPath}
-	cfg.EnsureDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	n, err := OpenNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	for !n.ready.Load() {
-		time.Sleep(10 * time.Millisecond)
-	}
+	n := runNode(t, cfg)
 	pool := x509.NewCertPool()
 	pool.AddCert(mustParse(t, der))
 	for _, c := range []struct {
@@ -75,7 +56,7 @@ func TestServeTLS(t *testing.T) {
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: c.h2}
 		hc := &http.Client{Transport: bearerRT{testAdmin, tr}}
 		_, err := understudyv1connect.NewStreamServiceClient(hc, "https://"+n.Addr(), c.proto...).
-			ListStreams(ctx, connect.NewRequest(&understudyv1.ListStreamsRequest{}))
+			ListStreams(context.Background(), connect.NewRequest(&understudyv1.ListStreamsRequest{}))
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}
