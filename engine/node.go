@@ -160,11 +160,13 @@ type NodeInfo struct {
 // OpenNode opens the data directory (segment store under DataDir, catalog
 // under DataDir/control) and binds the API listener. cfg must have passed
 // EnsureDefaults and Validate. Close (or Run) releases everything.
-func OpenNode(cfg Config, log *slog.Logger) (n *Node, err error) {
+func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	n = &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{}), indexFailed: make(chan error, 1)}
+	// Not the named result: every failure returns a nil *Node, and this
+	// one must still release what was opened before the failure.
+	n := &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{}), indexFailed: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			n.closeStorage()

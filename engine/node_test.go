@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -288,4 +289,37 @@ func runNode(t *testing.T, cfg Config) *Node {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return n
+}
+
+// TestOpenNodeFailures: a node that cannot start (its data directory held
+// by a running node, its listen address taken) says why, and releases what
+// it had opened, so a corrected start on the same directory succeeds.
+func TestOpenNodeFailures(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin}
+	running := runNode(t, cfg)
+
+	// Same data directory as the running node.
+	second := cfg
+	second.ID = "n2"
+	second.EnsureDefaults()
+	if _, err := OpenNode(second, quiet); !errors.Is(err, segment.ErrInUse) {
+		t.Fatalf("second node on a data directory in use: %v, want ErrInUse", err)
+	}
+
+	// A free directory, but the running node's address: the store and the
+	// catalog opened before the listener fails must be closed again.
+	third := second
+	third.DataDir = t.TempDir()
+	third.Listen = running.Addr()
+	_, err := OpenNode(third, quiet)
+	if err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("node on an address in use: %v", err)
+	}
+	third.Listen = "127.0.0.1:0"
+	n, err := OpenNode(third, quiet)
+	if err != nil {
+		t.Fatalf("reopening after a failed start: %v", err)
+	}
+	n.closeStorage()
 }

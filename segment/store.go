@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -24,6 +25,9 @@ var (
 	ErrChecksumMismatch = errors.New("segment checksum mismatch")
 	// ErrNoCoverage means a requested range holds no recorded media.
 	ErrNoCoverage = errors.New("no recorded media in range")
+	// ErrInUse means another process (a running node, or another command)
+	// holds the data directory's index open.
+	ErrInUse = errors.New("data directory in use by another process")
 	// ErrReadOnly is returned by operations that would modify a store opened
 	// with Options.ReadOnly.
 	ErrReadOnly = errors.New("segment store is read-only")
@@ -298,9 +302,10 @@ func Open(opts Options) (_ *Store, err error) {
 		ReadOnly:           opts.ReadOnly,
 	})
 	if err != nil {
-		if strings.Contains(err.Error(), "lock") {
-			// Pebble locks the directory even read-only.
-			return nil, fmt.Errorf("segment: open index %s (is a node running on this data directory?): %w", s.abs(indexDir), err)
+		if errors.Is(err, syscall.EAGAIN) || strings.Contains(err.Error(), "lock") {
+			// Pebble locks the directory, even read-only.
+			return nil, fmt.Errorf("segment: open index %s: %w (a node running on %s? stop it, or ask it over its API with understudy ctl): %v",
+				s.abs(indexDir), ErrInUse, opts.Dir, err)
 		}
 		return nil, fmt.Errorf("segment: open index: %w", err)
 	}

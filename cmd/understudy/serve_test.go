@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -292,6 +293,20 @@ func TestServeEndToEnd(t *testing.T) {
 	for _, want := range []string{understudyv1connect.StreamServiceName, understudyv1connect.RecordingServiceName, understudyv1connect.ClusterServiceName} {
 		if !slices.Contains(services, protoreflect.FullName(want)) {
 			t.Errorf("reflection lists %v, missing %s", services, want)
+		}
+	}
+
+	// The on-disk tools and a second node refuse a data directory in use,
+	// saying so (another process holds Pebble's lock: EAGAIN, not a panic).
+	for _, args := range [][]string{
+		{"segments", "--data-dir", dataDir, "--stream", "cam0"},
+		{"fsck", "--data-dir", dataDir},
+		{"serve", "--data-dir", dataDir, "--listen", freePort(t), "--admin-token", e2eAdmin},
+	} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 || ee.ExitCode() > 2 || !bytes.Contains(out, []byte("in use by another process")) {
+			t.Errorf("%s on a data directory in use: %v\n%s", args[0], err, out)
 		}
 	}
 
