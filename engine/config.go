@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -125,7 +126,8 @@ func EnvName(flagName string) string {
 	return "UNDERSTUDY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// EnsureDefaults fills in the defaults documented on each field.
+// EnsureDefaults fills in the defaults documented on each field, for the
+// fields left unset (zero); Validate rejects values out of range.
 func (c *Config) EnsureDefaults() {
 	if c.ID == "" {
 		if h, err := os.Hostname(); err == nil {
@@ -150,10 +152,10 @@ func (c *Config) EnsureDefaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
-	if c.MaxRange <= 0 {
+	if c.MaxRange == 0 {
 		c.MaxRange = 24 * time.Hour
 	}
-	if c.SegmentDuration <= 0 {
+	if c.SegmentDuration == 0 {
 		c.SegmentDuration = 60 * time.Second
 	}
 	if c.Fsync == "" {
@@ -162,16 +164,16 @@ func (c *Config) EnsureDefaults() {
 	if c.Transport == "" {
 		c.Transport = "auto"
 	}
-	if c.CPUThreshold <= 0 {
+	if c.CPUThreshold == 0 {
 		c.CPUThreshold = 90
 	}
-	if c.EventBuffer <= 0 {
+	if c.EventBuffer == 0 {
 		c.EventBuffer = 256
 	}
-	if c.ShutdownTimeout <= 0 {
+	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
-	if c.RetentionInterval <= 0 {
+	if c.RetentionInterval == 0 {
 		c.RetentionInterval = time.Minute
 	}
 }
@@ -236,8 +238,69 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("transport: must be auto, tcp or udp, not %q", c.Transport)
 	}
-	if c.CPUThreshold > 100 {
-		return fmt.Errorf("cpu-threshold: must be at most 100, got %v", c.CPUThreshold)
+	if !(c.CPUThreshold > 0 && c.CPUThreshold <= 100) { // (NaN too)
+		return fmt.Errorf("cpu-threshold: must be a percentage in (0, 100], got %v", c.CPUThreshold)
+	}
+	for _, d := range []struct {
+		name     string
+		v        time.Duration
+		min, max time.Duration
+	}{
+		{"max-range", c.MaxRange, time.Second, 100 * 365 * 24 * time.Hour},
+		{"segment-duration", c.SegmentDuration, time.Second, 24 * time.Hour},
+		{"shutdown-timeout", c.ShutdownTimeout, 100 * time.Millisecond, time.Hour},
+		{"retention-interval", c.RetentionInterval, time.Second, 24 * time.Hour},
+	} {
+		if d.v < d.min || d.v > d.max {
+			return fmt.Errorf("%s: must be between %v and %v, got %v", d.name, d.min, d.max, d.v)
+		}
+	}
+	if c.EventBuffer < 1 || c.EventBuffer > MaxEventBuffer {
+		return fmt.Errorf("event-buffer: must be between 1 and %d events, got %d", MaxEventBuffer, c.EventBuffer)
+	}
+	if c.AdvertiseAddress != "" {
+		host, port, err := net.SplitHostPort(c.AdvertiseAddress)
+		if err != nil {
+			return fmt.Errorf("advertise-address: %w", err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, " \t/@") {
+			return fmt.Errorf("advertise-address: %q is not host:port", c.AdvertiseAddress)
+		}
+	}
+	for _, t := range []struct{ name, v string }{{"admin-token", c.AdminToken}, {"read-token", c.ReadToken}} {
+		if err := validToken(t.v); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("tls-cert and tls-key: %w", err)
+		}
+	}
+	return nil
+}
+
+// MaxEventBuffer bounds Config.EventBuffer: each WatchEvents subscriber
+// gets a buffer that size.
+const MaxEventBuffer = 65536
+
+// minTokenLen is the shortest bearer token accepted.
+const minTokenLen = 8
+
+// validToken checks a bearer token (empty: not set): visible ASCII only, so
+// that every client can send it in an Authorization header, and not
+// trivially short. The error never quotes the token.
+func validToken(t string) error {
+	if t == "" {
+		return nil
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] > '~' {
+			return fmt.Errorf("must be printable ASCII without spaces (character %d is not)", i+1)
+		}
+	}
+	if len(t) < minTokenLen {
+		return fmt.Errorf("must be at least %d characters", minTokenLen)
 	}
 	return nil
 }
@@ -268,7 +331,7 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 		path = getenv(EnvName("config"))
 	}
 	if path != "" {
-		data, err := os.ReadFile(path)
+		data, err := readConfigFile(path)
 		if err != nil {
 			return Config{}, fmt.Errorf("config: %w", err)
 		}
@@ -311,11 +374,48 @@ func lookupEnv(getenv func(string) string, name string) (string, bool) {
 	return v, v != ""
 }
 
+// maxConfigFile bounds the size of a config file.
+const maxConfigFile = 1 << 20
+
+// readConfigFile reads a config file: a regular file of at most
+// maxConfigFile bytes (not /dev/zero, a FIFO or a directory).
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfigFile {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxConfigFile)
+	}
+	return data, nil
+}
+
+// decodeYAML decodes one YAML document into cfg; unknown keys, and more
+// documents after it, are errors.
 func decodeYAML(data []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
 		return err
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return errors.New("more than one YAML document (a second '---'): one config per file")
 	}
 	return nil
 }

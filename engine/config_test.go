@@ -47,12 +47,38 @@ func TestLoadConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("admin-token: x\nlisten_addr: 1\n"), 0o600)
+	twoDocs := filepath.Join(dir, "two.yaml")
+	os.WriteFile(twoDocs, []byte("admin-token: admin-token-1\n---\nlisten_addr: 1\n"), 0o600)
+	multiLine := filepath.Join(dir, "multi.token")
+	os.WriteFile(multiLine, []byte("first-line-token\nsecond-line\n"), 0o600)
 	noenv := func(string) string { return "" }
+	tok := "admin-token-1"
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--config", bad}, "listen_addr"},
+		// Not a regular file: /dev/zero would be read forever.
+		{[]string{"--config", "/dev/zero", "--admin-token", tok}, "not a regular file"},
+		{[]string{"--config", dir, "--admin-token", tok}, "not a regular file"},
+		{[]string{"--config", twoDocs}, "more than one YAML document"},
+		// Out-of-range values are refused, not replaced by the defaults.
+		{[]string{"--admin-token", tok, "--event-buffer", "99999999999"}, "event-buffer"},
+		{[]string{"--admin-token", tok, "--event-buffer", "-1"}, "event-buffer"},
+		{[]string{"--admin-token", tok, "--retention-interval", "1ns"}, "retention-interval"},
+		{[]string{"--admin-token", tok, "--segment-duration", "1ns"}, "segment-duration"},
+		{[]string{"--admin-token", tok, "--max-range", "-1h"}, "max-range"},
+		{[]string{"--admin-token", tok, "--shutdown-timeout", "-1s"}, "shutdown-timeout"},
+		{[]string{"--admin-token", tok, "--cpu-threshold", "NaN"}, "cpu-threshold"},
+		{[]string{"--admin-token", tok, "--cpu-threshold", "-5"}, "cpu-threshold"},
+		{[]string{"--admin-token", tok, "--advertise-address", "not an address!"}, "advertise-address"},
+		{[]string{"--admin-token", tok, "--advertise-address", "host:99999"}, "advertise-address"},
+		// Tokens no client could send, or trivially short.
+		{[]string{"--admin-token", " "}, "admin-token"},
+		{[]string{"--admin-token", "short"}, "admin-token"},
+		{[]string{"--admin-token-file", multiLine}, "admin-token"},
+		{[]string{"--admin-token", tok, "--read-token", "read token"}, "read-token"},
+		{[]string{"--admin-token", tok, "--tls-cert", filepath.Join(dir, "missing.pem"), "--tls-key", filepath.Join(dir, "missing.key")}, "tls-cert"},
 		{[]string{}, "admin-token"},
 		{[]string{"--admin-token", "a", "--domain", "zone"}, "domain"},
 		{[]string{"--admin-token", "a", "--log-format", "xml"}, "log-format"},
@@ -64,6 +90,16 @@ func TestLoadConfigErrors(t *testing.T) {
 		_, err := LoadConfig(c.args, noenv, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want one naming %s", c.args, err, c.want)
+		}
+	}
+}
+
+// TestConfigErrorsKeepTokensSecret: a refused token is never quoted.
+func TestConfigErrorsKeepTokensSecret(t *testing.T) {
+	for _, tok := range []string{"secret token", "secret\ttoken", "sec"} {
+		_, err := LoadConfig([]string{"--admin-token", tok}, func(string) string { return "" }, io.Discard)
+		if err == nil || strings.Contains(err.Error(), tok) {
+			t.Errorf("token %q: %v", tok, err)
 		}
 	}
 }
