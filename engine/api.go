@@ -547,9 +547,13 @@ func (c segCursor) String() string {
 	return "c" + base64.RawURLEncoding.EncodeToString(append(b, c.path...))
 }
 
+// maxCursorPath bounds the path in a page token (segment paths are
+// about 100 bytes): a forged megabyte token is refused, not searched for.
+const maxCursorPath = 1024
+
 func parseSegCursor(t string) (segCursor, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(t, "c"))
-	if !strings.HasPrefix(t, "c") || err != nil || len(raw) < 9 || !utf8.Valid(raw[8:]) {
+	if !strings.HasPrefix(t, "c") || err != nil || len(raw) < 9 || len(raw) > 8+maxCursorPath || !utf8.Valid(raw[8:]) {
 		return segCursor{}, errors.New("bad page token")
 	}
 	return segCursor{int64(binary.BigEndian.Uint64(raw)), string(raw[8:])}, nil

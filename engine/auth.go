@@ -56,6 +56,7 @@ func NewAuthenticator(adminToken, readToken string, anonymousRead bool) *Authent
 
 var (
 	errNoToken    = errors.New("missing bearer token (Authorization: Bearer <token>)")
+	errNotBearer  = errors.New("the Authorization header must use the Bearer scheme (Authorization: Bearer <token>)")
 	errBadToken   = errors.New("invalid bearer token")
 	errPermission = errors.New("this call needs the admin role")
 )
@@ -69,8 +70,13 @@ func (a *Authenticator) Authenticate(header string) (Role, error) {
 		}
 		return RoleNone, errNoToken
 	}
-	tok, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || tok == "" {
+	// The scheme is case-insensitive (RFC 9110 §11.1).
+	scheme, tok, _ := strings.Cut(header, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return RoleNone, errNotBearer
+	}
+	tok = strings.TrimLeft(tok, " ")
+	if tok == "" {
 		return RoleNone, errNoToken
 	}
 	d := sha256.Sum256([]byte(tok))
@@ -149,6 +155,24 @@ func (a *Authenticator) httpRequire(need Role, h http.Handler) http.Handler {
 		}
 		if role < need {
 			http.Error(w, "this endpoint needs the admin role", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// connectGate checks the token of a Connect, gRPC or gRPC-Web call before
+// the request body is read, answering in the call's protocol: without it
+// an unauthenticated client could make the node read, decompress and
+// parse a request of any size before being refused. The interceptor still
+// checks every call (the gate only stops the ones no token allows).
+func (a *Authenticator) connectGate(h http.Handler) http.Handler {
+	ew := connect.NewErrorWriter()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := a.authorize(r.Header.Get("Authorization"), r.URL.Path); err != nil && ew.IsSupported(r) {
+			if err := ew.Write(w, r, err); err != nil {
+				return
+			}
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -19,6 +19,10 @@ import (
 	"github.com/understudy-nvr/understudy/segment"
 )
 
+// maxRequestBytes bounds a request message, after decompression: the
+// largest real one (a stream with a 2 KiB URL and its labels) is a few KiB.
+const maxRequestBytes = 1 << 20
+
 // zstdDecoder lets connect pool a *zstd.Decoder: connect closes its
 // decompressors after each message, while a zstd.Decoder must not be used
 // after its real Close. Close is therefore a no-op.
@@ -30,6 +34,7 @@ func (zstdDecoder) Close() error { return nil }
 // built-in gzip.
 func compressionOptions() []connect.HandlerOption {
 	return []connect.HandlerOption{
+		connect.WithReadMaxBytes(maxRequestBytes),
 		connect.WithCompression("zstd",
 			func() connect.Decompressor {
 				d, _ := zstd.NewReader(nil)
@@ -56,12 +61,18 @@ var ServiceNames = []string{
 // /healthz and /readyz (open), /debug/pprof/ (admin role).
 func (n *Node) Handler() http.Handler {
 	auth := NewAuthenticator(n.cfg.AdminToken, n.cfg.ReadToken, n.cfg.AnonymousRead)
-	opts := append(compressionOptions(), connect.WithInterceptors(auth.Interceptor()))
+	opts := append(compressionOptions(), connect.WithInterceptors(auth.Interceptor()),
+		connect.WithReadMaxBytes(maxRequestBytes), connect.WithCodec(strictJSON{}), connect.WithCodec(strictJSON{"json; charset=utf-8"}))
 	a := api{n}
 	mux := http.NewServeMux()
-	mux.Handle(understudyv1connect.NewStreamServiceHandler(a, opts...))
-	mux.Handle(understudyv1connect.NewRecordingServiceHandler(a, opts...))
-	mux.Handle(understudyv1connect.NewClusterServiceHandler(a, opts...))
+	for _, svc := range []func() (string, http.Handler){
+		func() (string, http.Handler) { return understudyv1connect.NewStreamServiceHandler(a, opts...) },
+		func() (string, http.Handler) { return understudyv1connect.NewRecordingServiceHandler(a, opts...) },
+		func() (string, http.Handler) { return understudyv1connect.NewClusterServiceHandler(a, opts...) },
+	} {
+		path, h := svc()
+		mux.Handle(path, auth.connectGate(h))
+	}
 
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(ServiceNames...), compressionOptions()...))
 	var reflOpts []grpcreflect.Option

@@ -152,6 +152,10 @@ func (n *Node) liveEdge(stream string) (time.Time, bool) {
 	return st.LastFrame, true
 }
 
+// requestReadTimeout bounds the time to read a request, body included.
+// A variable for the tests only.
+var requestReadTimeout = 30 * time.Second
+
 // NodeInfo is what placement and ListNodes know of a node.
 type NodeInfo struct {
 	ID, Domain, APIAddress string
@@ -238,7 +242,14 @@ func (n *Node) Run(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           n.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+		// Requests are small (maxRequestBytes): a client still sending
+		// its body after requestReadTimeout holds a connection (and a file
+		// descriptor the recorder needs) for nothing. Streaming responses
+		// are not affected: they read their one request message first.
+		ReadTimeout:    requestReadTimeout,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
@@ -534,12 +545,15 @@ func (n *Node) sampleCPU(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			cpu := processCPU()
+		case <-t.C:
+			// The wall time is read with the CPU time, not taken from the
+			// tick: a tick delivered late (a stalled process) would
+			// otherwise divide more CPU by less wall time, past 100 %.
+			cpu, now := processCPU(), time.Now()
 			wall := now.Sub(prevAt)
 			pct := 0.0
 			if wall > 0 {
-				pct = 100 * float64(cpu-prevCPU) / float64(wall) / float64(runtime.NumCPU())
+				pct = min(100, max(0, 100*float64(cpu-prevCPU)/float64(wall)/float64(runtime.NumCPU())))
 			}
 			prevCPU, prevAt = cpu, now
 			n.cpuBits.Store(float64bits(pct))
