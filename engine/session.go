@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -324,6 +325,28 @@ func (s *Session) Run(ctx context.Context) error {
 	}
 }
 
+// credentialsStayHome returns a dialer that connects only to the camera's
+// own address: gortsplib follows a DESCRIBE redirect to any host and hands
+// it the URL's credentials (in Basic auth if asked), so a redirect, or
+// anyone answering in the camera's place, would collect them.
+func credentialsStayHome(u *base.URL) func(ctx context.Context, network, address string) (net.Conn, error) {
+	port := u.Port()
+	if port == "" {
+		port = "554"
+		if u.Scheme == "rtsps" {
+			port = "322"
+		}
+	}
+	home := net.JoinHostPort(u.Hostname(), port)
+	var d net.Dialer
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		if address != home {
+			return nil, fmt.Errorf("the camera redirected to %s: refused, its credentials are for %s only", address, home)
+		}
+		return d.DialContext(ctx, network, address)
+	}
+}
+
 // connectAndRecord runs one RTSP connection until it fails or ctx ends.
 func (s *Session) connectAndRecord(ctx context.Context) error {
 	u, err := base.ParseURL(s.cfg.URL)
@@ -337,6 +360,9 @@ func (s *Session) connectAndRecord(ctx context.Context) error {
 		// A 4-8 Mbit/s camera bursts a whole keyframe at once; the kernel
 		// default (~200 KiB) drops packets of it when the node is busy.
 		UDPReadBufferSize: 4 << 20,
+	}
+	if u.User != nil {
+		c.DialContext = credentialsStayHome(u)
 	}
 	switch s.cfg.Transport {
 	case "tcp":

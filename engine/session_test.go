@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -345,5 +347,95 @@ func TestSessionUsesCameraClock(t *testing.T) {
 	// The newest frame was taken "3 s in the future" by the camera's clock.
 	if ahead := time.Until(segs[len(segs)-1].End); ahead < 2*time.Second || ahead > 4*time.Second {
 		t.Errorf("recording ends %s after now, want about 3s (the camera's clock)", ahead)
+	}
+}
+
+// TestSessionKeepsCredentialsFromRedirects: a camera (or whoever answers
+// in its place) that redirects DESCRIBE to another host must not get the
+// stream's credentials sent there: the session refuses to connect to the
+// other host, and says why without the password.
+func TestSessionKeepsCredentialsFromRedirects(t *testing.T) {
+	const pass = "Redir-Secret-99"
+	// The thief: counts connections.
+	thief, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer thief.Close()
+	var stolen atomic.Int32
+	go func() {
+		for {
+			c, err := thief.Accept()
+			if err != nil {
+				return
+			}
+			stolen.Add(1)
+			c.Close()
+		}
+	}()
+	// The camera: answers every request with a redirect to the thief.
+	cam, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cam.Close()
+	go func() {
+		for {
+			c, err := cam.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					req, err := readRTSPRequest(r)
+					if err != nil {
+						return
+					}
+					if strings.HasPrefix(req[""], "OPTIONS") {
+						fmt.Fprintf(c, "RTSP/1.0 200 OK\r\nCSeq: %s\r\nPublic: DESCRIBE, SETUP, PLAY\r\n\r\n", req["cseq"])
+						continue
+					}
+					fmt.Fprintf(c, "RTSP/1.0 302 Moved\r\nCSeq: %s\r\nLocation: rtsp://%s/evil\r\n\r\n", req["cseq"], thief.Addr())
+				}
+			}()
+		}
+	}()
+	var logs syncBuffer
+	st := openStore(t)
+	s := record(t, st, SessionConfig{
+		Stream: "cam0", URL: "rtsp://admin:" + pass + "@" + cam.Addr().String() + "/cam", Transport: "tcp",
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}, func() { time.Sleep(1500 * time.Millisecond) })
+	if n := stolen.Load(); n != 0 {
+		t.Fatalf("the session connected to the redirect target %d times", n)
+	}
+	last := s.Stats().LastError
+	if !strings.Contains(last, "redirected") || strings.Contains(last+logs.String(), pass) {
+		t.Errorf("last error %q; logs:\n%s", last, logs.String())
+	}
+}
+
+// readRTSPRequest reads one RTSP request's headers (lower-cased keys).
+func readRTSPRequest(r *bufio.Reader) (map[string]string, error) {
+	h := map[string]string{}
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	h[""] = strings.TrimSpace(line)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			return h, nil
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			h[strings.ToLower(k)] = strings.TrimSpace(v)
+		}
 	}
 }
