@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -155,7 +156,8 @@ func ValidateID(id string) error {
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fieldErr("id", "invalid character %q at byte %d: allowed are A-Z a-z 0-9 . _ -", c, i)
+			r, _ := utf8.DecodeRuneInString(id[i:])
+			return fieldErr("id", "invalid character %q at byte %d: allowed are A-Z a-z 0-9 . _ -", r, i)
 		}
 	}
 	return nil
@@ -248,6 +250,13 @@ func validateLabels(labels map[string]string) error {
 		}
 		if !utf8.ValidString(v) {
 			return fieldErr("labels", "value of %q must be valid UTF-8", k)
+		}
+		// Control characters (NUL, ESC sequences) would reach operators'
+		// terminals through ctl and logs.
+		for i, r := range v {
+			if unicode.IsControl(r) {
+				return fieldErr("labels", "value of %q: control character U+%04X at byte %d", k, r, i)
+			}
 		}
 	}
 	return nil
