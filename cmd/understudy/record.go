@@ -18,6 +18,7 @@ func init() {
 }
 
 func runRecord(args []string) int {
+	privateFiles()
 	fs := flag.NewFlagSet("record", flag.ContinueOnError)
 	url := fs.String("url", os.Getenv("UNDERSTUDY_CAMERA_URL"), "camera RTSP URL, credentials included (env UNDERSTUDY_CAMERA_URL keeps them out of ps)")
 	stream := fs.String("stream", "", "stream id (letters, digits, '.', '_', '-')")

@@ -18,6 +18,7 @@ func init() {
 }
 
 func runServe(args []string) int {
+	privateFiles()
 	cfg, err := engine.LoadConfig(args, os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

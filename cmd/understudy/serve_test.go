@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -308,6 +309,27 @@ func TestServeEndToEnd(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() == 0 || ee.ExitCode() > 2 || !bytes.Contains(out, []byte("in use by another process")) {
 			t.Errorf("%s on a data directory in use: %v\n%s", args[0], err, out)
 		}
+	}
+
+	// Camera credentials (in the control db) and video are for the owner
+	// only.
+	if err := filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == dataDir {
+				return err
+			}
+			return nil // (a file or directory gone meanwhile)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil // (a file gone meanwhile)
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is %v: readable by others", path, info.Mode().Perm())
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 
 	// Phase A: 20 s of recording on all four streams.
