@@ -187,11 +187,12 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if rep := n.store.Recovery(); !rep.Consistent() {
 		log.Warn("segment store recovered from a crash", "report", fmt.Sprint(rep))
 	}
-	if n.db, err = catalog.OpenDB(cfg.DataDir+"/control", nil, log); err != nil {
-		return nil, fmt.Errorf("open control db: %w", err)
+	controlDir := cfg.DataDir + "/control"
+	if n.db, err = catalog.OpenDB(controlDir, nil, log); err != nil {
+		return nil, fmt.Errorf("open control db: %w", controlErr(controlDir, err))
 	}
 	if n.catalog, err = catalog.Open(catalog.Config{DB: n.db, NodeID: cfg.ID, Logger: log}); err != nil {
-		return nil, fmt.Errorf("open catalog: %w", err)
+		return nil, fmt.Errorf("open catalog: %w", controlErr(controlDir, err))
 	}
 	if n.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -202,6 +203,15 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	}
 	n.metrics = newNodeMetrics(n)
 	return n, nil
+}
+
+// controlErr says what to do about a corrupt control db: unlike the
+// segment index it cannot be rebuilt from the segment files.
+func controlErr(dir string, err error) error {
+	if !errors.Is(err, catalog.ErrCorruptDB) {
+		return err
+	}
+	return fmt.Errorf("control db %s: %w: it cannot be rebuilt from the segment files; restore it from a backup, or move it aside to start with an empty catalog", dir, err)
 }
 
 // Addr is the bound API address.

@@ -323,3 +323,57 @@ func TestOpenNodeFailures(t *testing.T) {
 	}
 	n.closeStorage()
 }
+
+// TestOpenNodeCorruptStorage: a node whose control db or segment index has
+// a damaged table does not start, and says which and what to do, instead
+// of panicking in Pebble.
+func TestOpenNodeCorruptStorage(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin}
+	cfg.EnsureDefaults()
+	// Twice: the second start flushes what the first wrote into tables.
+	for range 2 {
+		n, err := OpenNode(cfg, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.catalog.Create(catalog.Stream{ID: fmt.Sprintf("cam%d", len(n.catalog.Entries())), URL: "rtsp://127.0.0.1:1/cam"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.store.AddSourceOutage("cam0", segment.Interval{Start: time.Unix(100, 0), End: time.Unix(200, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		n.closeStorage()
+	}
+	damage := func(sub string) (restore func()) {
+		t.Helper()
+		tables, _ := filepath.Glob(filepath.Join(cfg.DataDir, sub, "*.sst"))
+		if len(tables) == 0 {
+			t.Fatalf("no table in %s", sub)
+		}
+		orig, err := os.ReadFile(tables[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := append([]byte(nil), orig...)
+		for i := range 64 {
+			b[i] ^= 0xff
+		}
+		if err := os.WriteFile(tables[0], b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return func() { os.WriteFile(tables[0], orig, 0o644) }
+	}
+
+	restore := damage("control")
+	_, err := OpenNode(cfg, quiet)
+	if !errors.Is(err, catalog.ErrCorruptDB) || !strings.Contains(err.Error(), filepath.Join(cfg.DataDir, "control")) {
+		t.Fatalf("corrupt control db: %v, want ErrCorruptDB naming the directory", err)
+	}
+	restore()
+
+	damage("index")
+	if _, err = OpenNode(cfg, quiet); !errors.Is(err, segment.ErrIndexCorrupt) || !strings.Contains(err.Error(), "index/") {
+		t.Fatalf("corrupt index: %v, want ErrIndexCorrupt naming the table", err)
+	}
+}

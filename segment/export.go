@@ -15,7 +15,7 @@ import (
 )
 
 // lookup returns the current index entry of an indexed segment.
-func (s *Store) lookup(si SegmentInfo) (*entry, error) {
+func (s *Store) lookup(si SegmentInfo) (_ *entry, err error) {
 	if err := ValidateStreamID(si.Stream); err != nil {
 		return nil, err
 	}
@@ -27,6 +27,7 @@ func (s *Store) lookup(si SegmentInfo) (*entry, error) {
 		return nil, err
 	}
 	defer s.dbMu.RUnlock()
+	defer s.recoverIndex(&err)
 	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, fmt.Errorf("segment %s: %w", si.Path, errNotIndexed)

@@ -245,7 +245,7 @@ func normRange(from, to time.Time) (time.Time, time.Time) {
 
 // entries returns the index entries of stream overlapping [from, to),
 // ordered by start. Zero from/to mean unbounded.
-func (s *Store) entries(stream string, from, to time.Time) ([]*entry, error) {
+func (s *Store) entries(stream string, from, to time.Time) (_ []*entry, err error) {
 	if err := ValidateStreamID(stream); err != nil {
 		return nil, err
 	}
@@ -254,6 +254,7 @@ func (s *Store) entries(stream string, from, to time.Time) ([]*entry, error) {
 		return nil, err
 	}
 	defer s.dbMu.RUnlock()
+	defer s.recoverIndex(&err)
 	ml, err := s.maxLenLocked(stream)
 	if err != nil {
 		return nil, err
@@ -286,11 +287,12 @@ func (s *Store) entries(stream string, from, to time.Time) ([]*entry, error) {
 }
 
 // allEntries returns every segment entry, with the keys of undecodable ones.
-func (s *Store) allEntries() ([]*entry, [][]byte, error) {
+func (s *Store) allEntries() (_ []*entry, _ [][]byte, err error) {
 	if err := s.rlock(); err != nil {
 		return nil, nil, err
 	}
 	defer s.dbMu.RUnlock()
+	defer s.recoverIndex(&err)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixSegment}, UpperBound: []byte{prefixSegment + 1}})
 	if err != nil {
 		return nil, nil, err
@@ -309,12 +311,34 @@ func (s *Store) allEntries() ([]*entry, [][]byte, error) {
 	return out, bad, it.Error()
 }
 
+// scanIndex reads every key and value of the index, so a damaged table
+// shows up wherever it is, not only where a query happens to look.
+func (s *Store) scanIndex() (err error) {
+	if err := s.rlock(); err != nil {
+		return err
+	}
+	defer s.dbMu.RUnlock()
+	defer s.recoverIndex(&err)
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if _, err := it.ValueAndErr(); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
 // Streams lists the streams that have at least one indexed segment.
-func (s *Store) Streams() ([]string, error) {
+func (s *Store) Streams() (_ []string, err error) {
 	if err := s.rlock(); err != nil {
 		return nil, err
 	}
 	defer s.dbMu.RUnlock()
+	defer s.recoverIndex(&err)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixSegment}, UpperBound: []byte{prefixSegment + 1}})
 	if err != nil {
 		return nil, err
@@ -428,7 +452,7 @@ func (s *Store) AddSourceOutage(stream string, iv Interval) (err error) {
 
 // SourceOutages returns the recorded source outages of stream overlapping
 // [from, to), clipped to it. A zero from or to leaves that side unbounded.
-func (s *Store) SourceOutages(stream string, from, to time.Time) ([]Interval, error) {
+func (s *Store) SourceOutages(stream string, from, to time.Time) (_ []Interval, err error) {
 	if err := ValidateStreamID(stream); err != nil {
 		return nil, err
 	}
@@ -436,6 +460,7 @@ func (s *Store) SourceOutages(stream string, from, to time.Time) ([]Interval, er
 		return nil, err
 	}
 	defer s.dbMu.RUnlock()
+	defer s.recoverIndex(&err)
 	ivs, _, err := s.outages(stream, from, to, false)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -92,6 +93,11 @@ func (s *Store) isActive(rel string) bool {
 func (s *Store) check(repair, verify bool) (CheckReport, error) {
 	var rep CheckReport
 	add := func(p Problem) { rep.Problems = append(rep.Problems, p) }
+	// A damaged table anywhere fails the check, so recovery and fsck find
+	// it rather than a later query.
+	if err := s.scanIndex(); err != nil {
+		return rep, fmt.Errorf("read index: %w", err)
+	}
 	entries, bad, err := s.allEntries()
 	if err != nil {
 		return rep, fmt.Errorf("read index: %w", err)
@@ -265,6 +271,65 @@ func (s *Store) checkEntry(e *entry, repair, verify bool, rep *CheckReport) erro
 	}
 	rep.Problems = append(rep.Problems, p)
 	return nil
+}
+
+// RebuildIndex repairs an index that fails with ErrIndexCorrupt (or is
+// missing): it moves opts.Dir/index aside to index.corrupt-<UTC time>,
+// kept as evidence and never deleted, and opens the store with a new,
+// empty index, whose crash recovery indexes every segment file again
+// (Recovery reports each one). What only the old index held is lost:
+// recorded source outages (that time now counts as a system gap) and
+// entries of files that were already missing. It returns the store and
+// where the old index went, relative to opts.Dir ("" when there was none).
+// It refuses a read-only store, and a directory a node has open.
+func RebuildIndex(opts Options) (_ *Store, aside string, err error) {
+	opts.EnsureDefaults()
+	if opts.ReadOnly {
+		return nil, "", ErrReadOnly
+	}
+	if opts.Dir == "" {
+		return nil, "", errors.New("segment: Options.Dir is required")
+	}
+	fs := opts.FS
+	if _, err := fs.Stat(opts.Dir); err != nil {
+		return nil, "", fmt.Errorf("segment: rebuild index: %w", err)
+	}
+	index := fs.PathJoin(opts.Dir, indexDir)
+	if _, err := fs.Stat(index); err == nil {
+		// Pebble's lock: held while a node (or another command) has the
+		// index open, even read-only.
+		lock, err := fs.Lock(fs.PathJoin(index, "LOCK"))
+		if err != nil {
+			return nil, "", fmt.Errorf("segment: rebuild index %s: %w (a node running on %s? stop it first): %v", index, ErrInUse, opts.Dir, err)
+		}
+		ts := time.Now().UTC().Format("20060102T150405Z")
+		aside = indexDir + ".corrupt-" + ts
+		for i := 1; err == nil; i++ {
+			if _, err = fs.Stat(fs.PathJoin(opts.Dir, aside)); err == nil {
+				aside = fmt.Sprintf("%s.corrupt-%s.%d", indexDir, ts, i)
+			}
+		}
+		if oserrorIsNotExist(err) {
+			err = fs.Rename(index, fs.PathJoin(opts.Dir, aside))
+		}
+		if cerr := lock.Close(); err == nil && cerr != nil {
+			opts.Logger.Warn("segment: release index lock", "err", cerr)
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("segment: rebuild index: move %s aside: %w", index, err)
+		}
+		if err := syncDir(fs, opts.Dir); err != nil {
+			return nil, aside, fmt.Errorf("segment: rebuild index: %w", err)
+		}
+		opts.Logger.Warn("segment index moved aside; rebuilding it from the segment files", "dir", opts.Dir, "to", aside)
+	} else if !oserrorIsNotExist(err) {
+		return nil, "", fmt.Errorf("segment: rebuild index: %w", err)
+	}
+	s, err := Open(opts)
+	if err != nil {
+		return nil, aside, err
+	}
+	return s, aside, nil
 }
 
 func oserrorIsNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }

@@ -33,7 +33,32 @@ var (
 	ErrReadOnly = errors.New("segment store is read-only")
 	// ErrClosed is returned by a Writer or Store that has been closed.
 	ErrClosed = errors.New("closed")
+	// ErrIndexCorrupt means a file of the index is damaged (it fails its
+	// checksum, is torn or missing): every later index access fails. The
+	// segment files are intact; RebuildIndex rebuilds the index from them.
+	// Errors wrapping it are *IndexCorruptError.
+	ErrIndexCorrupt = errors.New("index is corrupt")
 )
+
+// IndexCorruptError is the error of a store whose index is corrupt. It
+// wraps ErrIndexCorrupt and Pebble's error.
+type IndexCorruptError struct {
+	Dir    string // the data directory
+	File   string // the damaged file, relative to Dir ("" if Pebble names none)
+	Detail string // what is wrong with it, in Pebble's words
+	Err    error  // Pebble's error
+}
+
+func (e *IndexCorruptError) Error() string {
+	where := ""
+	if e.File != "" {
+		where = e.File + ": "
+	}
+	return fmt.Sprintf("index of %s is corrupt (%s%s)", e.Dir, where, e.Detail)
+}
+
+// Unwrap returns ErrIndexCorrupt and Pebble's error.
+func (e *IndexCorruptError) Unwrap() []error { return []error{ErrIndexCorrupt, e.Err} }
 
 // Class tells what a segment is kept for.
 type Class uint8
@@ -200,8 +225,9 @@ type Store struct {
 	dbMu     sync.RWMutex
 	dbClosed bool
 
-	// failed is the fatal error of the index, once Pebble reported one.
-	failed atomic.Pointer[PebbleFatalError]
+	// failed is the error every index access returns once the index failed
+	// for good: Pebble reported a fatal error, or a file is corrupt.
+	failed atomic.Pointer[error]
 
 	parts, deletedSegments, deletedBytes atomic.Uint64
 }
@@ -219,32 +245,71 @@ func (s *Store) Stats() StoreStats {
 	return StoreStats{PartsWritten: s.parts.Load(), SegmentsDeleted: s.deletedSegments.Load(), BytesDeleted: s.deletedBytes.Load()}
 }
 
-// IndexErr returns the fatal error of the index, or nil while it works.
+// IndexErr returns the error of the index once it failed for good (a fatal
+// Pebble error, or corruption: then it wraps ErrIndexCorrupt), or nil while
+// it works.
 func (s *Store) IndexErr() error {
 	if f := s.failed.Load(); f != nil {
-		return fmt.Errorf("segment index: %w", f)
+		return *f
 	}
 	return nil
 }
 
-// recoverIndex, deferred by every index write, turns a fatal Pebble error
-// into *errp and marks the index failed.
+// recoverIndex, deferred by every index access, turns a fatal Pebble error
+// (a panic of PebbleLogger.Fatalf) or a corruption error into *errp and
+// marks the index failed.
 func (s *Store) recoverIndex(errp *error) {
-	r := recover()
-	if r == nil {
+	if r := recover(); r != nil {
+		fe, ok := r.(*PebbleFatalError)
+		if !ok {
+			panic(r)
+		}
+		*errp = fmt.Errorf("segment index: %w", fe)
+		s.fail(*errp)
 		return
 	}
-	fe, ok := r.(*PebbleFatalError)
+	if *errp != nil && !errors.Is(*errp, ErrIndexCorrupt) && pebble.IsCorruptionError(*errp) {
+		*errp = s.corruptErr(*errp)
+		s.fail(*errp)
+	}
+}
+
+// fail marks the index failed with err, once.
+func (s *Store) fail(err error) {
+	if !s.failed.CompareAndSwap(nil, &err) {
+		return
+	}
+	if errors.Is(err, ErrIndexCorrupt) {
+		s.log.Error("segment index is corrupt: every index access now fails; rebuild it with fsck --repair", "err", err)
+	} else {
+		s.log.Error("segment index failed: every index access now fails; restart the node to recover", "err", err)
+	}
+	if s.opts.OnIndexFailure != nil {
+		s.opts.OnIndexFailure(err)
+	}
+}
+
+// damagedIndex tells whether pebble.Open failed on a damaged index: a
+// corrupt MANIFEST or WAL, or a table that is missing or has another size
+// than the MANIFEST says (Pebble's consistency check on open, which it does
+// not mark as corruption).
+func damagedIndex(err error) bool {
+	return pebble.IsCorruptionError(err) || errors.Is(err, os.ErrNotExist) ||
+		strings.Contains(err.Error(), "object size mismatch")
+}
+
+// corruptErr turns Pebble's corruption error into an *IndexCorruptError.
+func (s *Store) corruptErr(err error) error {
+	f, detail, ok := DescribeCorruption(err)
 	if !ok {
-		panic(r)
+		detail = err.Error()
 	}
-	if s.failed.CompareAndSwap(nil, fe) {
-		s.log.Error("segment index failed: every index write now fails; restart the node to recover", "err", fe)
-		if s.opts.OnIndexFailure != nil {
-			s.opts.OnIndexFailure(fe)
-		}
+	e := &IndexCorruptError{Dir: s.opts.Dir, Detail: detail, Err: err}
+	if f != "" {
+		// Pebble names it under the directory it was opened with.
+		e.File = indexDir + "/" + s.fs.PathBase(f)
 	}
-	*errp = fmt.Errorf("segment index: %w", fe)
+	return e
 }
 
 // rlock read-locks dbMu, or returns ErrClosed after Close.
@@ -295,10 +360,12 @@ func Open(opts Options) (_ *Store, err error) {
 	} else if _, err := s.fs.Stat(s.abs(indexDir)); err != nil {
 		return nil, fmt.Errorf("segment: open %s read-only: %w", opts.Dir, err)
 	}
+	log := PebbleLogger{opts.Logger.With("component", "pebble", "db", "index")}
 	db, err := pebble.Open(s.abs(indexDir), &pebble.Options{
 		FS:                 opts.FS,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             PebbleLogger{opts.Logger.With("component", "pebble", "db", "index")},
+		Logger:             log,
+		EventListener:      log.EventListener(),
 		ReadOnly:           opts.ReadOnly,
 	})
 	if err != nil {
@@ -307,6 +374,9 @@ func Open(opts Options) (_ *Store, err error) {
 			return nil, fmt.Errorf("segment: open index %s: %w (a node running on %s? stop it, or ask it over its API with understudy ctl): %v",
 				s.abs(indexDir), ErrInUse, opts.Dir, err)
 		}
+		if damagedIndex(err) {
+			return nil, s.corruptErr(err)
+		}
 		return nil, fmt.Errorf("segment: open index: %w", err)
 	}
 	s.db = db
@@ -314,6 +384,9 @@ func Open(opts Options) (_ *Store, err error) {
 		rep, err := s.check(true, false)
 		if err != nil {
 			_ = db.Close()
+			if errors.Is(err, ErrIndexCorrupt) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("segment: recovery: %w", err)
 		}
 		s.recovery = rep

@@ -34,9 +34,9 @@ func runExport(args []string) int {
 		fmt.Fprintln(os.Stderr, "export: --to must be after --from")
 		return 2
 	}
-	s, err := segment.Open(segment.Options{Dir: *dataDir, ReadOnly: true})
+	s, err := segment.Open(segment.Options{Dir: *dataDir, ReadOnly: true, Logger: storeLog})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "export:", err)
+		storeErr("export", *dataDir, err)
 		return 1
 	}
 	defer s.Close()
@@ -57,7 +57,7 @@ func runExport(args []string) int {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		fmt.Fprintln(os.Stderr, "export:", err)
+		storeErr("export", *dataDir, err)
 		return 1
 	}
 	fmt.Fprintf(inspectOut, "wrote %s: %s .. %s (%.3f s) from %d segments\n", *outPath,

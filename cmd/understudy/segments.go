@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -53,6 +55,27 @@ type jsonSegment struct {
 	Origin   string `json:"origin"`
 }
 
+// storeLog is the store's logger in the inspection commands: they print
+// every error the store returns, which its log would only repeat.
+var storeLog = slog.New(slog.DiscardHandler)
+
+// storeErr prints the error of an inspection command on the store in
+// dataDir. A corrupt index gets the command that rebuilds it, not Pebble's
+// story of how it found out.
+func storeErr(cmd, dataDir string, err error) {
+	var ce *segment.IndexCorruptError
+	if errors.As(err, &ce) {
+		fmt.Fprintf(os.Stderr, "%s: %v: %s\n", cmd, ce, repairHint(dataDir))
+		return
+	}
+	fmt.Fprintln(os.Stderr, cmd+":", err)
+}
+
+// repairHint is what to do about a corrupt index in dataDir.
+func repairHint(dataDir string) string {
+	return fmt.Sprintf("run 'understudy fsck --repair --data-dir %s' to rebuild it from the segment files", dataDir)
+}
+
 func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func jsonIntervals(ivs []segment.Interval) []jsonInterval {
@@ -82,25 +105,25 @@ func runSegments(args []string) int {
 		fmt.Fprintln(os.Stderr, "segments: --to must be after --from")
 		return 2
 	}
-	s, err := segment.Open(segment.Options{Dir: *dataDir, ReadOnly: true})
+	s, err := segment.Open(segment.Options{Dir: *dataDir, ReadOnly: true, Logger: storeLog})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "segments:", err)
+		storeErr("segments", *dataDir, err)
 		return 1
 	}
 	defer s.Close()
 	segs, err := s.Segments(*stream, from.t, to.t)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "segments:", err)
+		storeErr("segments", *dataDir, err)
 		return 1
 	}
 	cov, err := s.Coverage(*stream, from.t, to.t)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "segments:", err)
+		storeErr("segments", *dataDir, err)
 		return 1
 	}
 	gaps, err := s.Gaps(*stream, from.t, to.t)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "segments:", err)
+		storeErr("segments", *dataDir, err)
 		return 1
 	}
 	if *asJSON {

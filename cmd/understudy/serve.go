@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/understudy-nvr/understudy/engine"
+	"github.com/understudy-nvr/understudy/segment"
 )
 
 func init() {
@@ -35,14 +36,24 @@ func runServe(args []string) int {
 	log := newLeveledLogger(cfg.LogFormat, level)
 	node, err := engine.OpenNode(cfg, log)
 	if err != nil {
-		log.Error("cannot start", "err", err)
+		log.Error("cannot start", nodeErrAttrs(cfg.DataDir, err)...)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := node.Run(ctx); err != nil {
-		log.Error("node failed", "err", err)
+		log.Error("node failed", nodeErrAttrs(cfg.DataDir, err)...)
 		return 1
 	}
 	return 0
+}
+
+// nodeErrAttrs are the log attributes of a node's fatal error: a corrupt
+// segment index gets the command that rebuilds it.
+func nodeErrAttrs(dataDir string, err error) []any {
+	attrs := []any{"err", err}
+	if errors.Is(err, segment.ErrIndexCorrupt) {
+		attrs = append(attrs, "fix", repairHint(dataDir))
+	}
+	return attrs
 }

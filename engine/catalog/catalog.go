@@ -19,7 +19,23 @@ var (
 	ErrNotFound = errors.New("stream not found")
 	// ErrAlreadyExists: Create found a live stream with the id.
 	ErrAlreadyExists = errors.New("stream already exists")
+	// ErrCorruptDB: a file of the DB is damaged (it fails its checksum, is
+	// torn or missing). The catalog cannot be rebuilt from segment files.
+	ErrCorruptDB = errors.New("db is corrupt")
 )
+
+// corruptErr wraps a Pebble corruption error in ErrCorruptDB, named by the
+// damaged file; other errors pass unchanged.
+func corruptErr(err error) error {
+	file, detail, ok := segment.DescribeCorruption(err)
+	if !ok {
+		return err
+	}
+	if file != "" {
+		detail = file + ": " + detail
+	}
+	return fmt.Errorf("%w (%s)", ErrCorruptDB, detail)
+}
 
 // List page sizes.
 const (
@@ -114,7 +130,7 @@ func (c *Catalog) load() (err error) {
 	lower := []byte(c.cfg.Prefix)
 	it, err := c.cfg.DB.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
-		return fmt.Errorf("catalog: load: %w", err)
+		return fmt.Errorf("catalog: load: %w", corruptErr(err))
 	}
 	for ok := it.First(); ok; ok = it.Next() {
 		key := string(it.Key())
@@ -132,7 +148,7 @@ func (c *Catalog) load() (err error) {
 		c.clock.observe(e.Version.WallMS, e.Version.Logical)
 	}
 	if err := it.Close(); err != nil {
-		return fmt.Errorf("catalog: load: %w", err)
+		return fmt.Errorf("catalog: load: %w", corruptErr(err))
 	}
 	return nil
 }

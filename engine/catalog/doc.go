@@ -29,7 +29,8 @@
 // made before memory changes: a write that fails changes nothing. The
 // node's DB is opened with OpenDB, whose PebbleLogger turns Pebble's Fatalf
 // into a panic the catalog's writes recover as an error, instead of exiting
-// the process.
+// the process; a damaged table makes the read that finds it fail with an
+// error wrapping ErrCorruptDB.
 //
 // # Encoding (format 1)
 //

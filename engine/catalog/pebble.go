@@ -21,7 +21,8 @@ type PebbleLogger = segment.PebbleLogger
 
 // OpenDB opens (creating if needed) the node's control-state Pebble DB in
 // dir on fs (nil fs: the OS file system), at the newest format, logging
-// through log (nil: slog.Default()) with component=pebble. The catalog and
+// through log (nil: slog.Default()) with component=pebble. A damaged file
+// gives an error wrapping ErrCorruptDB, then and on later reads. The catalog and
 // other control state share it under distinct key prefixes.
 func OpenDB(dir string, fs vfs.FS, log *slog.Logger) (db *pebble.DB, err error) {
 	defer segment.RecoverPebbleFatal(&err)
@@ -31,14 +32,16 @@ func OpenDB(dir string, fs vfs.FS, log *slog.Logger) (db *pebble.DB, err error) 
 	if log == nil {
 		log = slog.Default()
 	}
+	plog := PebbleLogger{Log: log.With("component", "pebble", "db", "control")}
 	opts := &pebble.Options{
 		FS:                 fs,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             PebbleLogger{Log: log.With("component", "pebble", "db", "control")},
+		Logger:             plog,
+		EventListener:      plog.EventListener(),
 	}
 	db, err = pebble.Open(dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: open pebble %s: %w", dir, err)
+		return nil, fmt.Errorf("catalog: open pebble %s: %w", dir, corruptErr(err))
 	}
 	return db, nil
 }
