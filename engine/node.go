@@ -194,6 +194,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if n.catalog, err = catalog.Open(catalog.Config{DB: n.db, NodeID: cfg.ID, Logger: log}); err != nil {
 		return nil, fmt.Errorf("open catalog: %w", controlErr(controlDir, err))
 	}
+	n.warnOrphanedArchive()
 	if n.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
@@ -212,6 +213,22 @@ func controlErr(dir string, err error) error {
 		return err
 	}
 	return fmt.Errorf("control db %s: %w: it cannot be rebuilt from the segment files; restore it from a backup, or move it aside to start with an empty catalog", dir, err)
+}
+
+// warnOrphanedArchive warns when the catalog knows no stream at all (not
+// even a deleted one) while the archive holds recordings: the control
+// directory was lost, replaced or restored from an old backup, and nothing
+// will be recorded until the streams are added again.
+func (n *Node) warnOrphanedArchive() {
+	if len(n.catalog.Entries()) > 0 {
+		return
+	}
+	streams, err := n.store.Streams()
+	if err != nil || len(streams) == 0 {
+		return
+	}
+	n.log.Warn("the catalog holds no streams but the archive holds recordings: was the control directory lost or replaced? nothing is recorded until the streams are added again",
+		"archived_streams", len(streams), "control_dir", n.cfg.DataDir+"/control")
 }
 
 // Addr is the bound API address.

@@ -377,3 +377,56 @@ func TestOpenNodeCorruptStorage(t *testing.T) {
 		t.Fatalf("corrupt index: %v, want ErrIndexCorrupt naming the table", err)
 	}
 }
+
+// TestNodeWarnsOfLostCatalog: a node whose control directory is gone (an
+// empty catalog) while its archive holds recordings says so at start:
+// otherwise it would serve happily and record nothing.
+func TestNodeWarnsOfLostCatalog(t *testing.T) {
+	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	dir := t.TempDir()
+	cfg := Config{ID: "n1", DataDir: dir, Listen: "127.0.0.1:0", AdminToken: testAdmin}
+	cfg.EnsureDefaults()
+	n, err := OpenNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	if _, err := n.Catalog().Create(catalog.Stream{ID: "cam", URL: cams.URL(0), Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if ss, _ := n.Store().Streams(); len(ss) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nothing recorded in 15 s")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	var logs syncBuffer
+	open := func() {
+		t.Helper()
+		n, err := OpenNode(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.closeStorage()
+	}
+	open()
+	if strings.Contains(logs.String(), "catalog holds no streams") {
+		t.Fatalf("warned with the catalog intact:\n%s", logs.String())
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "control")); err != nil {
+		t.Fatal(err)
+	}
+	open()
+	if !strings.Contains(logs.String(), "catalog holds no streams") || !strings.Contains(logs.String(), "archived_streams=1") {
+		t.Errorf("no warning of the lost catalog:\n%s", logs.String())
+	}
+}
