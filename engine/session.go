@@ -364,6 +364,11 @@ func (s *Session) connectAndRecord(ctx context.Context) error {
 	if u.User != nil {
 		c.DialContext = credentialsStayHome(u)
 	}
+	// gortsplib's defaults print these with the standard logger, as plain
+	// text outside the node's structured log.
+	c.OnTransportSwitch = func(err error) { s.log.Info("RTSP transport switched", "reason", err.Error()) }
+	c.OnPacketsLost = func(lost uint64) { s.log.Debug("RTP packets lost", "count", lost) }
+	c.OnDecodeError = func(err error) { s.log.Debug("RTP decode error", "err", err.Error()) }
 	switch s.cfg.Transport {
 	case "tcp":
 		t := gortsplib.TransportTCP
