@@ -56,10 +56,13 @@ func catalogError(err error) error {
 	return connect.NewError(connect.CodeInternal, err)
 }
 
+// streamToProto is the API's form of a stream: without its credentials,
+// and with the URL redacted (cameras that take a password in the query or
+// the path keep it in the URL; no token, not even the admin's, reads it back).
 func streamToProto(s catalog.Stream) *understudyv1.Stream {
 	p := &understudyv1.Stream{
 		Id:               s.ID,
-		Url:              s.URL,
+		Url:              catalog.RedactURL(s.URL),
 		HasCredentials:   s.HasCredentials(),
 		Replicas:         uint32(s.Replicas),
 		ArchiveRetention: durationpb.New(s.ArchiveRetention),
@@ -87,6 +90,13 @@ func checkURL(raw string) error {
 		}
 	}
 	return nil
+}
+
+// keepsURL reports whether an update's URL is the redacted form of the
+// stored one, which the API returned: then the stored URL, with its real
+// secrets, stays.
+func keepsURL(stored, update string) bool {
+	return update != stored && update == catalog.RedactURL(stored)
 }
 
 func retentionOf(d *durationpb.Duration) (time.Duration, error) {
@@ -204,7 +214,10 @@ func (a api) UpdateStream(_ context.Context, req *connect.Request[understudyv1.U
 		return nil, err
 	}
 	out, err := a.n.catalog.Update(p.GetId(), func(s *catalog.Stream) error {
-		if set["url"] {
+		// A client that read the stream and writes back what it got sends
+		// the redacted URL: keep the secret it stands for rather than
+		// storing the mask.
+		if set["url"] && !keepsURL(s.URL, p.GetUrl()) {
 			s.URL = p.GetUrl()
 		}
 		if set["credentials"] {

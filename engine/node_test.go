@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -268,11 +269,17 @@ func TestNodeRetention(t *testing.T) {
 // ends, and returns it once it serves.
 func runNode(t *testing.T, cfg Config) *Node {
 	t.Helper()
+	return runNodeLogging(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// runNodeLogging is runNode with the node's logger given.
+func runNodeLogging(t *testing.T, cfg Config, log *slog.Logger) *Node {
+	t.Helper()
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	n, err := OpenNode(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n, err := OpenNode(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,5 +435,117 @@ func TestNodeWarnsOfLostCatalog(t *testing.T) {
 	open()
 	if !strings.Contains(logs.String(), "catalog holds no streams") || !strings.Contains(logs.String(), "archived_streams=1") {
 		t.Errorf("no warning of the lost catalog:\n%s", logs.String())
+	}
+}
+
+// TestURLSecretsNeverShown: a camera that takes its password in the query
+// string is recorded (the session dials the real URL, and the simulated
+// camera refuses any other), while the API's Get, List and Update answers,
+// the events and the node's logs show the URL only with the password
+// masked. A second stream with the password in a path segment, which the
+// camera refuses, puts error messages in the logs and events: they are
+// masked too.
+func TestURLSecretsNeverShown(t *testing.T) {
+	const secret, pathSecret = "QueryPw_Leak", "PathPw_Leak"
+	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, Query: "user=admin&password=" + secret})
+	var logs syncBuffer
+	n := runNodeLogging(t, Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead},
+		slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	ctx := context.Background()
+	base := "http://" + n.Addr()
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	watch, err := understudyv1connect.NewClusterServiceClient(client(testRead), base).WatchEvents(wctx,
+		connect.NewRequest(&understudyv1.WatchEventsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+
+	url := cams.URL(0)
+	if !strings.Contains(url, "password="+secret) {
+		t.Fatalf("camera URL %q lacks the query password", url)
+	}
+	pathURL := strings.Replace(url, "?user=admin&password="+secret, "/user=admin&password="+pathSecret+"&channel=1", 1)
+	admin := understudyv1connect.NewStreamServiceClient(client(testAdmin), base)
+	reader := understudyv1connect.NewStreamServiceClient(client(testRead), base)
+	var shown []string
+	for id, u := range map[string]string{"q": url, "p": pathURL} {
+		resp, err := admin.CreateStream(ctx, connect.NewRequest(&understudyv1.CreateStreamRequest{
+			Stream: &understudyv1.Stream{Id: id, Url: u, Enabled: true}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		shown = append(shown, protojson.Format(resp.Msg))
+	}
+
+	// Frames flow from the camera that wants the query password, and the
+	// other one is refused and reconnects, at least twice.
+	connected, disconnects := false, 0
+	for (!connected || disconnects < 2) && watch.Receive() {
+		e := watch.Msg().Event
+		shown = append(shown, protojson.Format(e))
+		switch {
+		case e.StreamId == "q" && e.Kind == understudyv1.EventKind_EVENT_KIND_GAP_CLOSED:
+			connected = true
+		case e.StreamId == "p" && e.Kind == understudyv1.EventKind_EVENT_KIND_GAP_OPENED:
+			disconnects++
+		case e.StreamId == "q" && e.Kind == understudyv1.EventKind_EVENT_KIND_GAP_OPENED:
+			t.Errorf("the camera refused the recorder: %s", e.Message)
+		}
+	}
+	if !connected || disconnects < 2 {
+		t.Fatalf("connected %v, %d disconnects of the refused stream: %v", connected, disconnects, watch.Err())
+	}
+
+	for _, c := range []understudyv1connect.StreamServiceClient{admin, reader} {
+		for _, id := range []string{"q", "p"} {
+			g, err := c.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: id}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u := g.Msg.GetStream().GetUrl(); !strings.Contains(u, "user=admin&password=xxxxx") {
+				t.Errorf("GetStream(%s).url = %q, want the user kept and the password masked", id, u)
+			}
+			shown = append(shown, protojson.Format(g.Msg))
+		}
+		l, err := c.ListStreams(ctx, connect.NewRequest(&understudyv1.ListStreamsRequest{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		shown = append(shown, protojson.Format(l.Msg))
+	}
+
+	// Writing back the URL a Get returned keeps the real password.
+	g, err := reader.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: "q"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd, err := admin.UpdateStream(ctx, connect.NewRequest(&understudyv1.UpdateStreamRequest{Stream: g.Msg.GetStream(),
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"url"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown = append(shown, protojson.Format(upd.Msg))
+	if s, err := n.catalog.Get("q"); err != nil || s.URL != url {
+		t.Errorf("after writing back the redacted URL the catalog holds %q (%v), want %q", s.URL, err, url)
+	}
+	n.mu.Lock()
+	dialed := n.sessions["q"].sess.cfg.URL
+	n.mu.Unlock()
+	if dialed != url {
+		t.Errorf("the session dials %q, want %q", dialed, url)
+	}
+
+	shown = append(shown, logs.String())
+	for _, out := range shown {
+		for _, s := range []string{secret, pathSecret} {
+			if strings.Contains(out, s) {
+				t.Errorf("leaks %q:\n%s", s, out)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "camera connection ended") || !strings.Contains(logs.String(), "password=xxxxx") {
+		t.Errorf("the logs lack the masked URL or the reconnect warnings:\n%s", logs.String())
 	}
 }

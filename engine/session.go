@@ -18,6 +18,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/segment"
 )
 
@@ -26,7 +27,9 @@ type SessionConfig struct {
 	// Stream is the stream id; it names the files. Required.
 	Stream string
 	// URL is the camera's RTSP URL, credentials included
-	// (rtsp://user:pass@host/path). Required. It is never logged.
+	// (rtsp://user:pass@host/path, or in the query or path for cameras
+	// that take them there). Required. It is never logged, printed or put
+	// in an event as is: only its RedactURL form.
 	URL string
 	// Class is where the recording goes: the archive (home) or the buffer
 	// (replica). Default segment.ClassArchive.
@@ -92,8 +95,13 @@ func (c *SessionConfig) validate() error {
 	if err := segment.ValidateStreamID(c.Stream); err != nil {
 		return err
 	}
+	// Neither error may quote the URL: it holds the credentials, and one
+	// that does not parse cannot be redacted.
+	if _, err := catalog.ParseCameraURL(c.URL); err != nil {
+		return fmt.Errorf("stream %s: %w", c.Stream, err)
+	}
 	if _, err := base.ParseURL(c.URL); err != nil {
-		return fmt.Errorf("stream %s: invalid url %s: %w", c.Stream, RedactURL(c.URL), errors.New(redactSecrets(err.Error(), c.URL)))
+		return fmt.Errorf("stream %s: invalid url %s: %s", c.Stream, RedactURL(c.URL), redactSecrets(err.Error(), c.URL))
 	}
 	switch c.Transport {
 	case "auto", "tcp", "udp":

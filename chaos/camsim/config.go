@@ -3,6 +3,7 @@ package camsim
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim/h264synth"
@@ -34,6 +35,11 @@ type Config struct {
 	// User and Pass, when User is set, are the credentials every request
 	// must carry (Basic or Digest). Default none.
 	User, Pass string
+	// Query, when set, is a query string ("user=admin&password=x") every
+	// DESCRIBE must carry, as cameras that take their credentials in the
+	// URL do; URL appends it. A DESCRIBE without it (same parameters, any
+	// order) gets 401. Default none.
+	Query string
 	// UDPRTPAddress and UDPRTCPAddress enable the UDP transport when both
 	// are set (even and odd port, like ":8000" and ":8001"). Default: TCP
 	// only.
@@ -106,6 +112,9 @@ func (c *Config) validate() error {
 	}
 	if c.SenderReportPeriod < 0 {
 		return fmt.Errorf("camsim: sender report period %v: want > 0", c.SenderReportPeriod)
+	}
+	if _, err := url.ParseQuery(c.Query); err != nil {
+		return fmt.Errorf("camsim: query does not parse: %w", err)
 	}
 	if c.User == "" && c.Pass != "" {
 		return fmt.Errorf("camsim: a password needs a user")

@@ -3,8 +3,10 @@ package camsim
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,6 +158,7 @@ func (s *Server) URL(n int) string {
 	if s.cfg.User != "" {
 		u.User = url.UserPassword(s.cfg.User, s.cfg.Pass)
 	}
+	u.RawQuery = s.cfg.Query
 	return u.String()
 }
 
@@ -217,6 +220,9 @@ var errUnreachable = errors.New("camsim: camera unreachable")
 
 // OnDescribe implements gortsplib.ServerHandlerOnDescribe.
 func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if h.s.cfg.Query != "" && !sameQuery(ctx.Query, h.s.cfg.Query) {
+		return &base.Response{StatusCode: base.StatusUnauthorized}, nil, liberrors.ErrServerAuth{}
+	}
 	_, st, res, err := h.resolve(ctx.Conn, ctx.Request, ctx.Path)
 	return res, st, err
 }
@@ -268,4 +274,15 @@ func (h *handler) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteEr
 			h.s.cfg.Logger.Warn("camsim: a reader is too slow, packets dropped", "camera", c.n, "err", ctx.Error)
 		}
 	}
+}
+
+// sameQuery reports whether two query strings carry the same parameters,
+// in any order.
+func sameQuery(a, b string) bool {
+	qa, err := url.ParseQuery(a)
+	if err != nil {
+		return false
+	}
+	qb, _ := url.ParseQuery(b)
+	return maps.EqualFunc(qa, qb, slices.Equal)
 }

@@ -32,6 +32,7 @@ func runCamsim(args []string) int {
 	fs.IntVar(&cfg.AudioChannels, "audio-channels", 1, "audio channels: 1 or 2")
 	fs.StringVar(&cfg.User, "user", "", "require this RTSP user")
 	fs.StringVar(&cfg.Pass, "pass", "", "password of -user")
+	fs.StringVar(&cfg.Query, "query", "", "require this query string on DESCRIBE, as cameras that take credentials in the URL do (user=admin&password=x)")
 	fs.StringVar(&udp, "udp", "", "enable UDP transport with RTP on this even port (RTCP on the next), e.g. 8000")
 	fs.DurationVar(&cfg.SenderReportPeriod, "sr-period", 0, "RTCP sender report period (default 1s)")
 	verbose := fs.Bool("v", false, "log sessions (debug level)")

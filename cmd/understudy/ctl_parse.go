@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/understudy-nvr/understudy/engine/catalog"
 )
 
 // ctlDefaultServer is the API address ctl talks to when neither --server nor
@@ -100,22 +102,25 @@ func normaliseCtlServer(s string) (string, error) {
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
 	}
+	// The address is never echoed whole: an operator who puts a password in
+	// it (http://user:pw@host) must not see it in a terminal log. Errors say
+	// what is wrong and show at most scheme://host.
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("bad server address %q: %w", s, err)
+		return "", fmt.Errorf("bad server address: %s", catalog.DescribeURLError(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("bad server address %q: scheme must be http or https", s)
+		return "", errors.New("bad server address: scheme must be http or https")
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return "", fmt.Errorf("bad server address %q: no host", s)
+		return "", errors.New("bad server address: no host")
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("bad server address %q: want scheme://HOST:PORT (no user, query or fragment)", s)
+		return "", fmt.Errorf("bad server address %s://%s: want scheme://HOST:PORT (no user, query or fragment)", u.Scheme, u.Host)
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return "", fmt.Errorf("bad server address %q: bad port", s)
+			return "", fmt.Errorf("bad server address %s://%s: bad port", u.Scheme, u.Host)
 		}
 	}
 	u.Path = strings.TrimRight(u.Path, "/")

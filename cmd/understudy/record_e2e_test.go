@@ -226,3 +226,82 @@ func TestRecordSurvivesKill9(t *testing.T) {
 		t.Errorf("worst loss before a kill -9: %s, want at most one part (~1 s)", worst)
 	}
 }
+
+// TestRecordNeverEchoesSecrets: `record` given a camera URL it cannot
+// parse (a password with an unescaped '?', no scheme) says what is wrong,
+// exits 2 and shows no part of the password; given a camera that takes its
+// password in the query, it records with it and prints it masked. ctl's
+// --server errors do not echo the address either.
+func TestRecordNeverEchoesSecrets(t *testing.T) {
+	bin := understudyBinary(t)
+	const secret = "QueryPw_Leak"
+	srv := startCamsim(t, camsim.Config{Cameras: 1, Bitrate: 500_000, Width: 320, Height: 240, GOP: 25,
+		Query: "user=admin&password=" + secret})
+	host := strings.TrimPrefix(strings.SplitN(srv.URL(0), "/cam/", 2)[0], "rtsp://")
+
+	for _, tt := range []struct {
+		name      string
+		env, flag string
+		secrets   []string
+		want      string
+	}{
+		{"unescaped ? in the password, from the environment", "rtsp://admin:Zq?ss2@" + host + "/cam/0", "", []string{"Zq", "ss2"}, "bad port"},
+		{"unescaped ? in the password, from the flag", "", "rtsp://admin:Zq?ss2@" + host + "/cam/0", []string{"Zq", "ss2"}, "bad port"},
+		{"no scheme", "", "admin:NoSchemePw@" + host + "/cam/0", []string{"NoSchemePw", "admin"}, "no scheme"},
+		{"unescaped / in the password", "", "rtsp://admin:4321/Sl@" + host + "/cam/0", []string{"4321", "Sl@"}, "'@' after the host"},
+		{"bad percent-escape", "", "rtsp://admin:50%Pct@" + host + "/cam/0", []string{"50%Pct", "Pct"}, "percent-escape"},
+	} {
+		dir := t.TempDir()
+		args := []string{"record", "--stream", "x", "--data-dir", dir, "--duration", "2s"}
+		if tt.flag != "" {
+			args = append(args, "--url", tt.flag)
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "UNDERSTUDY_CAMERA_URL="+tt.env)
+		out, err := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 2 {
+			t.Errorf("%s: exit %d (%v), want 2:\n%s", tt.name, code, err, out)
+		}
+		for _, s := range tt.secrets {
+			if strings.Contains(string(out), s) {
+				t.Errorf("%s: output leaks %q:\n%s", tt.name, s, out)
+			}
+		}
+		if !strings.Contains(string(out), tt.want) {
+			t.Errorf("%s: output does not say %q:\n%s", tt.name, tt.want, out)
+		}
+	}
+
+	// The camera takes only the right query: recording it means the
+	// recorder dialed the real URL; what it printed has the password masked.
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "record", "--stream", "q", "--data-dir", dir, "--duration", "3s")
+	cmd.Env = append(os.Environ(), "UNDERSTUDY_CAMERA_URL="+srv.URL(0))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("record: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), secret) || !strings.Contains(string(out), "user=admin&password=xxxxx") {
+		t.Errorf("record shows the query password, or not the masked URL:\n%s", out)
+	}
+	if srv.Camera(0).Stats().FramesSent == 0 || !strings.Contains(string(out), "camera connected") {
+		t.Errorf("nothing recorded from the camera that wants the query password:\n%s", out)
+	}
+	// A wrong query password: refused, reconnect warnings masked.
+	wrong := strings.Replace(srv.URL(0), secret, "Wrong_Leak", 1)
+	out, _ = exec.Command(bin, "record", "--url", wrong, "--stream", "w", "--data-dir", t.TempDir(), "--duration", "1500ms").CombinedOutput()
+	if strings.Contains(string(out), "Wrong_Leak") || !strings.Contains(string(out), "camera connection ended") {
+		t.Errorf("reconnect warnings leak the password or are missing:\n%s", out)
+	}
+
+	for _, server := range []string{"http://u:SrvPw@127.0.0.1:1", "http://u:Srv?Pw2@127.0.0.1:1", "ftp://u:SrvPw@h"} {
+		cmd := exec.Command(bin, "ctl", "--server", server, "nodes")
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 2 {
+			t.Errorf("ctl --server %s: exit %d, want 2:\n%s", server, code, out)
+		}
+		if strings.Contains(string(out), "SrvPw") || strings.Contains(string(out), "Srv") {
+			t.Errorf("ctl --server error echoes the password:\n%s", out)
+		}
+	}
+}

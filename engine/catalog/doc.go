@@ -67,5 +67,8 @@
 // Username and Password are stored in the entry (each recorder of the
 // stream needs them) but String, Format (every fmt verb), LogValue and encoding/json of a
 // Stream or Entry leave them out, and RecordingURL is the only way to get a
-// URL with them. The API must return Stream.Redacted().
+// URL with them. Cameras that take credentials in the URL's query or path
+// (?password=…) keep them in Stream.URL; the same printed forms show the
+// URL through RedactURL, which masks them. The API must return
+// Stream.Redacted() or otherwise pass the URL through RedactURL.
 package catalog

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,6 +52,9 @@ type Stream struct {
 	ID string
 	// URL is the rtsp:// or rtsps:// URL of the camera, without credentials:
 	// Normalize moves userinfo found in a URL into Username and Password.
+	// Credentials a camera takes in the query or the path
+	// (?password=…, /user=admin&password=…&channel=1) stay here, as the
+	// recorder needs them; every displayed form masks them (RedactURL).
 	URL string
 	// Username and Password authenticate to the camera; see RecordingURL.
 	Username string `json:"-"`
@@ -180,15 +184,9 @@ func validateURL(raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		// url.Error quotes the URL, which may carry credentials: say only what
-		// is wrong.
-		var msg string
-		if ue, ok := err.(*url.Error); ok {
-			msg = ue.Err.Error()
-		} else {
-			msg = "does not parse"
-		}
-		return fieldErr("url", "invalid: %s", msg)
+		// url.Error quotes the URL, and its inner error a piece of it, which
+		// may be a password: say only what is wrong.
+		return fieldErr("url", "invalid: %s", DescribeURLError(err))
 	}
 	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
 		return fieldErr("url", "scheme must be rtsp or rtsps")
@@ -198,6 +196,12 @@ func validateURL(raw string) error {
 	}
 	if u.User != nil {
 		return fieldErr("url", "must not contain credentials (set username and password)")
+	}
+	if atAfterHost(raw) {
+		// Most likely user info cut short by a '/', '?' or '#' in the
+		// password: the URL would be stored and shown with the password
+		// taken for a host, port or path.
+		return fieldErr("url", "must not contain '@' after the host (percent-encode it as %%40)")
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return fieldErr("url", "must not contain a fragment")
@@ -300,10 +304,12 @@ func (s Stream) RecordingURL() string {
 // HasCredentials reports whether a username (and maybe a password) is set.
 func (s Stream) HasCredentials() bool { return s.Username != "" || s.Password != "" }
 
-// Redacted returns a copy of s without Username and Password: the form the
-// API returns.
+// Redacted returns a copy of s without Username and Password and with the
+// URL in its RedactURL form (credentials in the query or path masked): the
+// form the API returns.
 func (s Stream) Redacted() Stream {
 	s.Username, s.Password = "", ""
+	s.URL = RedactURL(s.URL)
 	return s
 }
 
@@ -329,10 +335,10 @@ func (s Stream) credentialsWord() string {
 	return "none"
 }
 
-// String prints the stream without its credentials.
+// String prints the stream without its credentials, the URL redacted.
 func (s Stream) String() string {
 	return fmt.Sprintf("Stream{ID:%q URL:%q Credentials:%s Replicas:%d ArchiveRetention:%s Labels:%v Enabled:%t CreateTime:%s UpdateTime:%s}",
-		s.ID, s.URL, s.credentialsWord(), s.Replicas, s.ArchiveRetention, s.Labels, s.Enabled,
+		s.ID, RedactURL(s.URL), s.credentialsWord(), s.Replicas, s.ArchiveRetention, s.Labels, s.Enabled,
 		s.CreateTime.Format(time.RFC3339Nano), s.UpdateTime.Format(time.RFC3339Nano))
 }
 
@@ -347,15 +353,25 @@ func formatRedacted(f fmt.State, verb rune, str string) {
 	_, _ = io.WriteString(f, str)
 }
 
-// LogValue logs the stream without its credentials.
+// LogValue logs the stream without its credentials, the URL redacted.
 func (s Stream) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("id", s.ID),
-		slog.String("url", s.URL),
+		slog.String("url", RedactURL(s.URL)),
 		slog.String("credentials", s.credentialsWord()),
 		slog.Int("replicas", s.Replicas),
 		slog.Duration("archive_retention", s.ArchiveRetention),
 		slog.Int("labels", len(s.Labels)),
 		slog.Bool("enabled", s.Enabled),
 	)
+}
+
+// MarshalJSON encodes the stream without its credentials (the fields are
+// tagged "-") and with the URL redacted. JSON is a display form here, never
+// the catalog's storage: see EncodeEntry.
+func (s Stream) MarshalJSON() ([]byte, error) {
+	type plain Stream // no methods: no recursion
+	p := plain(s)
+	p.URL = RedactURL(s.URL)
+	return json.Marshal(p)
 }
