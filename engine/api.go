@@ -7,10 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -584,53 +581,85 @@ func (a api) ExportClip(ctx context.Context, req *connect.Request[understudyv1.E
 	if err != nil {
 		return err
 	}
-	// The metadata goes first but is known only once the clip is cut: cut
-	// it into a temporary file, then stream the file.
-	tmpDir := filepath.Join(a.n.cfg.DataDir, "tmp")
-	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
-		return connect.NewError(connect.CodeInternal, err)
-	}
-	f, err := os.CreateTemp(tmpDir, "export-*.mp4")
+	done, err := a.n.startExport()
 	if err != nil {
-		return connect.NewError(connect.CodeInternal, err)
+		return connect.NewError(connect.CodeResourceExhausted, err)
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	info, err := a.n.store.Export(ctx, m.GetStreamId(), start, end, f)
+	defer done()
+	// The metadata goes first: cutting the clip yields it (and checks every
+	// segment) before a byte of the file is written; then the file streams
+	// straight from the segments.
+	cut, err := a.n.store.CutClip(ctx, m.GetStreamId(), start, end)
 	if err != nil {
 		return exportError(err)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return connect.NewError(connect.CodeInternal, err)
+	defer cut.Close()
+	info := cut.Info()
+	cw := &chunkSender{buf: make([]byte, 0, exportChunk), send: func(chunk []byte, first bool) error {
+		msg := &understudyv1.ExportClipResponse{Chunk: chunk}
+		if first {
+			msg.ContentType = "video/mp4"
+			msg.Start, msg.End = timestamppb.New(info.Start), timestamppb.New(info.End)
+		}
+		return out.Send(msg)
+	}}
+	err = cut.Write(ctx, cw)
+	if err == nil {
+		err = cw.flush()
 	}
-	buf := make([]byte, exportChunk)
-	first := true
-	for {
-		k, rerr := io.ReadFull(f, buf)
-		if k > 0 || first {
-			msg := &understudyv1.ExportClipResponse{Chunk: buf[:k]}
-			if first {
-				msg.ContentType = "video/mp4"
-				msg.Start, msg.End = timestamppb.New(info.Start), timestamppb.New(info.End)
-				first = false
+	if cw.err != nil {
+		return cw.err // the client went away: nothing to answer
+	}
+	if err != nil {
+		return exportError(err)
+	}
+	return nil
+}
+
+// chunkSender cuts what is written to it into messages of exportChunk
+// bytes.
+type chunkSender struct {
+	buf  []byte
+	sent bool
+	send func(chunk []byte, first bool) error
+	err  error // of send
+}
+
+func (c *chunkSender) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), cap(c.buf)-len(c.buf))
+		c.buf = append(c.buf, p[:k]...)
+		p = p[k:]
+		if len(c.buf) == cap(c.buf) {
+			if err := c.flush(); err != nil {
+				return 0, err
 			}
-			if err := out.Send(msg); err != nil {
-				return err
-			}
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			return nil
-		}
-		if rerr != nil {
-			return connect.NewError(connect.CodeInternal, rerr)
 		}
 	}
+	return n, nil
+}
+
+// flush sends what is buffered; the first message goes even when empty.
+func (c *chunkSender) flush() error {
+	if len(c.buf) == 0 && c.sent {
+		return nil
+	}
+	if err := c.send(c.buf, !c.sent); err != nil {
+		c.err = err
+		return err
+	}
+	c.sent = true
+	c.buf = c.buf[:0]
+	return nil
 }
 
 func exportError(err error) error {
 	switch {
 	case errors.Is(err, segment.ErrNoCoverage):
 		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, segment.ErrClipTooLarge):
+		return connect.NewError(connect.CodeOutOfRange, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return connect.NewError(connect.CodeCanceled, err)
 	}

@@ -86,6 +86,11 @@ type Config struct {
 	// RetentionInterval is how often archive segments older than their
 	// stream's retention are deleted. Default 1m.
 	RetentionInterval time.Duration `yaml:"retention-interval"`
+	// MaxExports bounds the clip exports (ExportClip and GET /v1/export
+	// together) running at once on this node; one more is refused with
+	// RESOURCE_EXHAUSTED (HTTP 429). Each holds the sample tables of its
+	// clip and up to two open segment files. Default 4.
+	MaxExports int `yaml:"max-exports"`
 }
 
 // setting is one configuration key: flag, env and YAML name in one.
@@ -118,6 +123,7 @@ var settings = []setting{
 	{"event-buffer", "events buffered per WatchEvents subscriber (default 256)", "EventBuffer"},
 	{"shutdown-timeout", "graceful shutdown bound (default 10s)", "ShutdownTimeout"},
 	{"retention-interval", "how often expired archive segments are deleted (default 1m)", "RetentionInterval"},
+	{"max-exports", "clip exports running at once; more are refused (default 4)", "MaxExports"},
 }
 
 // EnvName returns the environment variable of a setting: UNDERSTUDY_ and
@@ -175,6 +181,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.RetentionInterval == 0 {
 		c.RetentionInterval = time.Minute
+	}
+	if c.MaxExports == 0 {
+		c.MaxExports = 4
 	}
 }
 
@@ -258,6 +267,9 @@ func (c *Config) Validate() error {
 	if c.EventBuffer < 1 || c.EventBuffer > MaxEventBuffer {
 		return fmt.Errorf("event-buffer: must be between 1 and %d events, got %d", MaxEventBuffer, c.EventBuffer)
 	}
+	if c.MaxExports < 1 || c.MaxExports > MaxMaxExports {
+		return fmt.Errorf("max-exports: must be between 1 and %d, got %d", MaxMaxExports, c.MaxExports)
+	}
 	if c.AdvertiseAddress != "" {
 		host, port, err := net.SplitHostPort(c.AdvertiseAddress)
 		if err != nil {
@@ -283,6 +295,9 @@ func (c *Config) Validate() error {
 // MaxEventBuffer bounds Config.EventBuffer: each WatchEvents subscriber
 // gets a buffer that size.
 const MaxEventBuffer = 65536
+
+// MaxMaxExports bounds Config.MaxExports.
+const MaxMaxExports = 256
 
 // minTokenLen is the shortest bearer token accepted.
 const minTokenLen = 8

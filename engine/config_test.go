@@ -19,6 +19,7 @@ func TestLoadConfigPrecedence(t *testing.T) {
 		"UNDERSTUDY_LISTEN":          "127.0.0.1:2222",
 		"UNDERSTUDY_ID":              "from-env",
 		"UNDERSTUDY_READ_TOKEN_FILE": tokenFile,
+		"UNDERSTUDY_MAX_EXPORTS":     "2",
 	}
 	cfg, err := LoadConfig([]string{"--config", file, "--id", "from-flag"}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
@@ -38,8 +39,11 @@ func TestLoadConfigPrecedence(t *testing.T) {
 			t.Errorf("%s: %q, want %q", c.name, c.got, c.want)
 		}
 	}
-	if cfg.MaxRange != 2*time.Hour || !cfg.AnonymousRead || cfg.SegmentDuration != time.Minute {
-		t.Errorf("max-range %v anonymous-read %v segment-duration %v", cfg.MaxRange, cfg.AnonymousRead, cfg.SegmentDuration)
+	if cfg.MaxRange != 2*time.Hour || !cfg.AnonymousRead || cfg.SegmentDuration != time.Minute || cfg.MaxExports != 2 {
+		t.Errorf("max-range %v anonymous-read %v segment-duration %v max-exports %d", cfg.MaxRange, cfg.AnonymousRead, cfg.SegmentDuration, cfg.MaxExports)
+	}
+	if cfg, err := LoadConfig([]string{"--admin-token", "admin-token-1"}, func(string) string { return "" }, io.Discard); err != nil || cfg.MaxExports != 4 {
+		t.Errorf("default max-exports %d (%v), want 4", cfg.MaxExports, err)
 	}
 }
 
@@ -69,6 +73,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{[]string{"--admin-token", tok, "--segment-duration", "1ns"}, "segment-duration"},
 		{[]string{"--admin-token", tok, "--max-range", "-1h"}, "max-range"},
 		{[]string{"--admin-token", tok, "--shutdown-timeout", "-1s"}, "shutdown-timeout"},
+		{[]string{"--admin-token", tok, "--max-exports", "-1"}, "max-exports"},
+		{[]string{"--admin-token", tok, "--max-exports", "100000"}, "max-exports"},
 		{[]string{"--admin-token", tok, "--cpu-threshold", "NaN"}, "cpu-threshold"},
 		{[]string{"--admin-token", tok, "--cpu-threshold", "-5"}, "cpu-threshold"},
 		{[]string{"--admin-token", tok, "--advertise-address", "not an address!"}, "advertise-address"},

@@ -38,7 +38,8 @@
 //     recording data.
 //   - GET /v1/export?stream=ID&start=RFC3339&end=RFC3339: the clip as
 //     video/mp4 (read role); 400 naming the parameter, 404 when nothing is
-//     recorded.
+//     recorded, 429 while Config.MaxExports exports (this and ExportClip
+//     together) run; HEAD gets 405.
 //   - GET /metrics: Prometheus metrics (read role); names in the Metric*
 //     constants.
 //   - GET /healthz (process alive) and /readyz (serving): open.

@@ -129,8 +129,14 @@ func (l *lazyHeaderWriter) Write(p []byte) (int, error) {
 
 // serveExport answers GET /v1/export?stream=ID&start=RFC3339&end=RFC3339
 // with the clip as video/mp4: 400 naming the bad parameter, 404 when
-// nothing is recorded in the range.
+// nothing is recorded in the range, 429 when Config.MaxExports exports are
+// running. HEAD gets 405: its headers would cost the whole export.
 func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "method not allowed: GET the clip", http.StatusMethodNotAllowed)
+		return
+	}
 	q := r.URL.Query()
 	a := api{n}
 	id := q.Get("stream")
@@ -152,6 +158,13 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		writeConnectError(w, err, "")
 		return
 	}
+	done, err := n.startExport()
+	if err != nil {
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		return
+	}
+	defer done()
 	lw := &lazyHeaderWriter{w: w}
 	info, err := n.store.Export(r.Context(), id, start, end, lw)
 	if err != nil {
@@ -161,6 +174,10 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		}
 		if errors.Is(err, segment.ErrNoCoverage) {
 			http.Error(w, "nothing recorded in the range", http.StatusNotFound)
+			return
+		}
+		if errors.Is(err, segment.ErrClipTooLarge) {
+			http.Error(w, segment.ErrClipTooLarge.Error(), http.StatusBadRequest)
 			return
 		}
 		n.log.Error("export failed", "stream", id, "err", err)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -42,6 +45,8 @@ type Node struct {
 	// indexFailed receives the segment index's fatal error: the node stops
 	// with it, for its supervisor to restart it (recovery runs on start).
 	indexFailed chan error
+	// exports holds a token per clip export running (Config.MaxExports).
+	exports chan struct{}
 
 	mu       sync.Mutex
 	sessions map[string]*runningSession
@@ -170,7 +175,8 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	}
 	// Not the named result: every failure returns a nil *Node, and this
 	// one must still release what was opened before the failure.
-	n := &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{}), indexFailed: make(chan error, 1)}
+	n := &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{}), indexFailed: make(chan error, 1),
+		exports: make(chan struct{}, max(cfg.MaxExports, 1))}
 	defer func() {
 		if err != nil {
 			n.closeStorage()
@@ -187,6 +193,8 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if rep := n.store.Recovery(); !rep.Consistent() {
 		log.Warn("segment store recovered from a crash", "report", fmt.Sprint(rep))
 	}
+	// The store holds the directory lock now: no other process uses tmp.
+	clearTmp(filepath.Join(cfg.DataDir, "tmp"), log)
 	controlDir := cfg.DataDir + "/control"
 	if n.db, err = catalog.OpenDB(controlDir, nil, log); err != nil {
 		return nil, fmt.Errorf("open control db: %w", controlErr(controlDir, err))
@@ -229,6 +237,51 @@ func (n *Node) warnOrphanedArchive() {
 	}
 	n.log.Warn("the catalog holds no streams but the archive holds recordings: was the control directory lost or replaced? nothing is recorded until the streams are added again",
 		"archived_streams", len(streams), "control_dir", n.cfg.DataDir+"/control")
+}
+
+// clearTmp removes what a node killed mid-work (an export staged by an
+// older version, say) left in dir: nothing in it outlives a process.
+func clearTmp(dir string, log *slog.Logger) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("cannot list the temporary directory", "dir", dir, "err", err)
+		}
+		return
+	}
+	files, bytes := 0, int64(0)
+	for _, de := range des {
+		p := filepath.Join(dir, de.Name())
+		_ = filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files++
+				if fi, err := d.Info(); err == nil {
+					bytes += fi.Size()
+				}
+			}
+			return nil
+		})
+		if err := os.RemoveAll(p); err != nil {
+			log.Warn("cannot remove a stale temporary file", "path", p, "err", err)
+		}
+	}
+	if files > 0 {
+		log.Info("removed stale temporary files", "dir", dir, "files", files, "bytes", bytes)
+	}
+}
+
+// errTooManyExports refuses an export over Config.MaxExports.
+var errTooManyExports = errors.New("too many clip exports running on this node; retry later")
+
+// startExport takes an export slot, or fails with errTooManyExports when
+// Config.MaxExports are running. The caller calls done when it ends.
+func (n *Node) startExport() (done func(), err error) {
+	select {
+	case n.exports <- struct{}{}:
+		return func() { <-n.exports }, nil
+	default:
+		return nil, fmt.Errorf("%w (max-exports %d)", errTooManyExports, cap(n.exports))
+	}
 }
 
 // Addr is the bound API address.

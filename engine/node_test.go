@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -547,5 +548,114 @@ func TestURLSecretsNeverShown(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "camera connection ended") || !strings.Contains(logs.String(), "password=xxxxx") {
 		t.Errorf("the logs lack the masked URL or the reconnect warnings:\n%s", logs.String())
+	}
+}
+
+// TestExportLimitAndStreaming: ExportClip sends its metadata and first
+// bytes before the clip is whole, without staging it in data-dir/tmp;
+// while Config.MaxExports exports run, one more (ExportClip or GET
+// /v1/export) is refused with RESOURCE_EXHAUSTED / 429; HEAD /v1/export
+// exports nothing (405); and a node clears the temporary files a killed
+// node left.
+func TestExportLimitAndStreaming(t *testing.T) {
+	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 12_000_000, Audio: true})
+	cfg := Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
+		SegmentDuration: time.Second, MaxExports: 1}
+	tmp := filepath.Join(cfg.DataDir, "tmp")
+	stale := filepath.Join(tmp, "export-123.mp4")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := runNode(t, cfg)
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale %s survived the start: %v", stale, err)
+	}
+	if _, err := n.catalog.Create(catalog.Stream{ID: "cam", URL: cams.URL(0), Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(7 * time.Second) // ≈ 10 MB: more than the socket buffers hold
+	segs, err := n.store.Segments("cam", time.Time{}, time.Time{})
+	if err != nil || len(segs) < 4 {
+		t.Fatalf("%d segments recorded: %v", len(segs), err)
+	}
+	from, to := segs[0].Start, segs[len(segs)-1].Start
+	rc := understudyv1connect.NewRecordingServiceClient(client(testRead), "http://"+n.Addr())
+	req := func() *connect.Request[understudyv1.ExportClipRequest] {
+		return connect.NewRequest(&understudyv1.ExportClipRequest{StreamId: "cam", Start: timestamppb.New(from), End: timestamppb.New(to)})
+	}
+	url := fmt.Sprintf("http://%s/v1/export?stream=cam&start=%s&end=%s", n.Addr(), from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+	get := func(method string) (int, []byte) {
+		t.Helper()
+		r, _ := http.NewRequest(method, url, nil)
+		resp, err := client(testRead).Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+
+	// A client that takes the first message and then stalls.
+	ctx, cancel := context.WithCancel(context.Background())
+	slow, err := rc.ExportClip(ctx, req())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slow.Receive() {
+		t.Fatalf("first message: %v", slow.Err())
+	}
+	first := slow.Msg()
+	if first.GetContentType() != "video/mp4" || !first.GetStart().AsTime().Equal(from) || len(first.GetChunk()) == 0 {
+		t.Errorf("first message: type %q start %v, %d bytes", first.GetContentType(), first.GetStart().AsTime(), len(first.GetChunk()))
+	}
+	if des, _ := os.ReadDir(tmp); len(des) > 0 {
+		t.Errorf("%d files staged in %s during an export", len(des), tmp)
+	}
+	busy, err := rc.ExportClip(context.Background(), req())
+	if err == nil {
+		for busy.Receive() {
+		}
+		err = busy.Err()
+	}
+	if connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Errorf("ExportClip over max-exports: %v, want resource_exhausted", err)
+	}
+	if code, body := get(http.MethodGet); code != http.StatusTooManyRequests || !strings.Contains(string(body), "max-exports") {
+		t.Errorf("GET /v1/export over max-exports: %d %q, want 429 naming max-exports", code, body[:min(len(body), 80)])
+	}
+	if code, body := get(http.MethodHead); code != http.StatusMethodNotAllowed || len(body) != 0 {
+		t.Errorf("HEAD /v1/export: %d, %d bytes, want 405", code, len(body))
+	}
+	cancel()
+	slow.Close()
+
+	// Once the slot is free: the same clip both ways, byte for byte.
+	var code int
+	var clip []byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if code, clip = get(http.MethodGet); code != http.StatusTooManyRequests {
+			break
+		}
+	}
+	if code != http.StatusOK || len(clip) < 4<<20 {
+		t.Fatalf("GET /v1/export: %d, %d bytes", code, len(clip))
+	}
+	st, err := rc.ExportClip(context.Background(), req())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streamed []byte
+	for st.Receive() {
+		streamed = append(streamed, st.Msg().GetChunk()...)
+	}
+	if err := st.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(streamed, clip) {
+		t.Errorf("ExportClip sent %d bytes, GET /v1/export %d, want the same file", len(streamed), len(clip))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
@@ -106,146 +107,317 @@ type ExportInfo struct {
 	Truncated bool
 }
 
-type exportSeg struct {
-	e  *entry
-	ps *parsedSegment
-	f  vfs.File
-}
-
 // Export writes the clip [from, to) of one stream to w as one
 // non-fragmented MP4 (moov before mdat), starting at the keyframe at or
-// before from and crossing segment boundaries. Sample payloads are read
-// lazily while the file is written. Every closed segment used is verified
-// against its checksum first. No coverage in [from, to) gives an error
-// wrapping ErrNoCoverage.
+// before from and crossing segment boundaries: CutClip, then Cut.Write.
+// No coverage in [from, to) gives an error wrapping ErrNoCoverage.
 func (s *Store) Export(ctx context.Context, stream string, from, to time.Time, w io.Writer) (ExportInfo, error) {
-	var info ExportInfo
-	if !to.After(from) {
-		return info, fmt.Errorf("segment: export %s: empty range %v..%v", stream, from, to)
-	}
-	es, err := s.entries(stream, from, to)
+	c, err := s.CutClip(ctx, stream, from, to)
 	if err != nil {
-		return info, fmt.Errorf("segment: export %s: %w", stream, err)
+		return ExportInfo{}, err
 	}
-	var segs []*exportSeg
-	defer func() {
-		for _, sg := range segs {
-			if sg.f != nil {
-				sg.f.Close()
-			}
+	defer c.Close()
+	return c.Info(), c.Write(ctx, w)
+}
+
+// ErrClipTooLarge means a clip would not fit the 32-bit sample offsets of
+// a non-fragmented MP4 (4 GiB); a shorter range does.
+var ErrClipTooLarge = errors.New("clip larger than an MP4 file can hold (4 GiB); export a shorter range")
+
+// moovBytesPerSample bounds what one sample adds to the moov (stsz, stco,
+// stss, stts and ctts entries), for the size check before writing.
+const moovBytesPerSample = 32
+
+// Cut is a clip cut out of the recorded segments but not written yet: the
+// MP4 sample tables and where each sample's bytes are in its segment file.
+// It holds no segment bytes and no open file, so its memory grows with the
+// number of samples (about a hundred bytes each), not with the bytes of
+// the clip. Write streams the payloads from the files, at most two of them
+// open at a time.
+type Cut struct {
+	s      *Store
+	stream string
+	info   ExportInfo
+	pres   pmp4.Presentation
+	paths  []string    // segment files, indexed by sampleRef.seg
+	refs   []sampleRef // indexed by the GetPayload closures
+
+	// Used by Write.
+	ctx   context.Context
+	files [2]cutFile // the two segment files read last
+	buf   []byte     // payload buffer, reused: pmp4 writes each payload out before asking for the next
+}
+
+// sampleRef is where a sample's payload is on disk.
+type sampleRef struct {
+	off  int64
+	seg  int32
+	size uint32
+}
+
+type cutFile struct {
+	seg int32
+	f   vfs.File
+}
+
+// Info describes the clip.
+func (c *Cut) Info() ExportInfo { return c.info }
+
+// CutClip reads and verifies, one at a time, the segments of one stream
+// that cover [from, to) and keeps the sample tables of the clip: it starts
+// at the keyframe at or before from and stops before the first segment
+// whose codec parameters differ from the first one's (Info().Truncated).
+// At most one segment's bytes are in memory at a time. Every closed
+// segment used is verified against its checksum before CutClip returns, so
+// a corrupt segment fails an export before a byte is written. No coverage
+// in [from, to) gives an error wrapping ErrNoCoverage; a clip beyond the
+// MP4 size limit ErrClipTooLarge.
+func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) (*Cut, error) {
+	if !to.After(from) {
+		return nil, fmt.Errorf("segment: export %s: empty range %v..%v", stream, from, to)
+	}
+	all, err := s.entries(stream, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("segment: export %s: %w", stream, err)
+	}
+	var es []*entry
+	for _, e := range all {
+		if e.End.After(e.Start) {
+			es = append(es, e)
 		}
-	}()
-	for _, e := range es {
+	}
+	if len(es) == 0 {
+		return nil, fmt.Errorf("segment: export %s [%s, %s): %w", stream, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), ErrNoCoverage)
+	}
+	c := &Cut{s: s, stream: stream}
+
+	// load reads, verifies and parses one segment; nil when its codecs
+	// differ from the first segment's. The segment parsed last is kept:
+	// the first pass below usually ends in the segment the second starts
+	// with.
+	var first []*fmp4.InitTrack
+	var last struct {
+		e  *entry
+		ps *parsedSegment
+	}
+	load := func(e *entry) (*parsedSegment, error) {
 		if err := ctx.Err(); err != nil {
-			return info, err
+			return nil, err
 		}
-		if !e.End.After(e.Start) {
-			continue
+		if last.e == e {
+			return last.ps, nil
 		}
+		last.e, last.ps = nil, nil // let the previous segment's bytes go before reading the next
 		data, err := s.readVerified(e)
 		if err != nil {
-			return info, fmt.Errorf("segment: export %s: %w", stream, err)
+			return nil, fmt.Errorf("segment: export %s: %w", stream, err)
 		}
 		ps, err := parseSegment(data)
 		if err != nil {
-			return info, fmt.Errorf("segment: export %s: %s: %w", stream, e.Path, err)
+			return nil, fmt.Errorf("segment: export %s: %s: %w", stream, e.Path, err)
 		}
-		if len(segs) > 0 && !codecsEqual(segs[0].ps.Init.Tracks, ps.Init.Tracks) {
-			info.Truncated = true
+		if first == nil {
+			first = ps.Init.Tracks
+		} else if !codecsEqual(first, ps.Init.Tracks) {
+			return nil, nil
+		}
+		last.e, last.ps = e, ps
+		return ps, nil
+	}
+
+	// Pass 1: the clip starts at the last reference keyframe at or before
+	// from (or the first one after it).
+	var t0 time.Time
+	refID := 0
+	for i, e := range es {
+		ps, err := load(e)
+		if err != nil {
+			return nil, err
+		}
+		if ps == nil {
+			es = es[:i] // codec change: the clip ends before this segment
+			c.info.Truncated = true
 			break
 		}
-		f, err := s.fs.Open(s.abs(e.Path))
-		if err != nil {
-			return info, fmt.Errorf("segment: export %s: %w", stream, err)
+		if i == 0 {
+			refID = ps.Ref.ID
 		}
-		segs = append(segs, &exportSeg{e: e, ps: ps, f: f})
+		more := forEachSample(e, ps, func(tid int, wall time.Time, smp *fmp4.Sample) bool {
+			if tid != refID || smp.IsNonSyncSample {
+				return true
+			}
+			if t0.IsZero() || !wall.After(from) {
+				t0 = wall
+				return true
+			}
+			return false
+		})
+		if !more {
+			break
+		}
 	}
-	if len(segs) == 0 {
-		return info, fmt.Errorf("segment: export %s [%s, %s): %w", stream, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), ErrNoCoverage)
-	}
-	refID := segs[0].ps.Ref.ID
-
-	// The clip starts at the last reference keyframe at or before from.
-	t0 := time.Time{}
-	forEachSample(segs, func(_ *exportSeg, tid int, wall time.Time, smp *fmp4.Sample) bool {
-		if tid != refID || smp.IsNonSyncSample {
-			return true
-		}
-		if t0.IsZero() || !wall.After(from) {
-			t0 = wall
-			return true
-		}
-		return false
-	})
 	if !t0.Before(to) {
-		return info, fmt.Errorf("segment: export %s: %w", stream, ErrNoCoverage)
+		return nil, fmt.Errorf("segment: export %s: %w", stream, ErrNoCoverage)
 	}
 
+	// Pass 2: the samples of every track in [t0, to).
 	type outTrack struct {
 		t       *pmp4.Track
 		lastEnd time.Time
 	}
 	tracks := map[int]*outTrack{}
 	var order []*outTrack
-	for _, it := range segs[0].ps.Init.Tracks {
+	for _, it := range first {
 		ot := &outTrack{t: &pmp4.Track{ID: it.ID, TimeScale: it.TimeScale, Codec: it.Codec}}
 		tracks[it.ID] = ot
 		order = append(order, ot)
 	}
-	used := map[*exportSeg]bool{}
-	forEachSample(segs, func(sg *exportSeg, tid int, wall time.Time, smp *fmp4.Sample) bool {
-		ot := tracks[tid]
-		if ot == nil || wall.Before(t0) || !wall.Before(to) {
-			return true
+	var dataBytes int64
+	for _, e := range es {
+		ps, err := load(e)
+		if err != nil {
+			return nil, err
 		}
-		ts := int64(ot.t.TimeScale)
-		if len(ot.t.Samples) == 0 {
-			ot.t.TimeOffset = int32(durationToTicks(wall.Sub(t0), ts))
-		} else if gap := wall.Sub(ot.lastEnd); gap > 0 {
-			if g := durationToTicks(gap, ts); g > 0 {
-				ot.t.Samples[len(ot.t.Samples)-1].Duration += uint32(g)
-			}
-			if tid == refID && gap > time.Millisecond {
-				info.Gaps = append(info.Gaps, Interval{ot.lastEnd, wall})
+		if ps == nil {
+			c.info.Truncated = true
+			break
+		}
+		seg := int32(len(c.paths))
+		c.paths = append(c.paths, e.Path)
+		n := 0
+		for _, p := range ps.Parts {
+			for _, pt := range p.Part.Tracks {
+				n += len(pt.Samples)
 			}
 		}
-		f, off, size := sg.f, sg.ps.payloadOffset(smp.Payload), len(smp.Payload)
-		ot.t.Samples = append(ot.t.Samples, &pmp4.Sample{
-			Duration:        smp.Duration,
-			PTSOffset:       smp.PTSOffset,
-			IsNonSyncSample: smp.IsNonSyncSample,
-			PayloadSize:     uint32(size),
-			GetPayload: func() ([]byte, error) {
-				if err := ctx.Err(); err != nil {
-					return nil, err
+		block := make([]pmp4.Sample, 0, n) // one allocation for the segment's samples
+		used := false
+		forEachSample(e, ps, func(tid int, wall time.Time, smp *fmp4.Sample) bool {
+			ot := tracks[tid]
+			if ot == nil || wall.Before(t0) || !wall.Before(to) {
+				return true
+			}
+			ts := int64(ot.t.TimeScale)
+			if len(ot.t.Samples) == 0 {
+				ot.t.TimeOffset = int32(durationToTicks(wall.Sub(t0), ts))
+			} else if gap := wall.Sub(ot.lastEnd); gap > 0 {
+				if g := durationToTicks(gap, ts); g > 0 {
+					ot.t.Samples[len(ot.t.Samples)-1].Duration += uint32(g)
 				}
-				b := make([]byte, size)
-				_, err := f.ReadAt(b, off)
-				return b, err
-			},
+				if tid == refID && gap > time.Millisecond {
+					c.info.Gaps = append(c.info.Gaps, Interval{ot.lastEnd, wall})
+				}
+			}
+			i := len(c.refs)
+			size := uint32(len(smp.Payload))
+			c.refs = append(c.refs, sampleRef{off: ps.payloadOffset(smp.Payload), seg: seg, size: size})
+			dataBytes += int64(size)
+			block = append(block, pmp4.Sample{
+				Duration:        smp.Duration,
+				PTSOffset:       smp.PTSOffset,
+				IsNonSyncSample: smp.IsNonSyncSample,
+				PayloadSize:     size,
+				GetPayload:      func() ([]byte, error) { return c.payload(i) },
+			})
+			ot.t.Samples = append(ot.t.Samples, &block[len(block)-1])
+			ot.lastEnd = wall.Add(ticksToDuration(int64(smp.Duration), ts))
+			if tid == refID {
+				c.info.End = ot.lastEnd
+				used = true
+			}
+			return true
 		})
-		ot.lastEnd = wall.Add(ticksToDuration(int64(smp.Duration), ts))
-		if tid == refID {
-			info.End = ot.lastEnd
-			used[sg] = true
+		if used {
+			c.info.Segments++
 		}
-		return true
-	})
-	var pres pmp4.Presentation
+		if dataBytes+int64(len(c.refs))*moovBytesPerSample+64<<10 > math.MaxUint32 {
+			return nil, fmt.Errorf("segment: export %s: %w", stream, ErrClipTooLarge)
+		}
+	}
 	for _, ot := range order {
 		if len(ot.t.Samples) > 0 {
-			pres.Tracks = append(pres.Tracks, ot.t)
+			c.pres.Tracks = append(c.pres.Tracks, ot.t)
 		}
 	}
 	if tracks[refID] == nil || len(tracks[refID].t.Samples) == 0 {
-		return info, fmt.Errorf("segment: export %s: %w", stream, ErrNoCoverage)
+		return nil, fmt.Errorf("segment: export %s: %w", stream, ErrNoCoverage)
 	}
-	info.Start = t0
-	info.Segments = len(used)
-	if err := pres.Marshal(w); err != nil {
-		return info, fmt.Errorf("segment: export %s: write mp4: %w", stream, err)
+	c.info.Start = t0
+	return c, nil
+}
+
+// Write writes the clip to w as one non-fragmented MP4 (moov before mdat),
+// reading the sample payloads from the segment files as it goes; it closes
+// them before returning. Call it once.
+func (c *Cut) Write(ctx context.Context, w io.Writer) error {
+	c.ctx = ctx
+	defer c.Close()
+	if err := c.pres.Marshal(w); err != nil {
+		return fmt.Errorf("segment: export %s: write mp4: %w", c.stream, err)
 	}
-	return info, nil
+	return nil
+}
+
+// Close closes the segment files Write has open. Calling it again, or
+// without Write, does nothing.
+func (c *Cut) Close() error {
+	var errs []error
+	for i := range c.files {
+		if c.files[i].f != nil {
+			errs = append(errs, c.files[i].f.Close())
+			c.files[i].f = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// payload reads the payload of sample i into the clip's buffer, valid
+// until the next call.
+func (c *Cut) payload(i int) ([]byte, error) {
+	if err := c.ctx.Err(); err != nil {
+		return nil, err
+	}
+	r := c.refs[i]
+	f, err := c.file(r.seg)
+	if err != nil {
+		return nil, err
+	}
+	if cap(c.buf) < int(r.size) {
+		c.buf = make([]byte, r.size)
+	}
+	b := c.buf[:r.size]
+	if _, err := f.ReadAt(b, r.off); err != nil {
+		return nil, fmt.Errorf("segment %s: read at %d: %w", c.paths[r.seg], r.off, err)
+	}
+	return b, nil
+}
+
+// file returns segment file seg, opened. Payloads are written in time
+// order, so they come from at most two files at a time (at a boundary the
+// last video of one segment interleaves with the first audio of the next):
+// of two open files, the earlier segment is closed to open a third.
+func (c *Cut) file(seg int32) (vfs.File, error) {
+	for i := range c.files {
+		if c.files[i].f != nil && c.files[i].seg == seg {
+			return c.files[i].f, nil
+		}
+	}
+	slot := &c.files[0]
+	if c.files[0].f != nil && (c.files[1].f == nil || c.files[1].seg < c.files[0].seg) {
+		slot = &c.files[1]
+	}
+	if slot.f != nil {
+		if err := slot.f.Close(); err != nil {
+			return nil, fmt.Errorf("segment %s: %w", c.paths[slot.seg], err)
+		}
+		slot.f = nil
+	}
+	f, err := c.s.fs.Open(c.s.abs(c.paths[seg]))
+	if err != nil {
+		return nil, fmt.Errorf("segment %s: %w", c.paths[seg], err)
+	}
+	slot.seg, slot.f = seg, f
+	return f, nil
 }
 
 func durationToTicks(d time.Duration, rate int64) int64 {
@@ -253,25 +425,25 @@ func durationToTicks(d time.Duration, rate int64) int64 {
 	return sec*rate + (rem*rate+int64(time.Second)/2)/int64(time.Second)
 }
 
-// forEachSample calls fn for every sample of segs in file order with its
-// wall time, until fn returns false.
-func forEachSample(segs []*exportSeg, fn func(sg *exportSeg, trackID int, wall time.Time, s *fmp4.Sample) bool) {
-	for _, sg := range segs {
-		scale := map[int]int64{}
-		for _, it := range sg.ps.Init.Tracks {
-			scale[it.ID] = int64(it.TimeScale)
-		}
-		for _, p := range sg.ps.Parts {
-			for _, pt := range p.Part.Tracks {
-				ts := scale[pt.ID]
-				t := int64(pt.BaseTime)
-				for _, smp := range pt.Samples {
-					if !fn(sg, pt.ID, sg.e.Start.Add(ticksToDuration(t, ts)), smp) {
-						return
-					}
-					t += int64(smp.Duration)
+// forEachSample calls fn for every sample of segment e (parsed as ps) in
+// file order with its wall time, until fn returns false; it reports
+// whether fn never did.
+func forEachSample(e *entry, ps *parsedSegment, fn func(trackID int, wall time.Time, s *fmp4.Sample) bool) bool {
+	scale := map[int]int64{}
+	for _, it := range ps.Init.Tracks {
+		scale[it.ID] = int64(it.TimeScale)
+	}
+	for _, p := range ps.Parts {
+		for _, pt := range p.Part.Tracks {
+			ts := scale[pt.ID]
+			t := int64(pt.BaseTime)
+			for _, smp := range pt.Samples {
+				if !fn(pt.ID, e.Start.Add(ticksToDuration(t, ts)), smp) {
+					return false
 				}
+				t += int64(smp.Duration)
 			}
 		}
 	}
+	return true
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -67,4 +69,143 @@ func TestExport(t *testing.T) {
 	if _, err := s.Export(context.Background(), "nope", testWall0, testWall0.Add(time.Second), &bytes.Buffer{}); !errors.Is(err, ErrNoCoverage) {
 		t.Fatalf("export of an unknown stream: %v", err)
 	}
+}
+
+// TestExportMemoryBounded exports a clip of many segments whose payloads
+// are large (about 6 Mbit/s) and checks that while the file is written the
+// live heap holds no more than a few segments' worth of bytes and at most
+// two segment files are open: export memory does not grow with the bytes
+// of the clip. The clip must still be whole: ffprobe-clean, with the
+// exact duration.
+func TestExportMemoryBounded(t *testing.T) {
+	m := loadMedia(t)
+	s := openTestStore(t, Options{Fsync: FsyncInterval, FsyncInterval: time.Hour})
+	const (
+		secs     = 40
+		segDur   = 2 * time.Second
+		frameLen = 30000 // bytes per video frame, with a filler NAL unit
+	)
+	w, err := s.NewWriter(WriterConfig{Stream: "cam1", Tracks: m.tracks(true), SegmentDuration: segDur})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range m.frames(testWall0, true, secs*testFPS) {
+		if f.Track == 0 {
+			f.Payload = withFiller(f.Payload, frameLen)
+		}
+		if err := w.WriteFrame(f); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := s.Segments("cam1", testWall0, testWall0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, si := range segs {
+		total += si.Bytes
+	}
+	if len(segs) < secs/int(segDur/time.Second)-1 || total < secs*testFPS*frameLen {
+		t.Fatalf("%d segments, %d bytes recorded", len(segs), total)
+	}
+
+	path := filepath.Join(t.TempDir(), "clip.mp4")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fds0 := openFDs(t)
+	base := liveHeap()
+	mw := &measuringWriter{w: f, every: total / 8}
+	info, err := s.Export(context.Background(), "cam1", testWall0, testWall0.Add(secs*time.Second), mw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if info.Segments != len(segs) {
+		t.Errorf("clip cut from %d segments, want %d", info.Segments, len(segs))
+	}
+	// A bound well below the clip's bytes (≈ 30 MB) and above what the
+	// sample tables (≈ 3000 samples) and one segment (≈ 1.5 MB) take.
+	const bound = 8 << 20
+	t.Logf("%d segments, %d MB clip: live heap +%d kB, %d more files open", len(segs), total>>20, (int64(mw.maxHeap)-int64(base))>>10, mw.maxFDs-fds0)
+	if grow := int64(mw.maxHeap) - int64(base); mw.checks == 0 || grow > bound {
+		t.Errorf("live heap grew by %d MB while writing a %d MB clip (%d checks), want at most %d MB",
+			grow>>20, total>>20, mw.checks, bound>>20)
+	}
+	if fds0 >= 0 && mw.maxFDs-fds0 > 2 {
+		t.Errorf("%d more files open while writing, want at most 2 segment files", mw.maxFDs-fds0)
+	}
+	pr := ffprobe(t, path)
+	if pr.errors != "" {
+		t.Errorf("ffprobe: %s", pr.errors)
+	}
+	if !info.Start.Equal(testWall0) || !info.End.Equal(testWall0.Add(secs*time.Second)) {
+		t.Errorf("clip [%v, %v), want [0, %ds)", info.Start.Sub(testWall0), info.End.Sub(testWall0), secs)
+	}
+	if math.Abs(pr.duration-secs) > 0.05 {
+		t.Errorf("ffprobe duration %.3f s, want %d", pr.duration, secs)
+	}
+}
+
+// withFiller returns an AVCC access unit grown to n bytes by a filler-data
+// NAL unit (type 12), which decoders skip.
+func withFiller(au []byte, n int) []byte {
+	fill := n - len(au) - 4
+	if fill < 2 {
+		return au
+	}
+	out := make([]byte, len(au), n)
+	copy(out, au)
+	out = append(out, byte(fill>>24), byte(fill>>16), byte(fill>>8), byte(fill), 12)
+	for range fill - 2 {
+		out = append(out, 0xff)
+	}
+	return append(out, 0x80)
+}
+
+// liveHeap is the heap in use after a full collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// openFDs counts the process's open files; -1 where /proc is missing.
+func openFDs(t *testing.T) int {
+	des, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Logf("no fd count: %v", err)
+		return -1
+	}
+	return len(des)
+}
+
+// measuringWriter records the live heap and the open files at the first
+// write and after every `every` bytes.
+type measuringWriter struct {
+	w              io.Writer
+	every, n, next int64
+	maxHeap        uint64
+	maxFDs, checks int
+}
+
+func (m *measuringWriter) Write(p []byte) (int, error) {
+	if m.n >= m.next {
+		m.next = m.n + m.every
+		m.checks++
+		m.maxHeap = max(m.maxHeap, liveHeap())
+		if des, err := os.ReadDir("/proc/self/fd"); err == nil {
+			m.maxFDs = max(m.maxFDs, len(des))
+		}
+	}
+	m.n += int64(len(p))
+	return m.w.Write(p)
 }
