@@ -458,25 +458,39 @@ func (n *Node) reconcile(ctx context.Context) {
 	enabled := n.catalog.Enabled()
 	placement := Place(enabled, n.liveNodes())
 	want := map[string]catalog.Stream{}
+	role := map[string]string{}
 	for _, s := range enabled {
-		for _, id := range placement[s.ID] {
+		for i, id := range placement[s.ID] {
 			if id == n.cfg.ID {
 				want[s.ID] = s
+				role[s.ID] = "replica"
+				if i == 0 {
+					role[s.ID] = "home"
+				}
 			}
 		}
 	}
 	n.mu.Lock()
-	var stopping []*runningSession
+	type stop struct {
+		rs     *runningSession
+		reason string
+	}
+	var stopping []stop
 	for id, rs := range n.sessions {
 		s, ok := want[id]
-		if !ok || s.RecordingURL() != rs.stream.RecordingURL() {
-			stopping = append(stopping, rs)
-			delete(n.sessions, id)
+		switch {
+		case !ok:
+			stopping = append(stopping, stop{rs, stopRemoved})
+		case s.RecordingURL() != rs.stream.RecordingURL():
+			stopping = append(stopping, stop{rs, stopChanged})
+		default:
+			continue
 		}
+		delete(n.sessions, id)
 	}
 	n.mu.Unlock()
-	for _, rs := range stopping {
-		n.stopSession(rs)
+	for _, st := range stopping {
+		n.stopSession(st.rs, st.reason)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -485,14 +499,14 @@ func (n *Node) reconcile(ctx context.Context) {
 			n.sessions[id].stream = s
 			continue
 		}
-		if err := n.startSession(ctx, s); err != nil {
+		if err := n.startSession(ctx, s, role[id]); err != nil {
 			n.log.Error("cannot record stream", "stream", s, "err", err)
 		}
 	}
 }
 
 // startSession runs a session for s; n.mu is held.
-func (n *Node) startSession(ctx context.Context, s catalog.Stream) error {
+func (n *Node) startSession(ctx context.Context, s catalog.Stream, role string) error {
 	rs := &runningSession{stream: s, done: make(chan struct{})}
 	sess, err := NewSession(n.store, SessionConfig{
 		Stream:          s.ID,
@@ -518,11 +532,18 @@ func (n *Node) startSession(ctx context.Context, s catalog.Stream) error {
 	}()
 	n.log.Info("recording started", "stream", s, "class", segment.ClassArchive.String())
 	n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_RECORDING_STARTED, Stream: s.ID, Node: n.cfg.ID,
-		Message: "recording started", Details: map[string]string{"class": "archive"}})
+		Message: "recording started", Details: map[string]string{"role": role, "class": "archive"}})
 	return nil
 }
 
-func (n *Node) stopSession(rs *runningSession) {
+// Why a recording stops (the "reason" of EVENT_KIND_RECORDING_STOPPED).
+const (
+	stopRemoved  = "stream deleted, disabled or placed on other nodes"
+	stopChanged  = "stream URL or credentials changed: restarting"
+	stopShutdown = "node shutting down"
+)
+
+func (n *Node) stopSession(rs *runningSession, reason string) {
 	rs.cancel()
 	<-rs.done
 	st := rs.sess.Stats()
@@ -533,8 +554,9 @@ func (n *Node) stopSession(rs *runningSession) {
 	n.retired.WriteErrors += st.WriteErrors
 	n.retired.Reconnects += st.Reconnects
 	n.mu.Unlock()
-	n.log.Info("recording stopped", "stream", rs.stream.ID)
-	n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_RECORDING_STOPPED, Stream: rs.stream.ID, Node: n.cfg.ID, Message: "recording stopped"})
+	n.log.Info("recording stopped", "stream", rs.stream.ID, "reason", reason)
+	n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_RECORDING_STOPPED, Stream: rs.stream.ID, Node: n.cfg.ID,
+		Message: "recording stopped: " + reason, Details: map[string]string{"reason": reason}})
 }
 
 func (n *Node) stopAll() {
@@ -548,7 +570,7 @@ func (n *Node) stopAll() {
 	var wg sync.WaitGroup
 	for _, rs := range all {
 		wg.Add(1)
-		go func() { defer wg.Done(); n.stopSession(rs) }()
+		go func() { defer wg.Done(); n.stopSession(rs, stopShutdown) }()
 	}
 	wg.Wait()
 }
@@ -558,7 +580,7 @@ func (n *Node) onSessionEvent(rs *runningSession, e SessionEvent) {
 	ev := Event{Time: e.Time, Kind: sessionEventKind(e.Kind), Stream: e.Stream, Node: n.cfg.ID, Message: e.Message, Details: map[string]string{}}
 	switch e.Kind {
 	case EventDisconnected:
-		ev.Details["start"] = e.Time.UTC().Format(time.RFC3339Nano)
+		ev.Details["start"] = e.Start.UTC().Format(time.RFC3339Nano)
 		ev.Details["gap_kind"] = "GAP_KIND_SOURCE"
 	case EventOverflow:
 		ev.Details["start"] = e.Time.UTC().Format(time.RFC3339Nano)
@@ -568,6 +590,9 @@ func (n *Node) onSessionEvent(rs *runningSession, e SessionEvent) {
 	case EventWriteError:
 		ev.Details["error"] = e.Message
 	case EventConnected:
+		if !e.Start.IsZero() {
+			ev.Details["start"] = e.Start.UTC().Format(time.RFC3339Nano)
+		}
 		ev.Details["end"] = e.Time.UTC().Format(time.RFC3339Nano)
 		if rs.unreachable.Swap(false) {
 			n.bus.Publish(Event{Time: e.Time, Kind: understudyv1.EventKind_EVENT_KIND_SOURCE_REACHABLE, Stream: e.Stream, Node: n.cfg.ID, Message: "camera reachable again"})

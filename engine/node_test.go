@@ -34,7 +34,7 @@ func TestNodeSupervisesCatalog(t *testing.T) {
 	n := runNode(t, Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead})
 	ctx := context.Background()
 	base := "http://" + n.Addr()
-	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, 40*time.Second)
 	defer wcancel()
 	watch, err := understudyv1connect.NewClusterServiceClient(client(testRead), base).WatchEvents(wctx,
 		connect.NewRequest(&understudyv1.WatchEventsRequest{StreamIds: []string{"cam"}}))
@@ -48,18 +48,26 @@ func TestNodeSupervisesCatalog(t *testing.T) {
 	if _, err := sc.CreateStream(ctx, connect.NewRequest(&understudyv1.CreateStreamRequest{Stream: stream})); err != nil {
 		t.Fatal(err)
 	}
-	expect := func(kind understudyv1.EventKind) {
+	seen := map[understudyv1.EventKind][]*understudyv1.Event{}
+	expect := func(kind understudyv1.EventKind) *understudyv1.Event {
 		t.Helper()
 		for watch.Receive() {
-			if e := watch.Msg().Event; e.Kind == kind {
-				t.Logf("event %s: %s", e.Kind, e.Message)
-				return
+			e := watch.Msg().Event
+			seen[e.Kind] = append(seen[e.Kind], e)
+			if e.Kind == kind {
+				t.Logf("event %s: %s %v", e.Kind, e.Message, e.Details)
+				return e
 			}
 		}
 		t.Fatalf("no %s event: %v", kind, watch.Err())
+		return nil
 	}
-	expect(understudyv1.EventKind_EVENT_KIND_RECORDING_STARTED)
-	expect(understudyv1.EventKind_EVENT_KIND_GAP_CLOSED) // frames flowing
+	if e := expect(understudyv1.EventKind_EVENT_KIND_RECORDING_STARTED); e.Details["role"] != "home" {
+		t.Errorf("RECORDING_STARTED details %v, want role home", e.Details)
+	}
+	if e := expect(understudyv1.EventKind_EVENT_KIND_GAP_CLOSED); e.Details["start"] == "" || e.Details["end"] == "" { // frames flowing
+		t.Errorf("GAP_CLOSED details %v, want start and end", e.Details)
+	}
 	_, assigned, recording := n.sessionTotals()
 	if assigned != 1 || recording != 1 {
 		t.Fatalf("assigned %d recording %d, want 1 1", assigned, recording)
@@ -93,6 +101,7 @@ func TestNodeSupervisesCatalog(t *testing.T) {
 
 	// A camera that is down right now is a SOURCE gap up to now, before it
 	// comes back and the outage is written down.
+	stopped := time.Now()
 	cams.Camera(0).Stop()
 	time.Sleep(2500 * time.Millisecond)
 	now = time.Now()
@@ -113,13 +122,29 @@ func TestNodeSupervisesCatalog(t *testing.T) {
 	if err := cams.Camera(0).Start(); err != nil {
 		t.Fatal(err)
 	}
+	// One GAP_OPENED for the outage (not one per reconnection attempt),
+	// starting when the camera went away; the GAP_CLOSED names the same
+	// start.
+	closed := expect(understudyv1.EventKind_EVENT_KIND_GAP_CLOSED)
+	if n := len(seen[understudyv1.EventKind_EVENT_KIND_GAP_OPENED]); n != 1 {
+		t.Fatalf("%d GAP_OPENED events for one outage, want 1", n)
+	}
+	opened := seen[understudyv1.EventKind_EVENT_KIND_GAP_OPENED][0]
+	if st, err := time.Parse(time.RFC3339Nano, opened.Details["start"]); err != nil || st.Before(stopped.Add(-2*time.Second)) || st.After(stopped.Add(time.Second)) {
+		t.Errorf("GAP_OPENED start %q, camera stopped at %s", opened.Details["start"], stopped.Format(time.RFC3339Nano))
+	}
+	if closed.Details["start"] != opened.Details["start"] {
+		t.Errorf("GAP_CLOSED start %q, GAP_OPENED start %q", closed.Details["start"], opened.Details["start"])
+	}
 
 	stream.Enabled = false
 	if _, err := sc.UpdateStream(ctx, connect.NewRequest(&understudyv1.UpdateStreamRequest{Stream: stream,
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"enabled"}}})); err != nil {
 		t.Fatal(err)
 	}
-	expect(understudyv1.EventKind_EVENT_KIND_RECORDING_STOPPED)
+	if e := expect(understudyv1.EventKind_EVENT_KIND_RECORDING_STOPPED); !strings.Contains(e.Details["reason"], "disabled") {
+		t.Errorf("RECORDING_STOPPED details %v, want a reason", e.Details)
+	}
 	if _, assigned, _ := n.sessionTotals(); assigned != 0 {
 		t.Fatalf("assigned %d after disable, want 0", assigned)
 	}

@@ -152,6 +152,11 @@ type SessionEvent struct {
 	Stream  string
 	Time    time.Time
 	Message string
+	// Start is when the hole began: for EventDisconnected the end of the
+	// last frame (or the failed attempt's start), for EventConnected the
+	// start of the hole the first frame closes (the outage, or the
+	// session's start).
+	Start time.Time
 }
 
 // SessionStats is a snapshot of a session's counters.
@@ -194,6 +199,7 @@ type Session struct {
 	lastRecv     time.Time
 	connected    bool
 	outageSince  time.Time // zero: no outage pending
+	started      time.Time // when Run began: the hole before the first frame starts there
 	failedInARow int
 	lastErr      string
 
@@ -257,14 +263,21 @@ func (s *Session) Stats() SessionStats {
 }
 
 func (s *Session) emit(kind SessionEventKind, msg string) {
+	s.emitAt(kind, msg, time.Time{})
+}
+
+func (s *Session) emitAt(kind SessionEventKind, msg string, start time.Time) {
 	if s.cfg.OnEvent != nil {
-		s.cfg.OnEvent(SessionEvent{Kind: kind, Stream: s.cfg.Stream, Time: s.cfg.Now(), Message: msg})
+		s.cfg.OnEvent(SessionEvent{Kind: kind, Stream: s.cfg.Stream, Time: s.cfg.Now(), Message: msg, Start: start})
 	}
 }
 
 // Run records until ctx ends, then closes the open segment and returns nil.
 // It returns an error only for a configuration that can never work.
 func (s *Session) Run(ctx context.Context) error {
+	s.pmu.Lock()
+	s.started = s.cfg.Now()
+	s.pmu.Unlock()
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -293,6 +306,7 @@ func (s *Session) Run(ctx context.Context) error {
 		s.pmu.Lock()
 		s.connected = false
 		s.lastErr = msg
+		opened := s.outageSince.IsZero() // this failure begins a hole
 		if s.outageSince.IsZero() {
 			// The camera is gone from the end of its last frame, or, when
 			// it never sent one, from the start of this attempt.
@@ -309,11 +323,14 @@ func (s *Session) Run(ctx context.Context) error {
 			s.failedInARow++
 		}
 		failed := s.failedInARow
+		since := s.outageSince
 		s.pmu.Unlock()
 
 		s.reconnects.Add(1)
 		s.log.Warn("camera connection ended", "err", msg, "retry_in", backoff)
-		s.emit(EventDisconnected, msg)
+		if opened { // one event per hole, not per retry
+			s.emitAt(EventDisconnected, msg, since)
+		}
 		if failed == 3 {
 			s.emit(EventSourceUnreachable, fmt.Sprintf("3 attempts in a row failed: %s", msg))
 		}
@@ -421,7 +438,11 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 
 	if !s.connected {
 		s.connected = true
-		s.emit(EventConnected, "frames flowing")
+		start := s.outageSince
+		if start.IsZero() {
+			start = s.started
+		}
+		s.emitAt(EventConnected, "frames flowing", start)
 	}
 	if !s.outageSince.IsZero() && f.Wall.After(s.outageSince) {
 		// Written by the write loop: no disk I/O on the packet path.
