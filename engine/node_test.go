@@ -506,9 +506,11 @@ func TestURLSecretsNeverShown(t *testing.T) {
 	}
 
 	// Frames flow from the camera that wants the query password, and the
-	// other one is refused and reconnects, at least twice.
-	connected, disconnects := false, 0
-	for (!connected || disconnects < 2) && watch.Receive() {
+	// other one is refused and retries until it is declared unreachable
+	// (one GAP_OPENED for the hole, then SOURCE_UNREACHABLE after three
+	// failed attempts, both with the error message).
+	connected, disconnects, unreachable := false, 0, false
+	for (!connected || disconnects < 1 || !unreachable) && watch.Receive() {
 		e := watch.Msg().Event
 		shown = append(shown, protojson.Format(e))
 		switch {
@@ -516,12 +518,14 @@ func TestURLSecretsNeverShown(t *testing.T) {
 			connected = true
 		case e.StreamId == "p" && e.Kind == understudyv1.EventKind_EVENT_KIND_GAP_OPENED:
 			disconnects++
+		case e.StreamId == "p" && e.Kind == understudyv1.EventKind_EVENT_KIND_SOURCE_UNREACHABLE:
+			unreachable = true
 		case e.StreamId == "q" && e.Kind == understudyv1.EventKind_EVENT_KIND_GAP_OPENED:
 			t.Errorf("the camera refused the recorder: %s", e.Message)
 		}
 	}
-	if !connected || disconnects < 2 {
-		t.Fatalf("connected %v, %d disconnects of the refused stream: %v", connected, disconnects, watch.Err())
+	if !connected || disconnects != 1 || !unreachable {
+		t.Fatalf("connected %v, %d GAP_OPENED of the refused stream (want 1), unreachable %v: %v", connected, disconnects, unreachable, watch.Err())
 	}
 
 	for _, c := range []understudyv1connect.StreamServiceClient{admin, reader} {
