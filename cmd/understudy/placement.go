@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/understudy-nvr/understudy/placement"
@@ -71,6 +72,19 @@ func runPlacement(args []string) int {
 	}
 	if (*n > 0) == (*file != "") {
 		return bad("give exactly one of --streams N (N > 0) and --streams-file")
+	}
+	if *n > placement.MaxStreams {
+		return bad("--streams %d: at most %d", *n, placement.MaxStreams)
+	}
+	for _, l := range []struct {
+		flag string
+		ids  listFlag
+	}{{"--fail", fail}, {"--drain", drain}} {
+		for i, id := range l.ids {
+			if slices.Contains(l.ids[:i], id) {
+				return bad("%s: node %q listed twice", l.flag, id)
+			}
+		}
 	}
 	if *format != "table" && *format != "json" {
 		return bad("--format %q: want table or json", *format)

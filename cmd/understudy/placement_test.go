@@ -31,6 +31,9 @@ func TestPlacementExitCodes(t *testing.T) {
 		{[]string{"--topology", topo}, 2},
 		{[]string{"--topology", filepath.Join(dir, "missing.yaml"), "--streams", "10"}, 2},
 		{[]string{"--bogus"}, 2},
+		// Refused before generating 100 million streams (5.6 GB, 30 s).
+		{[]string{"--topology", topo, "--streams", "100000000"}, 2},
+		{[]string{"--topology", topo, "--streams", "10", "--fail", "node-01,node-01"}, 2},
 	}
 	for _, c := range cases {
 		if got := runPlacement(c.args); got != c.want {
