@@ -36,12 +36,8 @@ func runCamsim(args []string) int {
 	fs.StringVar(&udp, "udp", "", "enable UDP transport with RTP on this even port (RTCP on the next), e.g. 8000")
 	fs.DurationVar(&cfg.SenderReportPeriod, "sr-period", 0, "RTCP sender report period (default 1s)")
 	verbose := fs.Bool("v", false, "log sessions (debug level)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(os.Stderr, "camsim: unexpected arguments %q\n", fs.Args())
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	bps, err := camsim.ParseBitrate(bitrate)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -47,7 +48,7 @@ func runCtl(args []string) int { return ctlMain(args, os.Stdout, os.Stderr) }
 // on an interrupt, and returns the exit code: 0 success, 1 a failed call or
 // local I/O error, 2 bad usage.
 func ctlMain(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return ctlRun(ctx, args, stdout, stderr)
 }

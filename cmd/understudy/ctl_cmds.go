@@ -5,10 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -397,7 +397,8 @@ func ctlExport(ctx context.Context, c *ctlEnv, args []string) error {
 	fs := c.flags("export")
 	var r ctlRange
 	r.add(fs, c)
-	out := fs.String("o", "", "output file (required); written to a temporary file first, renamed when complete")
+	out := fs.String("o", "", "output file, or - for stdout (required); a new file, written under a temporary name and renamed when complete")
+	force := fs.Bool("force", false, "replace an existing regular file at -o")
 	if err := c.parse(fs, args, 0, ""); err != nil {
 		return err
 	}
@@ -407,11 +408,22 @@ func ctlExport(ctx context.Context, c *ctlEnv, args []string) error {
 	if *out == "" {
 		return ctlUsagef("export: -o is required")
 	}
+	if *out == "-" && c.opts.json {
+		return ctlUsagef("export: --json and -o - both want stdout")
+	}
 	if err := c.connect(); err != nil {
 		return err
 	}
+	dst, err := openClipOutput(*out, *force, c.stdout)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	defer dst.abort()
 	meta, n, err := ctlExportTo(ctx, c, &understudyv1.ExportClipRequest{StreamId: r.stream,
-		Start: timestamppb.New(r.from.t), End: timestamppb.New(r.to.t)}, *out)
+		Start: timestamppb.New(r.from.t), End: timestamppb.New(r.to.t)}, dst)
+	if err == nil {
+		err = dst.commit()
+	}
 	if err != nil {
 		return err
 	}
@@ -419,33 +431,24 @@ func ctlExport(ctx context.Context, c *ctlEnv, args []string) error {
 		// The metadata message, without chunk, plus where it went.
 		return writeCtlJSON(c.stdout, meta)
 	}
+	status := c.stdout
+	if dst.toStdout() {
+		status = c.stderr
+	}
 	d := meta.GetEnd().AsTime().Sub(meta.GetStart().AsTime())
-	_, err = fmt.Fprintf(c.stdout, "wrote %d bytes (%s) to %s\nclip %s .. %s (%s)\n", n, ctlDash(meta.GetContentType()),
+	_, err = fmt.Fprintf(status, "wrote %d bytes (%s) to %s\nclip %s .. %s (%s)\n", n, ctlDash(meta.GetContentType()),
 		*out, fmtCtlTime(meta.GetStart()), fmtCtlTime(meta.GetEnd()), fmtCtlDuration(d))
 	return err
 }
 
-// ctlExportTo receives the clip into a temporary file next to path and
-// renames it to path once the whole clip arrived, so that a failed export
-// leaves nothing behind. It returns the first message without its chunk and
-// the byte count.
-func ctlExportTo(ctx context.Context, c *ctlEnv, req *understudyv1.ExportClipRequest, path string) (*understudyv1.ExportClipResponse, int64, error) {
+// ctlExportTo receives the clip into dst. It returns the first message
+// without its chunk and the byte count.
+func ctlExportTo(ctx context.Context, c *ctlEnv, req *understudyv1.ExportClipRequest, dst io.Writer) (*understudyv1.ExportClipResponse, int64, error) {
 	stream, err := c.recording.ExportClip(ctx, connect.NewRequest(req))
 	if err != nil {
 		return nil, 0, err
 	}
 	defer stream.Close()
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.partial")
-	if err != nil {
-		return nil, 0, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
 	var meta *understudyv1.ExportClipResponse
 	var n int64
 	for stream.Receive() {
@@ -453,7 +456,7 @@ func ctlExportTo(ctx context.Context, c *ctlEnv, req *understudyv1.ExportClipReq
 		if meta == nil {
 			meta = &understudyv1.ExportClipResponse{ContentType: m.GetContentType(), Start: m.GetStart(), End: m.GetEnd()}
 		}
-		w, err := f.Write(m.GetChunk())
+		w, err := dst.Write(m.GetChunk())
 		n += int64(w)
 		if err != nil {
 			return nil, 0, err
@@ -465,21 +468,6 @@ func ctlExportTo(ctx context.Context, c *ctlEnv, req *understudyv1.ExportClipReq
 	if meta == nil {
 		return nil, 0, errors.New("export: the server sent no clip")
 	}
-	if err := f.Chmod(0o644); err != nil {
-		return nil, 0, err
-	}
-	if err := f.Sync(); err != nil {
-		return nil, 0, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, 0, err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		ok = true // closed and removed
-		return nil, 0, err
-	}
-	ok = true
 	return meta, n, nil
 }
 

@@ -18,8 +18,8 @@ func runFsck(args []string) int {
 	fs := flag.NewFlagSet("fsck", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "", "data directory of the node (required)")
 	repair := fs.Bool("repair", false, "fix what crash recovery fixes: trim torn tails, index or quarantine unindexed files, drop entries without files, quarantine corrupt files; rebuild a corrupt index from the segment files (the old one is moved aside)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if *dataDir == "" {
 		fmt.Fprintln(os.Stderr, "fsck: --data-dir is required")

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -34,10 +36,32 @@ func usage() {
 	fmt.Fprintln(os.Stderr, "\nRun 'understudy COMMAND -h' for the flags of a command.")
 }
 
+// parseFlags parses the flags of a subcommand that takes no positional
+// arguments. done means the command should return code at once: 0 after
+// -h (help asked for is not an error), 2 for a bad flag or a stray
+// argument.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, true
+		}
+		return 2, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return 2, true
+	}
+	return 0, false
+}
+
 func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+	if len(os.Args) < 2 {
 		usage()
 		os.Exit(2)
+	}
+	if os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage()
+		os.Exit(0)
 	}
 	c, ok := commands[os.Args[1]]
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -21,20 +22,44 @@ func init() {
 	register("segments", "list the segments, coverage and gaps of a stream", runSegments)
 }
 
-// timeFlag parses RFC 3339 times; unset means unbounded.
-type timeFlag struct{ t time.Time }
+// timeFlag is a --from / --to flag of the local inspection commands: the
+// times ctl reads (RFC 3339, now, now-DUR), against one reference "now"
+// shared by the flags of a command. Unset means unbounded.
+type timeFlag struct {
+	now time.Time
+	t   time.Time
+}
+
+// newTimeFlag returns a --from and a --to flag relative to now.
+func newTimeFlag(now time.Time) (from, to *timeFlag) {
+	return &timeFlag{now: now}, &timeFlag{now: now}
+}
+
+// The index keeps times as int64 nanoseconds since 1970, so later times
+// cannot be looked up at all, and an earlier one makes a gap longer than a
+// time.Duration holds. Nothing was recorded before 1970: such times are
+// refused rather than clamped, so that a typo is an error and not an
+// answer about another range.
+var (
+	minFlagTime = time.Unix(0, 0).UTC()
+	maxFlagTime = time.Unix(0, math.MaxInt64).UTC()
+)
 
 func (f *timeFlag) String() string {
-	if f.t.IsZero() {
+	if f == nil || f.t.IsZero() {
 		return ""
 	}
 	return f.t.Format(time.RFC3339Nano)
 }
 
 func (f *timeFlag) Set(s string) error {
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := parseCtlTime(s, f.now)
 	if err != nil {
-		return fmt.Errorf("want an RFC 3339 time like 2026-01-02T15:04:05Z: %w", err)
+		return err
+	}
+	if t.Before(minFlagTime) || t.After(maxFlagTime) {
+		return fmt.Errorf("out of range: times must lie between %s and %s",
+			minFlagTime.Format(time.RFC3339), maxFlagTime.Truncate(time.Second).Format(time.RFC3339))
 	}
 	f.t = t
 	return nil
@@ -90,12 +115,12 @@ func runSegments(args []string) int {
 	fs := flag.NewFlagSet("segments", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "", "data directory of the node (required)")
 	stream := fs.String("stream", "", "stream id (required)")
-	var from, to timeFlag
-	fs.Var(&from, "from", "start of the range, RFC 3339 (default: the first segment)")
-	fs.Var(&to, "to", "end of the range, RFC 3339 (default: the last segment)")
+	from, to := newTimeFlag(time.Now())
+	fs.Var(from, "from", "start of the range: RFC 3339, now or now-DUR (default: the first segment)")
+	fs.Var(to, "to", "end of the range: RFC 3339, now or now-DUR (default: the last segment)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if *dataDir == "" || *stream == "" {
 		fmt.Fprintln(os.Stderr, "segments: --data-dir and --stream are required")

@@ -20,6 +20,14 @@ func init() {
 
 func runServe(args []string) int {
 	privateFiles()
+	// Signals are caught before anything is opened, so that a SIGTERM
+	// during start-up takes the clean path too.
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
 	cfg, err := engine.LoadConfig(args, os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -34,13 +42,24 @@ func runServe(args []string) int {
 		return 2
 	}
 	log := newLeveledLogger(cfg.LogFormat, level)
+
+	// The first signal starts the graceful shutdown (which may take up to
+	// --shutdown-timeout while exports drain); a second one is an operator
+	// who does not want to wait: stop at once.
+	go func() {
+		s := <-sig
+		log.Info("shutting down (signal again to stop at once)", "signal", s.String())
+		cancel()
+		s = <-sig
+		log.Error("stopping at once", "signal", s.String())
+		os.Exit(1)
+	}()
+
 	node, err := engine.OpenNode(cfg, log)
 	if err != nil {
 		log.Error("cannot start", nodeErrAttrs(cfg.DataDir, err)...)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := node.Run(ctx); err != nil {
 		log.Error("node failed", nodeErrAttrs(cfg.DataDir, err)...)
 		return 1
