@@ -575,5 +575,9 @@ func ctlEvents(ctx context.Context, c *ctlEnv, args []string) error {
 		// Interrupted: the normal way to stop following.
 		return nil
 	}
-	return stream.Err()
+	if err := stream.Err(); err != nil {
+		return err
+	}
+	// The stream never ends by itself: the server went away (a shutdown).
+	return errors.New("events: the server ended the event stream (node shutting down?)")
 }

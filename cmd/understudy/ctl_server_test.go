@@ -249,6 +249,9 @@ func (f *ctlFake) WatchEvents(ctx context.Context, r *connect.Request[understudy
 			return err
 		}
 	}
+	if slices.Contains(r.Msg.GetStreamIds(), "server-stops") {
+		return nil // as a node shutting down does
+	}
 	<-ctx.Done()
 	return nil
 }
@@ -487,6 +490,17 @@ func TestCtlClusterCommands(t *testing.T) {
 	}
 	if got, want := w.String(), "2026-03-01T12:00:00.000Z node_joined node=b n=0\n2026-03-01T12:00:01.000Z gap_opened node=b n=1\n"; got != want {
 		t.Errorf("events output %q, want %q", got, want)
+	}
+}
+
+// TestCtlEventsServerStops: `ctl events` follows forever; when the server
+// ends the stream (a node shutting down) it says so and exits 1, so a
+// script watching events notices.
+func TestCtlEventsServerStops(t *testing.T) {
+	_, srv := ctlServe(t)
+	code, stdout, stderr := ctlCall(t, srv, "good", "events", "--stream", "server-stops")
+	if code != 1 || !strings.Contains(stderr, "server ended the event stream") || !strings.Contains(stdout, "node_joined") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
 
