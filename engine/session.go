@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -299,7 +301,7 @@ func (s *Session) Run(ctx context.Context) error {
 		}
 		msg := "connection ended"
 		if err != nil {
-			msg = redactSecrets(err.Error(), s.cfg.URL)
+			msg = redactSecrets(explainRTSPError(err.Error()), s.cfg.URL)
 		}
 		gotFrames := s.frames.Load() > framesBefore
 
@@ -348,6 +350,35 @@ func (s *Session) Run(ctx context.Context) error {
 			backoff = min(backoff*2, s.cfg.BackoffMax)
 		}
 	}
+}
+
+// explainRTSPError rewrites gortsplib's answer to a server that does not
+// speak RTSP ("expected 'RTSP/1.0', got [72 84 84 80 ...]", the bytes in
+// decimal) into what an operator can act on: the wrong port or protocol,
+// with what the server said, as text.
+func explainRTSPError(msg string) string {
+	const marker = "expected 'RTSP/1.0', got ["
+	i := strings.Index(msg, marker)
+	if i < 0 {
+		return msg
+	}
+	j := strings.IndexByte(msg[i+len(marker):], ']')
+	if j < 0 {
+		return msg
+	}
+	var got []byte
+	for _, f := range strings.Fields(msg[i+len(marker) : i+len(marker)+j]) {
+		b, err := strconv.ParseUint(f, 10, 8)
+		if err != nil {
+			return msg
+		}
+		got = append(got, byte(b))
+	}
+	what := "the server does not speak RTSP"
+	if bytes.HasPrefix(got, []byte("HTTP/")) {
+		what = "an HTTP server answered, not an RTSP one"
+	}
+	return fmt.Sprintf("%s%s (it said %q; wrong port or scheme?)", msg[:i], what, got)
 }
 
 // credentialsStayHome returns a dialer that connects only to the camera's

@@ -439,3 +439,19 @@ func readRTSPRequest(r *bufio.Reader) (map[string]string, error) {
 		}
 	}
 }
+
+// TestExplainRTSPError: a camera URL pointing at a server that does not
+// speak RTSP (an HTTP port, say) is reported as such, with what the server
+// said as text, not as a list of byte values.
+func TestExplainRTSPError(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"describe: expected 'RTSP/1.0', got [72 84 84 80 47 49 46 49 32 52 48 48]", `describe: an HTTP server answered, not an RTSP one (it said "HTTP/1.1 400"; wrong port or scheme?)`},
+		{"expected 'RTSP/1.0', got [83 83 72 45 50]", `the server does not speak RTSP (it said "SSH-2"; wrong port or scheme?)`},
+		{"describe: EOF", "describe: EOF"},
+		{"expected 'RTSP/1.0', got [999]", "expected 'RTSP/1.0', got [999]"},
+	} {
+		if got := explainRTSPError(c.in); got != c.want {
+			t.Errorf("explainRTSPError(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
