@@ -31,6 +31,11 @@ type videoTrack struct {
 	dec265 *rtph265.Decoder
 	dts264 *h264.DTSExtractor
 	dts265 *h265.DTSExtractor
+	// lastDTS is the DTS of the last frame handed out (haveDTS: one was).
+	lastDTS int64
+	haveDTS bool
+	// dtsRepairs counts frames whose DTS the extractor could not tell.
+	dtsRepairs uint64
 
 	vps, sps, pps []byte
 	// the parameter sets of the writer configuration last handed out
@@ -178,10 +183,23 @@ func (v *videoTrack) frame(au [][]byte, pts int64) (f segment.Frame, random, cha
 		dts, err = v.dts264.Extract(au, pts)
 	}
 	if err != nil {
-		// Start over at the next keyframe.
-		v.dts264, v.dts265 = nil, nil
-		return f, false, changed, false
+		// The extractor cannot tell this frame's DTS: mediacommon's says
+		// "DTS is greater than PTS" for some B-frames of x264's default
+		// B-pyramid. Dropping up to the next keyframe, as this once did,
+		// lost 0.5-1.6 s of video per error. The frame is kept with the
+		// smallest DTS that keeps decoding order (its composition offset
+		// may then be negative, which fMP4 allows), and the extractor,
+		// whose state already took the frame in, goes on.
+		v.dtsRepairs++
+		dts = pts
+		if v.haveDTS {
+			dts = v.lastDTS + 1
+		}
 	}
+	if v.haveDTS && dts <= v.lastDTS {
+		dts = v.lastDTS + 1 // decoding order is strict
+	}
+	v.lastDTS, v.haveDTS = dts, true
 
 	// H.265 in MP4 uses the same 4-byte length-prefixed framing as H.264.
 	payload, err := h264.AVCC(au).Marshal()
