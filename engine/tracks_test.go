@@ -10,6 +10,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 )
 
 // TestVideoTrackKeepsBFrames feeds the access units of a real x264 stream
@@ -35,7 +36,7 @@ func TestVideoTrackKeepsBFrames(t *testing.T) {
 	if err := init.Unmarshal(bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	codec, ok := init.Tracks[0].Codec.(*fmp4.CodecH264)
+	codec, ok := init.Tracks[0].Codec.(*mp4.CodecH264)
 	if !ok {
 		t.Fatalf("track codec %T", init.Tracks[0].Codec)
 	}
