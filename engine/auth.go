@@ -170,9 +170,7 @@ func (a *Authenticator) connectGate(h http.Handler) http.Handler {
 	ew := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := a.authorize(r.Header.Get("Authorization"), r.URL.Path); err != nil && ew.IsSupported(r) {
-			if err := ew.Write(w, r, err); err != nil {
-				return
-			}
+			_ = ew.Write(w, r, err) // (a write error: the client is gone)
 			return
 		}
 		h.ServeHTTP(w, r)

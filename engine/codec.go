@@ -34,13 +34,7 @@ func (strictJSON) Marshal(m any) ([]byte, error) {
 
 // MarshalStable and IsBinary make GET requests (Connect's cacheable
 // form) possible with this codec, as with connect's own.
-func (c strictJSON) MarshalStable(m any) ([]byte, error) {
-	pm, ok := m.(proto.Message)
-	if !ok {
-		return nil, fmt.Errorf("%T is not a protobuf message", m)
-	}
-	return protojson.MarshalOptions{}.Marshal(pm)
-}
+func (c strictJSON) MarshalStable(m any) ([]byte, error) { return c.Marshal(m) }
 
 func (strictJSON) IsBinary() bool { return false }
 

@@ -30,8 +30,9 @@ type zstdDecoder struct{ *zstd.Decoder }
 
 func (zstdDecoder) Close() error { return nil }
 
-// CompressionOptions are the handler options that add zstd beside the
-// built-in gzip.
+// compressionOptions are the handler options of every service: zstd beside
+// the built-in gzip, and the bound on a request message after
+// decompression.
 func compressionOptions() []connect.HandlerOption {
 	return []connect.HandlerOption{
 		connect.WithReadMaxBytes(maxRequestBytes),
@@ -62,7 +63,7 @@ var ServiceNames = []string{
 func (n *Node) Handler() http.Handler {
 	auth := NewAuthenticator(n.cfg.AdminToken, n.cfg.ReadToken, n.cfg.AnonymousRead)
 	opts := append(compressionOptions(), connect.WithInterceptors(auth.Interceptor()),
-		connect.WithReadMaxBytes(maxRequestBytes), connect.WithCodec(strictJSON{}), connect.WithCodec(strictJSON{"json; charset=utf-8"}))
+		connect.WithCodec(strictJSON{}), connect.WithCodec(strictJSON{"json; charset=utf-8"}))
 	a := api{n}
 	mux := http.NewServeMux()
 	for _, svc := range []func() (string, http.Handler){

@@ -103,7 +103,7 @@ func (c *SessionConfig) validate() error {
 		return fmt.Errorf("stream %s: %w", c.Stream, err)
 	}
 	if _, err := base.ParseURL(c.URL); err != nil {
-		return fmt.Errorf("stream %s: invalid url %s: %s", c.Stream, RedactURL(c.URL), redactSecrets(err.Error(), c.URL))
+		return fmt.Errorf("stream %s: invalid url %s: %s", c.Stream, catalog.RedactURL(c.URL), catalog.RedactSecrets(err.Error(), c.URL))
 	}
 	switch c.Transport {
 	case "auto", "tcp", "udp":
@@ -231,7 +231,7 @@ func NewSession(store *segment.Store, cfg SessionConfig) (*Session, error) {
 	return &Session{
 		cfg:   cfg,
 		store: store,
-		log:   cfg.Logger.With("stream", cfg.Stream, "url", RedactURL(cfg.URL)),
+		log:   cfg.Logger.With("stream", cfg.Stream, "url", catalog.RedactURL(cfg.URL)),
 		queue: make(chan item, 16384),
 	}, nil
 }
@@ -301,7 +301,7 @@ func (s *Session) Run(ctx context.Context) error {
 		}
 		msg := "connection ended"
 		if err != nil {
-			msg = redactSecrets(explainRTSPError(err.Error()), s.cfg.URL)
+			msg = catalog.RedactSecrets(explainRTSPError(err.Error()), s.cfg.URL)
 		}
 		gotFrames := s.frames.Load() > framesBefore
 
@@ -309,7 +309,7 @@ func (s *Session) Run(ctx context.Context) error {
 		s.connected = false
 		s.lastErr = msg
 		opened := s.outageSince.IsZero() // this failure begins a hole
-		if s.outageSince.IsZero() {
+		if opened {
 			// The camera is gone from the end of its last frame, or, when
 			// it never sent one, from the start of this attempt.
 			if gotFrames && !s.lastFrame.IsZero() {

@@ -18,6 +18,7 @@ import (
 	"github.com/pion/rtcp"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
+	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/segment"
 )
 
@@ -304,7 +305,7 @@ func TestRedactURL(t *testing.T) {
 		"rtsp://h/x":         "rtsp://h/x",
 		"rtsp://u@h/x":       "rtsp://xxxxx@h/x",
 	} {
-		if got := RedactURL(in); got != want || strings.Contains(got, ":p@") {
+		if got := catalog.RedactURL(in); got != want || strings.Contains(got, ":p@") {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/understudy-nvr/understudy/engine"
+	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/segment"
 )
 
@@ -92,7 +93,7 @@ func runRecord(args []string) int {
 		return 1
 	}
 	started := time.Now()
-	fmt.Fprintf(os.Stderr, "recording %s from %s into %s\n", *stream, engine.RedactURL(*url), *dataDir)
+	fmt.Fprintf(os.Stderr, "recording %s from %s into %s\n", *stream, catalog.RedactURL(*url), *dataDir)
 
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(ctx) }()
