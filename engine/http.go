@@ -3,8 +3,11 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -111,30 +114,17 @@ func (n *Node) Handler() http.Handler {
 	return mux
 }
 
-// lazyHeaderWriter sets the MP4 headers at the first byte written, so an
-// export that fails before producing anything can still answer an error
-// status.
-type lazyHeaderWriter struct {
-	w       http.ResponseWriter
-	started bool
-}
-
-func (l *lazyHeaderWriter) Write(p []byte) (int, error) {
-	if !l.started {
-		l.started = true
-		l.w.Header().Set("Content-Type", "video/mp4")
-		l.w.WriteHeader(http.StatusOK)
-	}
-	return l.w.Write(p)
-}
-
 // serveExport answers GET /v1/export?stream=ID&start=RFC3339&end=RFC3339
 // with the clip as video/mp4: 400 naming the bad parameter, 404 when
 // nothing is recorded in the range, 429 when Config.MaxExports exports are
-// running. HEAD gets 405: its headers would cost the whole export.
+// running. It honours a single byte range (206, or 416 past the end) and
+// If-Range with the clip's entity tag, as players need to seek (Safari
+// plays nothing from a server without ranges); HEAD gives the headers.
+// Each request cuts the clip again: the segments are read and verified,
+// but only the payloads in the range are read to be sent.
 func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed: GET the clip", http.StatusMethodNotAllowed)
 		return
 	}
@@ -166,26 +156,136 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	lw := &lazyHeaderWriter{w: w}
-	info, err := n.store.Export(r.Context(), id, start, end, lw)
-	if err != nil {
-		if lw.started {
-			n.log.Warn("export failed midway", "stream", id, "err", err)
-			panic(http.ErrAbortHandler) // the client must not take a cut file for whole
-		}
-		if errors.Is(err, segment.ErrNoCoverage) {
-			http.Error(w, "nothing recorded in the range", http.StatusNotFound)
-			return
-		}
-		if errors.Is(err, segment.ErrClipTooLarge) {
-			http.Error(w, segment.ErrClipTooLarge.Error(), http.StatusBadRequest)
-			return
-		}
+	c, err := n.store.CutClip(r.Context(), id, start, end)
+	var size int64
+	var etag string
+	if err == nil {
+		defer c.Close()
+		size, etag, err = c.Size()
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, segment.ErrNoCoverage):
+		http.Error(w, "nothing recorded in the range", http.StatusNotFound)
+		return
+	case errors.Is(err, segment.ErrClipTooLarge):
+		http.Error(w, segment.ErrClipTooLarge.Error(), http.StatusBadRequest)
+		return
+	default:
 		n.log.Error("export failed", "stream", id, "err", err)
 		http.Error(w, "export failed", http.StatusInternalServerError)
 		return
 	}
-	n.log.Info("clip exported", "stream", id, "start", info.Start, "end", info.End, "segments", info.Segments)
+	h := w.Header()
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("ETag", etag)
+	off, length, status := int64(0), size, http.StatusOK
+	if rg := r.Header.Get("Range"); rg != "" && ifRange(r.Header.Get("If-Range"), etag) {
+		o, l, ok := parseByteRange(rg, size)
+		switch {
+		case ok && l == 0:
+			h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+			http.Error(w, fmt.Sprintf("range not satisfiable: the clip has %d bytes", size), http.StatusRequestedRangeNotSatisfiable)
+			return
+		case ok:
+			off, length, status = o, l, http.StatusPartialContent
+			h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", o, o+l-1, size))
+		}
+	}
+	h.Set("Content-Type", "video/mp4")
+	h.Set("Content-Length", strconv.FormatInt(length, 10))
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	cw := &clientWriter{w: w}
+	if err := c.WriteRange(r.Context(), cw, off, length); err != nil {
+		if cw.err != nil || r.Context().Err() != nil {
+			// The client went away, as players do when they seek.
+			n.log.Debug("export ended by the client", "stream", id, "err", err)
+			return
+		}
+		n.log.Warn("export failed midway", "stream", id, "err", err)
+		panic(http.ErrAbortHandler) // the client must not take a cut file for whole
+	}
+	info := c.Info()
+	lvl := slog.LevelInfo
+	if status == http.StatusPartialContent {
+		lvl = slog.LevelDebug // a player seeking asks for many ranges
+	}
+	n.log.Log(r.Context(), lvl, "clip exported", "stream", id, "start", info.Start, "end", info.End, "segments", info.Segments, "bytes", length)
+}
+
+// clientWriter keeps the error of writing to the client.
+type clientWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (c *clientWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// ifRange tells whether a Range header applies given the If-Range header
+// v: always without one, and only when it is the clip's entity tag (a date
+// or another tag asks for the whole clip).
+func ifRange(v, etag string) bool {
+	return v == "" || v == etag
+}
+
+// parseByteRange reads a Range header of one byte range over a file of
+// size bytes: "bytes=first-last", "bytes=first-" or "bytes=-suffix". ok is
+// false when the header is to be ignored (another unit, several ranges, or
+// not a range at all): the whole clip is sent. A range that starts at or
+// past the end is ok with length 0: not satisfiable.
+func parseByteRange(v string, size int64) (off, length int64, ok bool) {
+	spec, found := strings.CutPrefix(strings.TrimSpace(v), "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, 0, false
+	}
+	first, last, found := strings.Cut(spec, "-")
+	if !found {
+		return 0, 0, false
+	}
+	first, last = strings.TrimSpace(first), strings.TrimSpace(last)
+	num := func(s string) (int64, bool) {
+		if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+			return 0, false
+		}
+		x, err := strconv.ParseInt(s, 10, 64)
+		return x, err == nil
+	}
+	if first == "" { // the last n bytes
+		n, good := num(last)
+		if !good {
+			return 0, 0, false
+		}
+		if n == 0 || size == 0 {
+			return 0, 0, true
+		}
+		n = min(n, size)
+		return size - n, n, true
+	}
+	a, good := num(first)
+	if !good {
+		return 0, 0, false
+	}
+	b := size - 1
+	if last != "" {
+		var lb int64
+		if lb, good = num(last); !good || lb < a {
+			return 0, 0, false
+		}
+		b = min(lb, size-1)
+	}
+	if a >= size {
+		return 0, 0, true
+	}
+	return a, b - a + 1, true
 }
 
 // writeConnectError answers a plain HTTP request with the status of a

@@ -583,9 +583,10 @@ func TestURLSecretsNeverShown(t *testing.T) {
 // TestExportLimitAndStreaming: ExportClip sends its metadata and first
 // bytes before the clip is whole, without staging it in data-dir/tmp;
 // while Config.MaxExports exports run, one more (ExportClip or GET
-// /v1/export) is refused with RESOURCE_EXHAUSTED / 429; HEAD /v1/export
-// exports nothing (405); and a node clears the temporary files a killed
-// node left.
+// /v1/export, HEAD too) is refused with RESOURCE_EXHAUSTED / 429; GET
+// /v1/export answers HEAD, byte ranges and If-Range as players use them,
+// each a slice of the same file; and a node clears the temporary files a
+// killed node left.
 func TestExportLimitAndStreaming(t *testing.T) {
 	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 12_000_000, Audio: true})
 	cfg := Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
@@ -656,8 +657,8 @@ func TestExportLimitAndStreaming(t *testing.T) {
 	if code, body := get(http.MethodGet); code != http.StatusTooManyRequests || !strings.Contains(string(body), "max-exports") {
 		t.Errorf("GET /v1/export over max-exports: %d %q, want 429 naming max-exports", code, body[:min(len(body), 80)])
 	}
-	if code, body := get(http.MethodHead); code != http.StatusMethodNotAllowed || len(body) != 0 {
-		t.Errorf("HEAD /v1/export: %d, %d bytes, want 405", code, len(body))
+	if code, body := get(http.MethodHead); code != http.StatusTooManyRequests || len(body) != 0 {
+		t.Errorf("HEAD /v1/export over max-exports: %d, %d bytes, want 429", code, len(body))
 	}
 	cancel()
 	slow.Close()
@@ -686,5 +687,61 @@ func TestExportLimitAndStreaming(t *testing.T) {
 	}
 	if !bytes.Equal(streamed, clip) {
 		t.Errorf("ExportClip sent %d bytes, GET /v1/export %d, want the same file", len(streamed), len(clip))
+	}
+
+	// What a player seeking in the clip asks for: HEAD, byte ranges,
+	// If-Range; each answer a slice of the same file.
+	do := func(method string, hdr ...string) (*http.Response, []byte) {
+		t.Helper()
+		r, _ := http.NewRequest(method, url, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			r.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := client(testRead).Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	size := int64(len(clip))
+	head, body := do(http.MethodHead)
+	etag := head.Header.Get("ETag")
+	if head.StatusCode != http.StatusOK || head.ContentLength != size || head.Header.Get("Accept-Ranges") != "bytes" || etag == "" || len(body) != 0 {
+		t.Fatalf("HEAD /v1/export: %d, length %d (file %d), Accept-Ranges %q, ETag %q, %d body bytes",
+			head.StatusCode, head.ContentLength, size, head.Header.Get("Accept-Ranges"), etag, len(body))
+	}
+	for _, tc := range []struct {
+		hdr        []string
+		status     int
+		from, to   int64 // the slice of clip expected (status 206 or 200)
+		contentRng string
+	}{
+		{[]string{"Range", "bytes=0-1"}, 206, 0, 2, fmt.Sprintf("bytes 0-1/%d", size)},
+		{[]string{"Range", "bytes=100000-199999"}, 206, 100000, 200000, fmt.Sprintf("bytes 100000-199999/%d", size)},
+		{[]string{"Range", "bytes=-500"}, 206, size - 500, size, fmt.Sprintf("bytes %d-%d/%d", size-500, size-1, size)},
+		{[]string{"Range", fmt.Sprintf("bytes=%d-", size-1000)}, 206, size - 1000, size, fmt.Sprintf("bytes %d-%d/%d", size-1000, size-1, size)},
+		{[]string{"Range", fmt.Sprintf("bytes=%d-%d", size-10, size+10)}, 206, size - 10, size, fmt.Sprintf("bytes %d-%d/%d", size-10, size-1, size)},
+		{[]string{"Range", "bytes=5-9", "If-Range", etag}, 206, 5, 10, fmt.Sprintf("bytes 5-9/%d", size)},
+		{[]string{"Range", "bytes=5-9", "If-Range", `"another"`}, 200, 0, size, ""},
+		{[]string{"Range", "bytes=0-1,5-6"}, 200, 0, size, ""},
+		{[]string{"Range", "pages=1-2"}, 200, 0, size, ""},
+		{[]string{"Range", fmt.Sprintf("bytes=%d-", size)}, 416, 0, 0, fmt.Sprintf("bytes */%d", size)},
+	} {
+		resp, body := do(http.MethodGet, tc.hdr...)
+		if resp.StatusCode != tc.status || resp.Header.Get("Content-Range") != tc.contentRng {
+			t.Errorf("GET %q: %d, Content-Range %q; want %d, %q", tc.hdr, resp.StatusCode, resp.Header.Get("Content-Range"), tc.status, tc.contentRng)
+			continue
+		}
+		if tc.status == 416 {
+			continue
+		}
+		if !bytes.Equal(body, clip[tc.from:tc.to]) || resp.ContentLength != tc.to-tc.from {
+			t.Errorf("GET %q: %d bytes (Content-Length %d), want bytes %d..%d of the clip", tc.hdr, len(body), resp.ContentLength, tc.from, tc.to)
+		}
+		if resp.Header.Get("ETag") != etag {
+			t.Errorf("GET %q: ETag %q, HEAD said %q", tc.hdr, resp.Header.Get("ETag"), etag)
+		}
 	}
 }

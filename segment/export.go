@@ -3,8 +3,11 @@ package segment
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math"
 	"time"
@@ -141,11 +144,21 @@ type Cut struct {
 	pres   pmp4.Presentation
 	paths  []string    // segment files, indexed by sampleRef.seg
 	refs   []sampleRef // indexed by the GetPayload closures
+	// dataBytes is the sum of the payload sizes; header the bytes of the
+	// file before the first payload, once Size has run.
+	dataBytes, header int64
 
 	// Used by Write.
 	ctx   context.Context
 	files [2]cutFile // the two segment files read last
 	buf   []byte     // payload buffer, reused: pmp4 writes each payload out before asking for the next
+	// A ranged write: payloads wholly before skipBelow (an offset in the
+	// file) are not read; mdatAt is the file offset of the next payload
+	// (-1: a full write, nothing skipped).
+	skipBelow, mdatAt int64
+	dry               bool   // Size's pass: payloads are not written at all
+	size              int64  // the file's length, once Size has run
+	etag              string // and its entity tag
 }
 
 // sampleRef is where a sample's payload is on disk.
@@ -272,7 +285,6 @@ func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) 
 		tracks[it.ID] = ot
 		order = append(order, ot)
 	}
-	var dataBytes int64
 	for _, e := range es {
 		ps, err := load(e)
 		if err != nil {
@@ -311,7 +323,7 @@ func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) 
 			i := len(c.refs)
 			size := uint32(len(smp.Payload))
 			c.refs = append(c.refs, sampleRef{off: ps.payloadOffset(smp.Payload), seg: seg, size: size})
-			dataBytes += int64(size)
+			c.dataBytes += int64(size)
 			block = append(block, pmp4.Sample{
 				Duration:        smp.Duration,
 				PTSOffset:       smp.PTSOffset,
@@ -330,7 +342,7 @@ func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) 
 		if used {
 			c.info.Segments++
 		}
-		if dataBytes+int64(len(c.refs))*moovBytesPerSample+64<<10 > math.MaxUint32 {
+		if c.dataBytes+int64(len(c.refs))*moovBytesPerSample+64<<10 > math.MaxUint32 {
 			return nil, fmt.Errorf("segment: export %s: %w", stream, ErrClipTooLarge)
 		}
 	}
@@ -348,14 +360,105 @@ func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) 
 
 // Write writes the clip to w as one non-fragmented MP4 (moov before mdat),
 // reading the sample payloads from the segment files as it goes; it closes
-// them before returning. Call it once.
+// them before returning.
 func (c *Cut) Write(ctx context.Context, w io.Writer) error {
-	c.ctx = ctx
+	c.ctx, c.skipBelow, c.mdatAt = ctx, 0, -1
 	defer c.Close()
 	if err := c.pres.Marshal(w); err != nil {
 		return fmt.Errorf("segment: export %s: write mp4: %w", c.stream, err)
 	}
 	return nil
+}
+
+// Size returns the length in bytes of the file Write writes, and a strong
+// validator of its content (an HTTP entity tag, quoted): it changes when
+// the sample tables, or where the payloads come from, change. Size builds
+// the sample tables but reads no payload.
+func (c *Cut) Size() (int64, string, error) {
+	if c.size > 0 {
+		return c.size, c.etag, nil
+	}
+	c.ctx, c.dry = context.Background(), true
+	defer func() { c.dry = false }()
+	// Without payloads the file is its header (ftyp, moov and the mdat box
+	// header); the payloads follow it, in the order pmp4 asks for them.
+	h := fnv.New128a()
+	var n countingWriter
+	if err := c.pres.Marshal(io.MultiWriter(h, &n)); err != nil {
+		return 0, "", fmt.Errorf("segment: export %s: size mp4: %w", c.stream, err)
+	}
+	for _, p := range c.paths {
+		io.WriteString(h, p)
+		h.Write([]byte{0})
+	}
+	var b [16]byte
+	for _, r := range c.refs {
+		binary.LittleEndian.PutUint64(b[:8], uint64(r.off))
+		binary.LittleEndian.PutUint32(b[8:12], uint32(r.seg))
+		binary.LittleEndian.PutUint32(b[12:], r.size)
+		h.Write(b[:])
+	}
+	c.header = int64(n)
+	c.size = c.header + c.dataBytes
+	c.etag = `"` + hex.EncodeToString(h.Sum(nil)) + `"`
+	return c.size, c.etag, nil
+}
+
+// WriteRange writes bytes [off, off+n) of the file Write writes (see Size)
+// to w. Payloads wholly before off are not read, so a range near the end
+// of a long clip costs the sample tables, not the clip.
+func (c *Cut) WriteRange(ctx context.Context, w io.Writer, off, n int64) error {
+	size, _, err := c.Size()
+	if err != nil {
+		return err
+	}
+	if off < 0 || n < 0 || off+n > size {
+		return fmt.Errorf("segment: export %s: range %d+%d outside the %d bytes of the clip", c.stream, off, n, size)
+	}
+	if n == 0 {
+		return nil
+	}
+	c.ctx, c.skipBelow, c.mdatAt = ctx, off, c.header
+	defer c.Close()
+	rw := &rangeWriter{w: w, from: off, to: off + n}
+	if err := c.pres.Marshal(rw); err != nil && !errors.Is(err, errRangeDone) {
+		return fmt.Errorf("segment: export %s: write mp4: %w", c.stream, err)
+	}
+	if rw.at < rw.to {
+		return fmt.Errorf("segment: export %s: mp4 ended at byte %d, before %d", c.stream, rw.at, rw.to)
+	}
+	return nil
+}
+
+// errRangeDone stops a ranged write at the end of its range.
+var errRangeDone = errors.New("range written")
+
+// rangeWriter passes on the bytes of [from, to) of what is written to it,
+// and stops the writer with errRangeDone once past to.
+type rangeWriter struct {
+	w            io.Writer
+	at, from, to int64
+}
+
+func (r *rangeWriter) Write(p []byte) (int, error) {
+	lo, hi := r.at, r.at+int64(len(p))
+	r.at = hi
+	if s, e := max(lo, r.from), min(hi, r.to); s < e {
+		if _, err := r.w.Write(p[s-lo : e-lo]); err != nil {
+			return 0, err
+		}
+	}
+	if hi >= r.to {
+		return len(p), errRangeDone
+	}
+	return len(p), nil
+}
+
+type countingWriter int64
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
 }
 
 // Close closes the segment files Write has open. Calling it again, or
@@ -378,6 +481,19 @@ func (c *Cut) payload(i int) ([]byte, error) {
 		return nil, err
 	}
 	r := c.refs[i]
+	if c.dry {
+		return nil, nil
+	}
+	if c.mdatAt >= 0 {
+		at := c.mdatAt
+		c.mdatAt += int64(r.size)
+		if at+int64(r.size) <= c.skipBelow { // before the range: its bytes are dropped unread
+			if cap(c.buf) < int(r.size) {
+				c.buf = make([]byte, r.size)
+			}
+			return c.buf[:r.size], nil
+		}
+	}
 	f, err := c.file(r.seg)
 	if err != nil {
 		return nil, err

@@ -209,3 +209,83 @@ func (m *measuringWriter) Write(p []byte) (int, error) {
 	m.n += int64(len(p))
 	return m.w.Write(p)
 }
+
+// TestExportRange checks what HTTP range requests rely on: Size is the
+// length of the file Write writes, the entity tag is the same for the same
+// clip and differs for another, every byte range WriteRange writes equals
+// that slice of the whole file, and payloads before the range are not read.
+func TestExportRange(t *testing.T) {
+	m := loadMedia(t)
+	s := openTestStore(t, Options{})
+	w, err := s.NewWriter(WriterConfig{Stream: "cam1", Tracks: m.tracks(true), SegmentDuration: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, w, m.frames(testWall0, true, 10*testFPS))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	from, to := testWall0.Add(500*time.Millisecond), testWall0.Add(9*time.Second)
+	cut := func() *Cut {
+		c, err := s.CutClip(ctx, "cam1", from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := cut()
+	size, etag, err := c.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whole bytes.Buffer
+	if err := c.Write(ctx, &whole); err != nil {
+		t.Fatal(err)
+	}
+	if int64(whole.Len()) != size {
+		t.Fatalf("Size %d, Write wrote %d bytes", size, whole.Len())
+	}
+	if _, e2, _ := cut().Size(); e2 != etag {
+		t.Errorf("the same clip cut twice: entity tags %s and %s", etag, e2)
+	}
+	if c2, err := s.CutClip(ctx, "cam1", from, to.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	} else if _, e2, _ := c2.Size(); e2 == etag {
+		t.Errorf("a longer clip has the same entity tag %s", etag)
+	}
+	header := c.header
+	ranges := [][2]int64{
+		{0, size}, {0, 1}, {size - 1, 1}, {0, header}, {header - 3, 10}, {header, 4096},
+		{size / 2, 1}, {size / 3, size / 3}, {size - 70000, 70000}, {1, size - 2}, {size, 0},
+	}
+	for _, r := range ranges {
+		var b bytes.Buffer
+		if err := c.WriteRange(ctx, &b, r[0], r[1]); err != nil {
+			t.Fatalf("range %d+%d: %v", r[0], r[1], err)
+		}
+		if !bytes.Equal(b.Bytes(), whole.Bytes()[r[0]:r[0]+r[1]]) {
+			t.Errorf("range %d+%d: %d bytes differ from the file's", r[0], r[1], b.Len())
+		}
+	}
+	for _, r := range [][2]int64{{-1, 2}, {0, size + 1}, {size, 1}, {5, -1}} {
+		if err := c.WriteRange(ctx, io.Discard, r[0], r[1]); err == nil {
+			t.Errorf("range %d+%d of %d bytes: no error", r[0], r[1], size)
+		}
+	}
+
+	// Remove the first segment's file: a range in the last segment does
+	// not read it, a range at the start fails.
+	if err := os.Remove(s.abs(c.paths[0])); err != nil {
+		t.Fatal(err)
+	}
+	var tail bytes.Buffer
+	if err := c.WriteRange(ctx, &tail, size-70000, 70000); err != nil {
+		t.Errorf("the last 70000 bytes with the first segment's file gone: %v (payloads before the range were read)", err)
+	} else if !bytes.Equal(tail.Bytes(), whole.Bytes()[size-70000:]) {
+		t.Errorf("the last 70000 bytes changed when the first segment's file went")
+	}
+	if err := c.WriteRange(ctx, io.Discard, header, 4096); err == nil {
+		t.Errorf("the first payload bytes with the first segment's file gone: no error")
+	}
+}
