@@ -163,7 +163,10 @@ type SessionEvent struct {
 
 // SessionStats is a snapshot of a session's counters.
 type SessionStats struct {
-	Connected   bool
+	Connected bool // frames are flowing
+	// Playing says the camera answered PLAY; until Connected, the session
+	// waits for its first keyframe (a long GOP can take seconds).
+	Playing     bool
 	Frames      uint64 // frames handed to the writer
 	Bytes       uint64 // payload bytes handed to the writer
 	Dropped     uint64 // frames dropped (queue overflow or no writer)
@@ -200,6 +203,7 @@ type Session struct {
 	lastFrame    time.Time
 	lastRecv     time.Time
 	connected    bool
+	playing      bool
 	outageSince  time.Time // zero: no outage pending
 	started      time.Time // when Run began: the hole before the first frame starts there
 	failedInARow int
@@ -252,6 +256,7 @@ func (s *Session) Stats() SessionStats {
 	defer s.pmu.Unlock()
 	return SessionStats{
 		Connected:    s.connected,
+		Playing:      s.playing,
 		Frames:       s.frames.Load(),
 		Bytes:        s.bytes.Load(),
 		Dropped:      s.dropped.Load(),
@@ -306,7 +311,7 @@ func (s *Session) Run(ctx context.Context) error {
 		gotFrames := s.frames.Load() > framesBefore
 
 		s.pmu.Lock()
-		s.connected = false
+		s.connected, s.playing = false, false
 		s.lastErr = msg
 		opened := s.outageSince.IsZero() // this failure begins a hole
 		if opened {
@@ -457,6 +462,9 @@ func (s *Session) connectAndRecord(ctx context.Context) error {
 	if _, err := c.Play(nil); err != nil {
 		return fmt.Errorf("play: %w", err)
 	}
+	s.pmu.Lock()
+	s.playing = true
+	s.pmu.Unlock()
 	s.log.Info("camera connected", "tracks", conn.describe())
 	return c.Wait()
 }

@@ -456,3 +456,31 @@ func TestExplainRTSPError(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionWaitsForKeyframe: joined mid-GOP of a long-GOP camera, the
+// session says it is playing and waiting for a keyframe (what `record`
+// prints), not that it is still connecting, and it is not yet connected.
+func TestSessionWaitsForKeyframe(t *testing.T) {
+	srv := startCameras(t, camsim.Config{Cameras: 1, FPS: 25, GOP: 250}) // an IDR every 10 s
+	time.Sleep(time.Second)                                              // join a second into the GOP
+	s, err := NewSession(openStore(t), SessionConfig{Stream: "cam0", URL: srv.URL(0), Transport: "tcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	var st SessionStats
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if st = s.Stats(); st.Playing {
+			break
+		}
+	}
+	if !st.Playing || st.Connected || st.Frames != 0 {
+		t.Errorf("a second into a 10 s GOP: %+v, want playing, not connected, no frames", st)
+	}
+}

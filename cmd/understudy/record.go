@@ -116,6 +116,8 @@ func runRecord(args []string) int {
 					state = "NOT WRITING (write errors)"
 				case st.Connected:
 					state = "recording"
+				case st.Playing:
+					state = "waiting for the first keyframe"
 				case st.LastError != "":
 					state = "reconnecting (" + st.LastError + ")"
 				}
