@@ -13,10 +13,10 @@ import (
 	"time"
 )
 
-// TestExport cuts clips across segment boundaries and checks that ffprobe
-// accepts them with the expected duration, that a clip starts at the
-// keyframe at or before from, and that an uncovered range is ErrNoCoverage.
-func TestExport(t *testing.T) {
+// recordTenSeconds records 10 s of video with audio (GOP 1 s) as stream
+// cam1 from testWall0, in segments of 3 s.
+func recordTenSeconds(t *testing.T) *Store {
+	t.Helper()
 	m := loadMedia(t)
 	s := openTestStore(t, Options{})
 	w, err := s.NewWriter(WriterConfig{Stream: "cam1", Tracks: m.tracks(true), SegmentDuration: 3 * time.Second})
@@ -27,6 +27,15 @@ func TestExport(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// TestExport cuts clips across segment boundaries and checks that ffprobe
+// accepts them with the expected duration, that a clip starts at the
+// keyframe at or before from, and that an uncovered range is ErrNoCoverage.
+func TestExport(t *testing.T) {
+	s := recordTenSeconds(t)
+	var err error
 	dir := t.TempDir()
 	for i, tc := range []struct {
 		from, to  time.Duration
@@ -215,16 +224,7 @@ func (m *measuringWriter) Write(p []byte) (int, error) {
 // clip and differs for another, every byte range WriteRange writes equals
 // that slice of the whole file, and payloads before the range are not read.
 func TestExportRange(t *testing.T) {
-	m := loadMedia(t)
-	s := openTestStore(t, Options{})
-	w, err := s.NewWriter(WriterConfig{Stream: "cam1", Tracks: m.tracks(true), SegmentDuration: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeAll(t, w, m.frames(testWall0, true, 10*testFPS))
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	s := recordTenSeconds(t)
 	ctx := context.Background()
 	from, to := testWall0.Add(500*time.Millisecond), testWall0.Add(9*time.Second)
 	cut := func() *Cut {
