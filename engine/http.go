@@ -120,8 +120,10 @@ func (n *Node) Handler() http.Handler {
 // running. It honours a single byte range (206, or 416 past the end) and
 // If-Range with the clip's entity tag, as players need to seek (Safari
 // plays nothing from a server without ranges); HEAD gives the headers.
-// Each request cuts the clip again: the segments are read and verified,
-// but only the payloads in the range are read to be sent.
+// A request cuts the clip (reading and verifying its segments) unless it
+// is a player's seek (a range not from byte 0), which takes the clip from
+// the cache the player's first request filled; only the payloads in the
+// range are read.
 func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -156,12 +158,27 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	c, err := n.store.CutClip(r.Context(), id, start, end)
+	// A player asks for byte ranges; from the second on (it seeks), the
+	// clip it plays is taken from the cache. Other requests cut afresh.
+	rg := strings.TrimSpace(r.Header.Get("Range"))
+	key := id + "\x00" + start.UTC().Format(time.RFC3339Nano) + "\x00" + end.UTC().Format(time.RFC3339Nano)
+	var c *segment.Cut
+	if rg != "" && !strings.HasPrefix(rg, "bytes=0-") {
+		c = n.clips.get(key)
+	}
 	var size int64
 	var etag string
+	if c == nil {
+		if c, err = n.store.CutClip(r.Context(), id, start, end); err == nil {
+			if size, etag, err = c.Size(); err == nil && rg != "" {
+				n.clips.put(key, c)
+			}
+		}
+	} else {
+		size, etag, err = c.Size()
+	}
 	if err == nil {
 		defer c.Close()
-		size, etag, err = c.Size()
 	}
 	switch {
 	case err == nil:
@@ -180,7 +197,7 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("ETag", etag)
 	off, length, status := int64(0), size, http.StatusOK
-	if rg := r.Header.Get("Range"); rg != "" && ifRange(r.Header.Get("If-Range"), etag) {
+	if rg != "" && ifRange(r.Header.Get("If-Range"), etag) {
 		o, l, ok := parseByteRange(rg, size)
 		switch {
 		case ok && l == 0:
@@ -206,6 +223,7 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		n.log.Warn("export failed midway", "stream", id, "err", err)
+		n.clips.forget(key)
 		panic(http.ErrAbortHandler) // the client must not take a cut file for whole
 	}
 	info := c.Info()

@@ -47,6 +47,7 @@ type Node struct {
 	indexFailed chan error
 	// exports holds a token per clip export running (Config.MaxExports).
 	exports chan struct{}
+	clips   *clipCache // clips cut for players of GET /v1/export
 
 	mu       sync.Mutex
 	sessions map[string]*runningSession
@@ -176,7 +177,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	// Not the named result: every failure returns a nil *Node, and this
 	// one must still release what was opened before the failure.
 	n := &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{}), indexFailed: make(chan error, 1),
-		exports: make(chan struct{}, max(cfg.MaxExports, 1))}
+		exports: make(chan struct{}, max(cfg.MaxExports, 1)), clips: newClipCache()}
 	defer func() {
 		if err != nil {
 			n.closeStorage()

@@ -585,7 +585,8 @@ func TestURLSecretsNeverShown(t *testing.T) {
 // while Config.MaxExports exports run, one more (ExportClip or GET
 // /v1/export, HEAD too) is refused with RESOURCE_EXHAUSTED / 429; GET
 // /v1/export answers HEAD, byte ranges and If-Range as players use them,
-// each a slice of the same file; and a node clears the temporary files a
+// each a slice of the same file, and serves a player's seeks from the clip
+// it cut for its first request; and a node clears the temporary files a
 // killed node left.
 func TestExportLimitAndStreaming(t *testing.T) {
 	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 12_000_000, Audio: true})
@@ -743,5 +744,22 @@ func TestExportLimitAndStreaming(t *testing.T) {
 		if resp.Header.Get("ETag") != etag {
 			t.Errorf("GET %q: ETag %q, HEAD said %q", tc.hdr, resp.Header.Get("ETag"), etag)
 		}
+	}
+
+	// A player's seeks are served from the clip its first request cut, not
+	// by reading every segment again: with the clip's first segment file
+	// gone, a seek to the end still gets its bytes, while a request from
+	// byte 0 (a new playback) cuts afresh and fails.
+	if resp, _ := do(http.MethodGet, "Range", "bytes=0-1"); resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("GET bytes=0-1: %d", resp.StatusCode)
+	}
+	if err := os.Remove(filepath.Join(cfg.DataDir, filepath.FromSlash(segs[0].Path))); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := do(http.MethodGet, "Range", "bytes=-1000"); resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, clip[size-1000:]) {
+		t.Errorf("a seek to the last 1000 bytes after the first segment's file went: %d, %d bytes (the clip was cut again)", resp.StatusCode, len(body))
+	}
+	if resp, _ := do(http.MethodGet, "Range", "bytes=0-"); resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("GET bytes=0- with the first segment's file gone: %d, want 500 (a fresh cut)", resp.StatusCode)
 	}
 }

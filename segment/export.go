@@ -142,8 +142,9 @@ type Cut struct {
 	stream string
 	info   ExportInfo
 	pres   pmp4.Presentation
-	paths  []string    // segment files, indexed by sampleRef.seg
-	refs   []sampleRef // indexed by the GetPayload closures
+	paths  []string      // segment files, indexed by sampleRef.seg
+	refs   [][]sampleRef // per track of pres, per sample
+	nrefs  int           // samples in all
 	// dataBytes is the sum of the payload sizes; header the bytes of the
 	// file before the first payload, once Size has run.
 	dataBytes, header int64
@@ -276,6 +277,7 @@ func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) 
 	// Pass 2: the samples of every track in [t0, to).
 	type outTrack struct {
 		t       *pmp4.Track
+		refs    []sampleRef
 		lastEnd time.Time
 	}
 	tracks := map[int]*outTrack{}
@@ -320,16 +322,15 @@ func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) 
 					c.info.Gaps = append(c.info.Gaps, Interval{ot.lastEnd, wall})
 				}
 			}
-			i := len(c.refs)
 			size := uint32(len(smp.Payload))
-			c.refs = append(c.refs, sampleRef{off: ps.payloadOffset(smp.Payload), seg: seg, size: size})
+			ot.refs = append(ot.refs, sampleRef{off: ps.payloadOffset(smp.Payload), seg: seg, size: size})
+			c.nrefs++
 			c.dataBytes += int64(size)
 			block = append(block, pmp4.Sample{
 				Duration:        smp.Duration,
 				PTSOffset:       smp.PTSOffset,
 				IsNonSyncSample: smp.IsNonSyncSample,
 				PayloadSize:     size,
-				GetPayload:      func() ([]byte, error) { return c.payload(i) },
 			})
 			ot.t.Samples = append(ot.t.Samples, &block[len(block)-1])
 			ot.lastEnd = wall.Add(ticksToDuration(int64(smp.Duration), ts))
@@ -342,20 +343,57 @@ func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) 
 		if used {
 			c.info.Segments++
 		}
-		if c.dataBytes+int64(len(c.refs))*moovBytesPerSample+64<<10 > math.MaxUint32 {
+		if c.dataBytes+int64(c.nrefs)*moovBytesPerSample+64<<10 > math.MaxUint32 {
 			return nil, fmt.Errorf("segment: export %s: %w", stream, ErrClipTooLarge)
 		}
 	}
 	for _, ot := range order {
 		if len(ot.t.Samples) > 0 {
 			c.pres.Tracks = append(c.pres.Tracks, ot.t)
+			c.refs = append(c.refs, ot.refs)
 		}
 	}
 	if tracks[refID] == nil || len(tracks[refID].t.Samples) == 0 {
 		return nil, fmt.Errorf("segment: export %s: %w", stream, ErrNoCoverage)
 	}
 	c.info.Start = t0
+	c.bind()
 	return c, nil
+}
+
+// bind points every sample's GetPayload at c.
+func (c *Cut) bind() {
+	for t, tr := range c.pres.Tracks {
+		for k, smp := range tr.Samples {
+			smp.GetPayload = func() ([]byte, error) { return c.payload(t, k) }
+		}
+	}
+}
+
+// Samples is the number of samples in the clip, of all tracks: what its
+// sample tables, and a Clone, cost in memory (about a hundred bytes each).
+func (c *Cut) Samples() int { return c.nrefs }
+
+// Clone returns a Cut of the same clip that can be written while c is
+// written, or kept to be cloned again (a cache of cuts): the sample tables
+// are copied, the samples' places on disk shared. Nothing is read. Size has
+// run on the clone when it had on c.
+func (c *Cut) Clone() *Cut {
+	d := &Cut{s: c.s, stream: c.stream, info: c.info, paths: c.paths, refs: c.refs, nrefs: c.nrefs,
+		dataBytes: c.dataBytes, header: c.header, size: c.size, etag: c.etag}
+	d.pres.Tracks = make([]*pmp4.Track, len(c.pres.Tracks))
+	for t, tr := range c.pres.Tracks {
+		nt := *tr
+		block := make([]pmp4.Sample, len(tr.Samples))
+		nt.Samples = make([]*pmp4.Sample, len(tr.Samples))
+		for k, smp := range tr.Samples {
+			block[k] = *smp
+			nt.Samples[k] = &block[k]
+		}
+		d.pres.Tracks[t] = &nt
+	}
+	d.bind()
+	return d
 }
 
 // Write writes the clip to w as one non-fragmented MP4 (moov before mdat),
@@ -392,11 +430,13 @@ func (c *Cut) Size() (int64, string, error) {
 		h.Write([]byte{0})
 	}
 	var b [16]byte
-	for _, r := range c.refs {
-		binary.LittleEndian.PutUint64(b[:8], uint64(r.off))
-		binary.LittleEndian.PutUint32(b[8:12], uint32(r.seg))
-		binary.LittleEndian.PutUint32(b[12:], r.size)
-		h.Write(b[:])
+	for _, refs := range c.refs {
+		for _, r := range refs {
+			binary.LittleEndian.PutUint64(b[:8], uint64(r.off))
+			binary.LittleEndian.PutUint32(b[8:12], uint32(r.seg))
+			binary.LittleEndian.PutUint32(b[12:], r.size)
+			h.Write(b[:])
+		}
 	}
 	c.header = int64(n)
 	c.size = c.header + c.dataBytes
@@ -474,13 +514,13 @@ func (c *Cut) Close() error {
 	return errors.Join(errs...)
 }
 
-// payload reads the payload of sample i into the clip's buffer, valid
-// until the next call.
-func (c *Cut) payload(i int) ([]byte, error) {
+// payload reads the payload of sample k of track t into the clip's
+// buffer, valid until the next call.
+func (c *Cut) payload(t, k int) ([]byte, error) {
 	if err := c.ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := c.refs[i]
+	r := c.refs[t][k]
 	if c.dry {
 		return nil, nil
 	}

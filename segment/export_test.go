@@ -222,7 +222,8 @@ func (m *measuringWriter) Write(p []byte) (int, error) {
 // TestExportRange checks what HTTP range requests rely on: Size is the
 // length of the file Write writes, the entity tag is the same for the same
 // clip and differs for another, every byte range WriteRange writes equals
-// that slice of the whole file, and payloads before the range are not read.
+// that slice of the whole file, clones write the same file concurrently,
+// and payloads before the range are not read.
 func TestExportRange(t *testing.T) {
 	s := recordTenSeconds(t)
 	ctx := context.Background()
@@ -253,6 +254,28 @@ func TestExportRange(t *testing.T) {
 		t.Fatal(err)
 	} else if _, e2, _ := c2.Size(); e2 == etag {
 		t.Errorf("a longer clip has the same entity tag %s", etag)
+	}
+	// Clones of a cut write the same file at the same time (a cache of
+	// cuts serves concurrent requests from clones).
+	clones := make([]bytes.Buffer, 3)
+	errs := make(chan error, len(clones))
+	tmpl := c.Clone()
+	for i := range clones {
+		d := tmpl.Clone()
+		go func() { errs <- d.WriteRange(ctx, &clones[i], 0, size) }()
+	}
+	for range clones {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range clones {
+		if !bytes.Equal(clones[i].Bytes(), whole.Bytes()) {
+			t.Errorf("clone %d wrote %d bytes unlike the cut's %d", i, clones[i].Len(), whole.Len())
+		}
+	}
+	if n, e, _ := tmpl.Size(); n != size || e != etag || tmpl.Samples() != c.Samples() {
+		t.Errorf("clone: %d bytes, tag %s, %d samples; cut: %d, %s, %d", n, e, tmpl.Samples(), size, etag, c.Samples())
 	}
 	header := c.header
 	ranges := [][2]int64{
