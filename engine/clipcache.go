@@ -30,8 +30,8 @@ type clipEntry struct {
 const (
 	clipCacheTTL     = 2 * time.Minute
 	clipCacheEntries = 8
-	// clipCacheSamples bounds the samples held, about 100 bytes each: a
-	// one-hour clip at 25 fps with audio is about 270,000.
+	// clipCacheSamples bounds the samples held, about 60 bytes each: a
+	// one-hour clip at 25 fps with audio is about 270,000 (16 MB).
 	clipCacheSamples = 500_000
 )
 

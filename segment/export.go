@@ -134,7 +134,7 @@ const moovBytesPerSample = 32
 // Cut is a clip cut out of the recorded segments but not written yet: the
 // MP4 sample tables and where each sample's bytes are in its segment file.
 // It holds no segment bytes and no open file, so its memory grows with the
-// number of samples (about a hundred bytes each), not with the bytes of
+// number of samples (about 60 bytes each), not with the bytes of
 // the clip. Write streams the payloads from the files, at most two of them
 // open at a time.
 type Cut struct {
@@ -145,6 +145,7 @@ type Cut struct {
 	paths  []string      // segment files, indexed by sampleRef.seg
 	refs   [][]sampleRef // per track of pres, per sample
 	nrefs  int           // samples in all
+	next   []int         // per track, the sample whose payload is asked for next
 	// dataBytes is the sum of the payload sizes; header the bytes of the
 	// file before the first payload, once Size has run.
 	dataBytes, header int64
@@ -361,17 +362,29 @@ func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) 
 	return c, nil
 }
 
-// bind points every sample's GetPayload at c.
+// bind points every sample's GetPayload at c: one function per track,
+// which hands out the track's payloads in order. A muxer asks for them in
+// order (a track's chunk offsets only grow), so the samples need no
+// function of their own (32 bytes each).
 func (c *Cut) bind() {
+	c.next = make([]int, len(c.pres.Tracks))
 	for t, tr := range c.pres.Tracks {
-		for k, smp := range tr.Samples {
-			smp.GetPayload = func() ([]byte, error) { return c.payload(t, k) }
+		get := func() ([]byte, error) {
+			k := c.next[t]
+			if k >= len(c.refs[t]) {
+				return nil, fmt.Errorf("segment: export %s: track %d: payload %d of %d asked for", c.stream, t, k+1, len(c.refs[t]))
+			}
+			c.next[t]++
+			return c.payload(t, k)
+		}
+		for _, smp := range tr.Samples {
+			smp.GetPayload = get
 		}
 	}
 }
 
 // Samples is the number of samples in the clip, of all tracks: what its
-// sample tables, and a Clone, cost in memory (about a hundred bytes each).
+// sample tables, and a Clone, cost in memory (about 60 bytes each).
 func (c *Cut) Samples() int { return c.nrefs }
 
 // Clone returns a Cut of the same clip that can be written while c is
@@ -401,6 +414,7 @@ func (c *Cut) Clone() *Cut {
 // them before returning.
 func (c *Cut) Write(ctx context.Context, w io.Writer) error {
 	c.ctx, c.skipBelow, c.mdatAt = ctx, 0, -1
+	clear(c.next)
 	defer c.Close()
 	if err := c.pres.Marshal(w); err != nil {
 		return fmt.Errorf("segment: export %s: write mp4: %w", c.stream, err)
@@ -417,6 +431,7 @@ func (c *Cut) Size() (int64, string, error) {
 		return c.size, c.etag, nil
 	}
 	c.ctx, c.dry = context.Background(), true
+	clear(c.next)
 	defer func() { c.dry = false }()
 	// Without payloads the file is its header (ftyp, moov and the mdat box
 	// header); the payloads follow it, in the order pmp4 asks for them.
@@ -459,6 +474,7 @@ func (c *Cut) WriteRange(ctx context.Context, w io.Writer, off, n int64) error {
 		return nil
 	}
 	c.ctx, c.skipBelow, c.mdatAt = ctx, off, c.header
+	clear(c.next)
 	defer c.Close()
 	rw := &rangeWriter{w: w, from: off, to: off + n}
 	if err := c.pres.Marshal(rw); err != nil && !errors.Is(err, errRangeDone) {
