@@ -417,12 +417,45 @@ func readConfigFile(path string) ([]byte, error) {
 	return data, nil
 }
 
+// ParseDuration parses a non-negative duration as every setting and
+// command reads one: a Go duration ("90m", "1h30m", "45s"), optionally
+// preceded by a whole number of days ("30d", "1d12h"). A day is 24 hours.
+func ParseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, errors.New("empty duration")
+	}
+	var days time.Duration
+	if i := strings.IndexByte(s, 'd'); i >= 0 {
+		n, err := strconv.ParseUint(s[:i], 10, 32)
+		if err != nil || i == 0 {
+			return 0, fmt.Errorf("bad duration %q: want a whole number of days like 30d, or a Go duration like 12h or 90m", s)
+		}
+		if n > 100*365 {
+			return 0, fmt.Errorf("bad duration %q: more than 100 years", s)
+		}
+		days = time.Duration(n) * 24 * time.Hour
+		s = s[i+1:]
+		if s == "" {
+			return days, nil
+		}
+	}
+	if s[0] == '-' || s[0] == '+' {
+		return 0, fmt.Errorf("bad duration %q: must not carry a sign", s)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad duration %q: want a whole number of days like 30d, or a Go duration like 12h or 90m", s)
+	}
+	return days + d, nil
+}
+
 // decodeYAML decodes one YAML document into cfg; unknown keys, and more
-// documents after it, are errors.
+// documents after it, are errors naming the line. Durations are read as
+// flags read them (ParseDuration: "30d" too).
 func decodeYAML(data []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil {
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -432,8 +465,46 @@ func decodeYAML(data []byte, cfg *Config) error {
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
 		return errors.New("more than one YAML document (a second '---'): one config per file")
 	}
-	return nil
+	if len(doc.Content) != 1 {
+		return nil
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		if m.Kind == yaml.ScalarNode && m.Tag == "!!null" {
+			return nil
+		}
+		return fmt.Errorf("line %d: not a mapping of settings (like \"listen: 127.0.0.1:7480\")", m.Line)
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		kind, ok := yamlKeys[k.Value]
+		if !ok {
+			return fmt.Errorf("line %d: unknown setting %q (the settings are the flags of serve -h, without the dashes)", k.Line, k.Value)
+		}
+		if kind != reflect.TypeFor[time.Duration]() || v.Kind != yaml.ScalarNode {
+			continue
+		}
+		d, err := ParseDuration(v.Value)
+		if err != nil {
+			return fmt.Errorf("line %d: %s: %w", v.Line, k.Value, err)
+		}
+		v.Value, v.Tag, v.Style = d.String(), "!!str", 0
+	}
+	return doc.Decode(cfg)
 }
+
+// yamlKeys are the YAML keys of the settings, with their Go types.
+var yamlKeys = func() map[string]reflect.Type {
+	keys := map[string]reflect.Type{}
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name := strings.Split(f.Tag.Get("yaml"), ",")[0]; name != "" && name != "-" {
+			keys[name] = f.Type
+		}
+	}
+	return keys
+}()
 
 func (c *Config) readTokenFiles() error {
 	read := func(field, path string, dst *string) error {
@@ -484,9 +555,9 @@ func setField(cfg *Config, field, v string) error {
 		}
 		f.SetFloat(x)
 	case reflect.Int64: // time.Duration
-		d, err := time.ParseDuration(v)
+		d, err := ParseDuration(v)
 		if err != nil {
-			return fmt.Errorf("not a duration: %q", v)
+			return err
 		}
 		f.SetInt(int64(d))
 	default:

@@ -47,10 +47,32 @@ func TestLoadConfigPrecedence(t *testing.T) {
 	}
 }
 
+// TestConfigDurationsInDays: every duration setting reads days as ctl
+// does ("7d", "1d12h"), from the file, the environment and flags alike.
+func TestConfigDurationsInDays(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "understudy.yaml")
+	os.WriteFile(file, []byte("# retention runs daily\nadmin-token: admin-token-1\n\nmax-range: 7d\nretention-interval: \"1d\"\nsegment-duration: 90s\n"), 0o600)
+	cfg, err := LoadConfig([]string{"--config", file, "--shutdown-timeout", "0d30s"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxRange != 7*24*time.Hour || cfg.RetentionInterval != 24*time.Hour || cfg.SegmentDuration != 90*time.Second || cfg.ShutdownTimeout != 30*time.Second {
+		t.Errorf("max-range %v, retention-interval %v, segment-duration %v, shutdown-timeout %v", cfg.MaxRange, cfg.RetentionInterval, cfg.SegmentDuration, cfg.ShutdownTimeout)
+	}
+	env := map[string]string{"UNDERSTUDY_MAX_RANGE": "1d12h", "UNDERSTUDY_ADMIN_TOKEN": "admin-token-1"}
+	if cfg, err := LoadConfig(nil, func(k string) string { return env[k] }, io.Discard); err != nil || cfg.MaxRange != 36*time.Hour {
+		t.Errorf("UNDERSTUDY_MAX_RANGE=1d12h: %v, %v", cfg.MaxRange, err)
+	}
+}
+
 func TestLoadConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("admin-token: x\nlisten_addr: 1\n"), 0o600)
+	badDur := filepath.Join(dir, "dur.yaml")
+	os.WriteFile(badDur, []byte("admin-token: admin-token-1\n\nmax-range: 7days\n"), 0o600)
+	list := filepath.Join(dir, "list.yaml")
+	os.WriteFile(list, []byte("- admin-token: admin-token-1\n"), 0o600)
 	twoDocs := filepath.Join(dir, "two.yaml")
 	os.WriteFile(twoDocs, []byte("admin-token: admin-token-1\n---\nlisten_addr: 1\n"), 0o600)
 	multiLine := filepath.Join(dir, "multi.token")
@@ -61,7 +83,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--config", bad}, "listen_addr"},
+		{[]string{"--config", bad}, `line 2: unknown setting "listen_addr"`},
+		{[]string{"--config", badDur}, "line 3: max-range: bad duration"},
+		{[]string{"--config", list}, "line 1: not a mapping of settings"},
 		// Not a regular file: /dev/zero would be read forever.
 		{[]string{"--config", "/dev/zero", "--admin-token", tok}, "not a regular file"},
 		{[]string{"--config", dir, "--admin-token", tok}, "not a regular file"},

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/understudy-nvr/understudy/engine"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 )
 
@@ -18,7 +19,7 @@ const ctlDefaultServer = "http://127.0.0.1:7480" // serve's default --listen
 
 // parseCtlTime parses a time expression of ctl: an RFC 3339 time (with a
 // zone: "Z" or an offset), "now", or "now-DUR" / "now+DUR" where DUR is a
-// duration as parseCtlDuration reads it ("90s", "5m", "2h", "1d", "1d12h").
+// duration as engine.ParseDuration reads it ("90s", "5m", "2h", "1d", "1d12h").
 // now is the reference for the relative forms, so that several flags of one
 // command agree on what "now" is.
 func parseCtlTime(s string, now time.Time) (time.Time, error) {
@@ -34,7 +35,7 @@ func parseCtlTime(s string, now time.Time) (time.Time, error) {
 		if sign != '-' && sign != '+' {
 			return time.Time{}, fmt.Errorf("bad time %q: want now, now-DUR or now+DUR", s)
 		}
-		d, err := parseCtlDuration(rest[1:])
+		d, err := engine.ParseDuration(rest[1:])
 		if err != nil {
 			return time.Time{}, fmt.Errorf("bad time %q: %w", s, err)
 		}
@@ -48,38 +49,6 @@ func parseCtlTime(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("bad time %q: want RFC 3339 (2026-01-02T15:04:05Z or with an offset), now, or now-DUR like now-5m", s)
 	}
 	return t, nil
-}
-
-// parseCtlDuration parses a non-negative duration: a Go duration ("90m",
-// "1h30m", "45s"), optionally preceded by a whole number of days ("30d",
-// "1d12h"). A day is 24 hours.
-func parseCtlDuration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, errors.New("empty duration")
-	}
-	var days time.Duration
-	if i := strings.IndexByte(s, 'd'); i >= 0 {
-		n, err := strconv.ParseUint(s[:i], 10, 32)
-		if err != nil || i == 0 {
-			return 0, fmt.Errorf("bad duration %q: want a whole number of days like 30d, or a Go duration like 12h or 90m", s)
-		}
-		if n > 100*365 {
-			return 0, fmt.Errorf("bad duration %q: more than 100 years", s)
-		}
-		days = time.Duration(n) * 24 * time.Hour
-		s = s[i+1:]
-		if s == "" {
-			return days, nil
-		}
-	}
-	if s[0] == '-' || s[0] == '+' {
-		return 0, fmt.Errorf("bad duration %q: must not carry a sign", s)
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("bad duration %q: want a whole number of days like 30d, or a Go duration like 12h or 90m", s)
-	}
-	return days + d, nil
 }
 
 // fmtCtlRetention prints a retention the way --retention reads it: whole
@@ -194,7 +163,7 @@ func (f *ctlTimeFlag) Set(s string) error {
 	return nil
 }
 
-// ctlDurationFlag is a duration flag read by parseCtlDuration.
+// ctlDurationFlag is a duration flag read by engine.ParseDuration.
 type ctlDurationFlag struct {
 	d   time.Duration
 	set bool
@@ -208,7 +177,7 @@ func (f *ctlDurationFlag) String() string {
 }
 
 func (f *ctlDurationFlag) Set(s string) error {
-	d, err := parseCtlDuration(s)
+	d, err := engine.ParseDuration(s)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/understudy-nvr/understudy/engine"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 )
 
@@ -56,24 +57,24 @@ func TestParseCtlTime(t *testing.T) {
 	}
 }
 
-func TestParseCtlDuration(t *testing.T) {
+func TestParseDuration(t *testing.T) {
 	good := map[string]time.Duration{
 		"30d": 30 * 24 * time.Hour, "12h": 12 * time.Hour, "90m": 90 * time.Minute, "45s": 45 * time.Second,
 		"1h30m": 90 * time.Minute, "1d12h": 36 * time.Hour, "0s": 0, "1500ms": 1500 * time.Millisecond,
 	}
 	for in, want := range good {
-		got, err := parseCtlDuration(in)
+		got, err := engine.ParseDuration(in)
 		if err != nil || got != want {
-			t.Errorf("parseCtlDuration(%q) = %v, %v; want %v", in, got, err, want)
+			t.Errorf("engine.ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "d", "30", "1w", "xd", "-5m", "+5m", "1d-1h", "1.5d", "30 d", "999999d", "5 m"} {
-		if got, err := parseCtlDuration(in); err == nil {
-			t.Errorf("parseCtlDuration(%q) = %v, want an error", in, got)
+		if got, err := engine.ParseDuration(in); err == nil {
+			t.Errorf("engine.ParseDuration(%q) = %v, want an error", in, got)
 		}
 	}
 	for _, d := range []time.Duration{30 * 24 * time.Hour, 12 * time.Hour, 90 * time.Minute, 36 * time.Hour} {
-		got, err := parseCtlDuration(fmtCtlRetention(d))
+		got, err := engine.ParseDuration(fmtCtlRetention(d))
 		if err != nil || got != d {
 			t.Errorf("round trip of %v via %q: %v, %v", d, fmtCtlRetention(d), got, err)
 		}
@@ -280,9 +281,9 @@ func FuzzParseCtlTime(f *testing.F) {
 		if _, err := parseCtlTime(s, now); err != nil {
 			return
 		}
-		if d, err := parseCtlDuration(strings.TrimPrefix(strings.TrimSpace(s), "now-")); err == nil {
+		if d, err := engine.ParseDuration(strings.TrimPrefix(strings.TrimSpace(s), "now-")); err == nil {
 			// A duration that parses prints in a form that parses back to it.
-			if back, err := parseCtlDuration(fmtCtlRetention(d)); err != nil || back != d {
+			if back, err := engine.ParseDuration(fmtCtlRetention(d)); err != nil || back != d {
 				t.Errorf("%q: %v printed as %q reads back as %v, %v", s, d, fmtCtlRetention(d), back, err)
 			}
 		}
