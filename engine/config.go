@@ -91,6 +91,13 @@ type Config struct {
 	// RESOURCE_EXHAUSTED (HTTP 429). Each holds the sample tables of its
 	// clip and up to two open segment files. Default 4.
 	MaxExports int `yaml:"max-exports"`
+	// QueueMemoryMiB bounds, in MiB, the memory the recording queues of all
+	// streams hold together between the network and the disk (each one
+	// also holds at most 64 MiB). It rides out disk stalls: 1024 MiB is
+	// about 40 s of 50 cameras at 4 Mbit/s. When it is full, recording
+	// drops to the next keyframe and the hole is a gap, instead of the node
+	// running out of memory. Default 1024.
+	QueueMemoryMiB int `yaml:"queue-memory-mib"`
 }
 
 // setting is one configuration key: flag, env and YAML name in one.
@@ -124,6 +131,7 @@ var settings = []setting{
 	{"shutdown-timeout", "graceful shutdown bound (default 10s)", "ShutdownTimeout"},
 	{"retention-interval", "how often expired archive segments are deleted (default 1m)", "RetentionInterval"},
 	{"max-exports", "clip exports running at once; more are refused (default 4)", "MaxExports"},
+	{"queue-memory-mib", "MiB all recording queues may hold together to ride out disk stalls (default 1024)", "QueueMemoryMiB"},
 }
 
 // EnvName returns the environment variable of a setting: UNDERSTUDY_ and
@@ -181,6 +189,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.RetentionInterval == 0 {
 		c.RetentionInterval = time.Minute
+	}
+	if c.QueueMemoryMiB == 0 {
+		c.QueueMemoryMiB = DefaultQueueMemoryMiB
 	}
 	if c.MaxExports == 0 {
 		c.MaxExports = 4
@@ -267,6 +278,9 @@ func (c *Config) Validate() error {
 	if c.EventBuffer < 1 || c.EventBuffer > MaxEventBuffer {
 		return fmt.Errorf("event-buffer: must be between 1 and %d events, got %d", MaxEventBuffer, c.EventBuffer)
 	}
+	if c.QueueMemoryMiB < 16 || c.QueueMemoryMiB > 1<<20 {
+		return fmt.Errorf("queue-memory-mib: must be between 16 and %d MiB, got %d", 1<<20, c.QueueMemoryMiB)
+	}
 	if c.MaxExports < 1 || c.MaxExports > MaxMaxExports {
 		return fmt.Errorf("max-exports: must be between 1 and %d, got %d", MaxMaxExports, c.MaxExports)
 	}
@@ -295,6 +309,9 @@ func (c *Config) Validate() error {
 // MaxEventBuffer bounds Config.EventBuffer: each WatchEvents subscriber
 // gets a buffer that size.
 const MaxEventBuffer = 65536
+
+// DefaultQueueMemoryMiB is the default of Config.QueueMemoryMiB.
+const DefaultQueueMemoryMiB = 1024
 
 // MaxMaxExports bounds Config.MaxExports.
 const MaxMaxExports = 256

@@ -98,6 +98,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{[]string{"--admin-token", tok, "--max-range", "-1h"}, "max-range"},
 		{[]string{"--admin-token", tok, "--shutdown-timeout", "-1s"}, "shutdown-timeout"},
 		{[]string{"--admin-token", tok, "--max-exports", "-1"}, "max-exports"},
+		{[]string{"--admin-token", tok, "--queue-memory-mib", "8"}, "queue-memory-mib"},
+		{[]string{"--admin-token", tok, "--queue-memory-mib", "99999999"}, "queue-memory-mib"},
 		{[]string{"--admin-token", tok, "--max-exports", "100000"}, "max-exports"},
 		{[]string{"--admin-token", tok, "--cpu-threshold", "NaN"}, "cpu-threshold"},
 		{[]string{"--admin-token", tok, "--cpu-threshold", "-5"}, "cpu-threshold"},

@@ -19,6 +19,8 @@ const (
 	MetricDiskUsed         = "understudy_disk_used_bytes"
 	MetricDiskFree         = "understudy_disk_free_bytes"
 	MetricCPUPercent       = "understudy_cpu_percent"
+	MetricQueueBytes       = "understudy_queue_bytes"
+	MetricQueueLimit       = "understudy_queue_limit_bytes"
 	MetricEventsDropped    = "understudy_events_dropped_total"
 	MetricPartsWritten     = "understudy_parts_written_total"
 	MetricSegmentsDeleted  = "understudy_retention_segments_deleted_total"
@@ -80,6 +82,12 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		return float64(f)
 	})
 	gauge(MetricCPUPercent, "CPU used by the process, percent of the whole machine.", n.CPUPercent)
+	gauge(MetricQueueBytes, "Bytes of frames received and not yet written, all streams together.", func() float64 {
+		return float64(n.queueMemory.Used())
+	})
+	gauge(MetricQueueLimit, "The queue memory of all streams together (queue-memory-mib); full, recording drops to the next keyframe.", func() float64 {
+		return float64(n.queueMemory.Limit())
+	})
 	counter(MetricEventsDropped, "Events dropped for WatchEvents subscribers too slow to take them.", func() float64 {
 		return float64(n.bus.Dropped())
 	})

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,9 @@ type Node struct {
 	// exports holds a token per clip export running (Config.MaxExports).
 	exports chan struct{}
 	clips   *clipCache // clips cut for players of GET /v1/export
+	// queueMemory is shared by the recording queues of all sessions
+	// (Config.QueueMemoryMiB).
+	queueMemory *MemoryBudget
 
 	mu       sync.Mutex
 	sessions map[string]*runningSession
@@ -177,7 +181,8 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	// Not the named result: every failure returns a nil *Node, and this
 	// one must still release what was opened before the failure.
 	n := &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{}), indexFailed: make(chan error, 1),
-		exports: make(chan struct{}, max(cfg.MaxExports, 1)), clips: newClipCache()}
+		exports: make(chan struct{}, max(cfg.MaxExports, 1)), clips: newClipCache(),
+		queueMemory: NewMemoryBudget(int64(cmp.Or(cfg.QueueMemoryMiB, DefaultQueueMemoryMiB)) << 20)}
 	defer func() {
 		if err != nil {
 			n.closeStorage()
@@ -515,6 +520,7 @@ func (n *Node) startSession(ctx context.Context, s catalog.Stream, role string) 
 		Class:           segment.ClassArchive,
 		Transport:       n.cfg.Transport,
 		SegmentDuration: n.cfg.SegmentDuration,
+		Memory:          n.queueMemory,
 		Logger:          n.log,
 		OnEvent:         func(e SessionEvent) { n.onSessionEvent(rs, e) },
 	})

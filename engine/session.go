@@ -51,6 +51,11 @@ type SessionConfig struct {
 	// to the next keyframe and the hole is an explicit gap, never a silent
 	// one. Default 64 MiB (about 2 minutes of a 4 Mbit/s camera).
 	QueueBytes int64
+	// Memory, when set, is shared with the other sessions of the node: the
+	// queue also stops taking frames (an explicit gap as above) when all
+	// the sessions together hold its limit, so a node with many cameras
+	// and a slow disk, or too little CPU, never runs out of memory.
+	Memory *MemoryBudget
 	// SegmentDuration is passed to the segment writer (0: its default).
 	SegmentDuration time.Duration
 	// Logger receives structured logs. Default slog.Default().
@@ -503,7 +508,7 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 			}
 			return
 		}
-		if s.dropping && s.queued.Load() > s.cfg.QueueBytes/2 {
+		if s.dropping && (s.queued.Load() > s.cfg.QueueBytes/2 || s.cfg.Memory.Used() > s.cfg.Memory.Limit()*3/4) {
 			s.dropped.Add(1)
 			return // hysteresis: let the disk catch up first
 		}
@@ -525,7 +530,17 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 	}
 
 	it := item{frame: f}
-	if s.queued.Load()+it.size() > s.cfg.QueueBytes || len(s.queue) >= cap(s.queue)-controlHeadroom {
+	full := s.queued.Load()+it.size() > s.cfg.QueueBytes || len(s.queue) >= cap(s.queue)-controlHeadroom
+	if !full && !s.cfg.Memory.take(it.size()) {
+		s.dropping = true
+		s.dropStart = f.Wall
+		s.dropped.Add(1)
+		s.log.Error("recording falls behind: the node's queue memory is full, dropping until the next keyframe",
+			"queue_bytes", s.queued.Load(), "node_queue_bytes", s.cfg.Memory.Used(), "node_budget", s.cfg.Memory.Limit())
+		s.emit(EventOverflow, fmt.Sprintf("the node's queue memory of %d bytes (all cameras) is full; a gap starts at %s", s.cfg.Memory.Limit(), f.Wall.Format(time.RFC3339Nano)))
+		return
+	}
+	if full {
 		s.dropping = true
 		s.dropStart = f.Wall
 		s.dropped.Add(1)
@@ -536,6 +551,55 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 	}
 	s.queued.Add(it.size())
 	s.queue <- it
+}
+
+// MemoryBudget is the memory the recording queues of one node may hold
+// together. It is safe for concurrent use; a nil budget has no limit.
+type MemoryBudget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+// NewMemoryBudget returns a budget of limit bytes.
+func NewMemoryBudget(limit int64) *MemoryBudget { return &MemoryBudget{limit: limit} }
+
+// Limit is the budget's size in bytes.
+func (b *MemoryBudget) Limit() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.limit
+}
+
+// Used is the bytes held now.
+func (b *MemoryBudget) Used() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.used.Load()
+}
+
+// take reserves n bytes, or reports false when they do not fit.
+func (b *MemoryBudget) take(n int64) bool {
+	if b == nil {
+		return true
+	}
+	for {
+		u := b.used.Load()
+		if u+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+// give returns n bytes taken.
+func (b *MemoryBudget) give(n int64) {
+	if b != nil {
+		b.used.Add(-n)
+	}
 }
 
 func (s *Session) enqueueClose() {
@@ -584,6 +648,7 @@ func (s *Session) writeLoop() {
 			w = nw
 		default:
 			s.queued.Add(-it.size())
+			s.cfg.Memory.give(it.size())
 			if w == nil {
 				s.dropped.Add(1)
 				continue

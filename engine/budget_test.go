@@ -1,0 +1,124 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/understudy-nvr/understudy/chaos/camsim"
+	"github.com/understudy-nvr/understudy/segment"
+)
+
+// stallingDisk blocks writes and syncs of segment files while stalled, as
+// a saturated or failing disk does.
+type stallingDisk struct {
+	mu      sync.Mutex
+	release chan struct{} // nil: not stalled
+}
+
+func (d *stallingDisk) stall() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.release = make(chan struct{})
+}
+
+func (d *stallingDisk) resume() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.release != nil {
+		close(d.release)
+		d.release = nil
+	}
+}
+
+func (d *stallingDisk) MaybeError(op errorfs.Op) error {
+	if !strings.Contains(op.Path, "/segments/") || (op.Kind != errorfs.OpFileWrite && op.Kind != errorfs.OpFileSync) {
+		return nil
+	}
+	d.mu.Lock()
+	r := d.release
+	d.mu.Unlock()
+	if r != nil {
+		<-r
+	}
+	return nil
+}
+
+func (d *stallingDisk) String() string { return "stalling disk" }
+
+// TestSessionsShareQueueMemory: while the disk is stalled, the recording
+// queues of all sessions together never hold more than the node's
+// MemoryBudget (each session alone could hold 64 MiB); when it is full the
+// sessions drop to the next keyframe and say so (an overflow event naming
+// the node's queue memory), and after the stall they record again. Every
+// byte taken is given back.
+func TestSessionsShareQueueMemory(t *testing.T) {
+	cams := startCameras(t, camsim.Config{Cameras: 3, GOP: 25, Bitrate: 4_000_000})
+	disk := &stallingDisk{}
+	st, err := segment.Open(segment.Options{Dir: t.TempDir(), FS: errorfs.Wrap(vfs.Default, disk)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	budget := NewMemoryBudget(2 << 20)
+	var overflows atomic.Int32
+	var sessions []*Session
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range 3 {
+		s, err := NewSession(st, SessionConfig{Stream: fmt.Sprintf("cam%d", i), URL: cams.URL(i), Transport: "tcp", Memory: budget,
+			SegmentDuration: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			OnEvent: func(e SessionEvent) {
+				if e.Kind == EventOverflow && strings.Contains(e.Message, "queue memory") {
+					overflows.Add(1)
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, s)
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Run(ctx) }()
+	}
+	framesNow := func() (n uint64) {
+		for _, s := range sessions {
+			n += s.Stats().Frames
+		}
+		return n
+	}
+	time.Sleep(2 * time.Second)
+	disk.stall()
+	var peak int64
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		peak = max(peak, budget.Used())
+	}
+	before := framesNow()
+	disk.resume()
+	time.Sleep(3 * time.Second)
+	after := framesNow()
+	cancel()
+	wg.Wait()
+	t.Logf("3 cameras at 4 Mbit/s, disk stalled 4 s: node queue peak %d of %d bytes, %d overflow events, %d frames written after the stall",
+		peak, budget.Limit(), overflows.Load(), after-before)
+	if peak > budget.Limit() {
+		t.Errorf("queues held %d bytes, over the node's budget of %d", peak, budget.Limit())
+	}
+	if peak < budget.Limit()/2 || overflows.Load() == 0 {
+		t.Errorf("a 4 s stall of 1.5 MB/s: queue peak %d, %d overflow events; want the budget filled and overflows reported", peak, overflows.Load())
+	}
+	if after-before < 100 {
+		t.Errorf("%d frames written in the 3 s after the stall: recording did not resume", after-before)
+	}
+	if u := budget.Used(); u != 0 {
+		t.Errorf("%d bytes still taken after every session stopped", u)
+	}
+}
