@@ -1,11 +1,15 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
 // strictJSON is the Connect JSON codec without connect's default of
@@ -46,5 +50,48 @@ func (strictJSON) Unmarshal(data []byte, m any) error {
 	if len(data) == 0 {
 		return errors.New("zero-length payload is not a valid JSON object")
 	}
-	return protojson.UnmarshalOptions{}.Unmarshal(data, pm)
+	err := protojson.UnmarshalOptions{}.Unmarshal(data, pm)
+	if err != nil {
+		if retry := wildcardMask(data, pm); retry != nil {
+			return retry()
+		}
+	}
+	return err
+}
+
+// wildcardMask reads a request whose field mask is the wildcard "*" (all
+// fields, as UpdateStream documents), which protojson refuses as an
+// invalid path: it returns a decoder of data without that field that then
+// sets the mask to "*", or nil when data has no such field.
+func wildcardMask(data []byte, pm proto.Message) func() error {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) != nil {
+		return nil
+	}
+	fields := pm.ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Message() == nil || fd.Message().FullName() != "google.protobuf.FieldMask" {
+			continue
+		}
+		for _, name := range []string{fd.JSONName(), fd.TextName()} {
+			if v, ok := top[name]; !ok || strings.TrimSpace(string(v)) != `"*"` {
+				continue
+			}
+			delete(top, name)
+			return func() error {
+				rest, err := json.Marshal(top)
+				if err != nil {
+					return err
+				}
+				proto.Reset(pm)
+				if err := (protojson.UnmarshalOptions{}).Unmarshal(rest, pm); err != nil {
+					return err
+				}
+				pm.ProtoReflect().Set(fd, protoreflect.ValueOfMessage((&fieldmaskpb.FieldMask{Paths: []string{"*"}}).ProtoReflect()))
+				return nil
+			}
+		}
+	}
+	return nil
 }

@@ -13,6 +13,8 @@ import (
 
 	"connectrpc.com/connect"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 )
@@ -141,5 +143,40 @@ func TestSlowRequestBody(t *testing.T) {
 	}
 	if d := time.Since(start); d > 15*time.Second {
 		t.Fatalf("connection held %v", d)
+	}
+}
+
+// TestUpdateMaskWildcardOverJSON: UpdateStream documents the mask "*" (all
+// fields); a JSON client (curl, connect-web in a browser) can send it too,
+// though protojson takes "*" for an invalid path.
+func TestUpdateMaskWildcardOverJSON(t *testing.T) {
+	_, srv := testNode(t, nil)
+	auth := "Bearer " + testAdmin
+	if code, body := post(t, srv.URL, "/understudy.v1.StreamService/CreateStream", auth, "",
+		[]byte(`{"stream":{"id":"cam1","url":"rtsp://10.0.0.1/a","replicas":2,"labels":{"site":"north"},"enabled":true}}`)); code != 200 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	for _, key := range []string{"updateMask", "update_mask"} {
+		code, body := post(t, srv.URL, "/understudy.v1.StreamService/UpdateStream", auth, "",
+			[]byte(`{"stream":{"id":"cam1","url":"rtsp://10.0.0.2/b","replicas":3}, "`+key+`": "*"}`))
+		if code != 200 {
+			t.Fatalf("%s \"*\": %d %s", key, code, body)
+		}
+		var resp understudyv1.UpdateStreamResponse
+		if err := protojson.Unmarshal([]byte(body), &resp); err != nil {
+			t.Fatal(err)
+		}
+		s := resp.GetStream()
+		if s.GetUrl() != "rtsp://10.0.0.2/b" || s.GetReplicas() != 3 || len(s.GetLabels()) != 0 || s.GetEnabled() {
+			t.Errorf("%s \"*\": url %q replicas %d labels %v enabled %v; want every field replaced", key, s.GetUrl(), s.GetReplicas(), s.GetLabels(), s.GetEnabled())
+		}
+	}
+	// Other bad paths, and "*" among others, are still refused.
+	for _, mask := range []string{`"colour"`, `"*,url"`, `"url,*"`} {
+		code, body := post(t, srv.URL, "/understudy.v1.StreamService/UpdateStream", auth, "",
+			[]byte(`{"stream":{"id":"cam1","url":"rtsp://10.0.0.3/c"},"updateMask":`+mask+`}`))
+		if code != 400 || !strings.Contains(body, "invalid_argument") {
+			t.Errorf("mask %s: %d %s, want invalid_argument", mask, code, body)
+		}
 	}
 }
