@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -761,5 +762,35 @@ func TestExportLimitAndStreaming(t *testing.T) {
 	}
 	if resp, _ := do(http.MethodGet, "Range", "bytes=0-"); resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("GET bytes=0- with the first segment's file gone: %d, want 500 (a fresh cut)", resp.StatusCode)
+	}
+}
+
+// TestStopSessionsAllAtOnce: stopping sessions asks every one of them to
+// stop before waiting for any. A session stops only once it has written
+// its queue, which takes long on a node behind its disk; here each one
+// finishes only after all were asked, which deadlocks a one-by-one stop.
+func TestStopSessionsAllAtOnce(t *testing.T) {
+	n := &Node{cfg: Config{ID: "n1"}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), bus: NewEventBus()}
+	const k = 5
+	var asked sync.WaitGroup
+	asked.Add(k)
+	var all []stop
+	for i := range k {
+		sess, err := NewSession(openStore(t), SessionConfig{Stream: fmt.Sprintf("cam%d", i), URL: "rtsp://127.0.0.1:1/x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs := &runningSession{stream: catalog.Stream{ID: fmt.Sprintf("cam%d", i)}, sess: sess, done: make(chan struct{})}
+		var once sync.Once
+		rs.cancel = func() { once.Do(asked.Done) }
+		go func() { asked.Wait(); close(rs.done) }()
+		all = append(all, stop{rs, stopRemoved})
+	}
+	stopped := make(chan struct{})
+	go func() { n.stopSessions(all); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stopSessions waits for one session before asking the next to stop")
 	}
 }

@@ -43,7 +43,7 @@ type SessionConfig struct {
 	// sends nothing for this long is considered gone. Default 5s.
 	ReadTimeout time.Duration
 	// BackoffMin and BackoffMax bound the delay between reconnection
-	// attempts; it doubles per failure, with jitter. Defaults 250ms and 5s:
+	// attempts; it doubles per failure, with jitter. Defaults 250ms and 2s:
 	// short, because every second without a connection is a second lost.
 	BackoffMin, BackoffMax time.Duration
 	// QueueBytes is the memory the session may hold between the network and
