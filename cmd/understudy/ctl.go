@@ -185,7 +185,10 @@ func ctlRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	err := cmd.run(ctx, c, fs.Args()[1:])
 	code := ctlExit(stderr, err)
-	if err != nil && strings.Contains(err.Error(), "looked like an HTTP/1.1 header") {
+	// What an h2c request to an HTTP/1.1-only server ends with, depending
+	// on whether the server's answer or its close arrives first.
+	if err != nil && (strings.Contains(err.Error(), "looked like an HTTP/1.1 header") ||
+		strings.Contains(err.Error(), "http2: client conn could not be established")) {
 		fmt.Fprintln(stderr, "ctl: hint: the server does not speak HTTP/2 without TLS (h2c); try --http1")
 	}
 	return code
