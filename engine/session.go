@@ -531,22 +531,19 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 
 	it := item{frame: f}
 	full := s.queued.Load()+it.size() > s.cfg.QueueBytes || len(s.queue) >= cap(s.queue)-controlHeadroom
-	if !full && !s.cfg.Memory.take(it.size()) {
+	if full || !s.cfg.Memory.take(it.size()) {
 		s.dropping = true
 		s.dropStart = f.Wall
 		s.dropped.Add(1)
-		s.log.Error("recording falls behind: the node's queue memory is full, dropping until the next keyframe",
-			"queue_bytes", s.queued.Load(), "node_queue_bytes", s.cfg.Memory.Used(), "node_budget", s.cfg.Memory.Limit())
-		s.emit(EventOverflow, fmt.Sprintf("the node's queue memory of %d bytes (all cameras) is full; a gap starts at %s", s.cfg.Memory.Limit(), f.Wall.Format(time.RFC3339Nano)))
-		return
-	}
-	if full {
-		s.dropping = true
-		s.dropStart = f.Wall
-		s.dropped.Add(1)
-		s.log.Error("disk too slow: queue budget exceeded, dropping until the next keyframe",
-			"queue_bytes", s.queued.Load(), "budget", s.cfg.QueueBytes)
-		s.emit(EventOverflow, fmt.Sprintf("queue budget of %d bytes exceeded; a gap starts at %s", s.cfg.QueueBytes, f.Wall.Format(time.RFC3339Nano)))
+		if full {
+			s.log.Error("disk too slow: queue budget exceeded, dropping until the next keyframe",
+				"queue_bytes", s.queued.Load(), "budget", s.cfg.QueueBytes)
+			s.emit(EventOverflow, fmt.Sprintf("queue budget of %d bytes exceeded; a gap starts at %s", s.cfg.QueueBytes, f.Wall.Format(time.RFC3339Nano)))
+		} else {
+			s.log.Error("recording falls behind: the node's queue memory is full, dropping until the next keyframe",
+				"queue_bytes", s.queued.Load(), "node_queue_bytes", s.cfg.Memory.Used(), "node_budget", s.cfg.Memory.Limit())
+			s.emit(EventOverflow, fmt.Sprintf("the node's queue memory of %d bytes (all cameras) is full; a gap starts at %s", s.cfg.Memory.Limit(), f.Wall.Format(time.RFC3339Nano)))
+		}
 		return
 	}
 	s.queued.Add(it.size())
