@@ -222,7 +222,7 @@ func TestAuthAndValidation(t *testing.T) {
 		if c.path == "/metrics" && c.want == 200 {
 			for _, name := range []string{MetricStreamsAssigned, MetricStreamsRecording, MetricOpenGaps, MetricBytesWritten,
 				MetricFramesWritten, MetricFramesDropped, MetricDiskUsed, MetricDiskFree, MetricCPUPercent, MetricEventsDropped,
-				MetricQueueBytes, MetricQueueLimit} {
+				MetricQueueBytes, MetricQueueLimit, MetricVideoStalls} {
 				if !bytes.Contains(body, []byte("\n"+name+" ")) {
 					t.Errorf("/metrics lacks %s", name)
 				}

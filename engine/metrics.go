@@ -20,6 +20,7 @@ const (
 	MetricDiskFree         = "understudy_disk_free_bytes"
 	MetricCPUPercent       = "understudy_cpu_percent"
 	MetricQueueBytes       = "understudy_queue_bytes"
+	MetricVideoStalls      = "understudy_video_stalls_total"
 	MetricQueueLimit       = "understudy_queue_limit_bytes"
 	MetricEventsDropped    = "understudy_events_dropped_total"
 	MetricPartsWritten     = "understudy_parts_written_total"
@@ -68,6 +69,10 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	counter(MetricWriteErrors, "Segment write errors.", func() float64 {
 		t, _, _ := n.sessionTotals()
 		return float64(t.WriteErrors)
+	})
+	counter(MetricVideoStalls, "Times a connected camera sent no video for 1-2 s (held frame, not a gap; longer is a gap).", func() float64 {
+		t, _, _ := n.sessionTotals()
+		return float64(t.Stalls)
 	})
 	counter(MetricReconnects, "Camera connections that ended and were retried.", func() float64 {
 		t, _, _ := n.sessionTotals()

@@ -549,11 +549,7 @@ func (n *Node) stopSession(rs *runningSession, reason string) {
 	<-rs.done
 	st := rs.sess.Stats()
 	n.mu.Lock()
-	n.retired.Frames += st.Frames
-	n.retired.Bytes += st.Bytes
-	n.retired.Dropped += st.Dropped
-	n.retired.WriteErrors += st.WriteErrors
-	n.retired.Reconnects += st.Reconnects
+	n.retired.add(st)
 	n.mu.Unlock()
 	n.log.Info("recording stopped", "stream", rs.stream.ID, "reason", reason)
 	n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_RECORDING_STOPPED, Stream: rs.stream.ID, Node: n.cfg.ID,
@@ -627,16 +623,22 @@ func (n *Node) sessionTotals() (tot SessionStats, assigned, recording int) {
 	n.mu.Unlock()
 	for _, rs := range runs {
 		st := rs.sess.Stats()
-		tot.Frames += st.Frames
-		tot.Bytes += st.Bytes
-		tot.Dropped += st.Dropped
-		tot.WriteErrors += st.WriteErrors
-		tot.Reconnects += st.Reconnects
+		tot.add(st)
 		if st.Connected {
 			recording++
 		}
 	}
 	return tot, len(runs), recording
+}
+
+// add sums the counters of st into t.
+func (t *SessionStats) add(st SessionStats) {
+	t.Frames += st.Frames
+	t.Bytes += st.Bytes
+	t.Dropped += st.Dropped
+	t.WriteErrors += st.WriteErrors
+	t.Reconnects += st.Reconnects
+	t.Stalls += st.Stalls
 }
 
 // diskUsage returns the used and free bytes of the data directory's file

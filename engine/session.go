@@ -177,6 +177,11 @@ type SessionStats struct {
 	Dropped     uint64 // frames dropped (queue overflow or no writer)
 	WriteErrors uint64
 	Reconnects  uint64
+	// Stalls counts the times the camera, still connected, sent no video
+	// for 1 to 2 s (at a frame rate of 4 or more a second): too short to
+	// end a segment, so the last frame is held over the hole; the log names
+	// each one. A stall of more than 2 s is a gap.
+	Stalls      uint64
 	QueuedBytes int64
 	LastFrame   time.Time // wall-clock time of the newest frame received
 	// LastReceived is when (by this node's clock) the newest frame arrived.
@@ -209,12 +214,14 @@ type Session struct {
 	lastRecv     time.Time
 	connected    bool
 	playing      bool
-	outageSince  time.Time // zero: no outage pending
-	started      time.Time // when Run began: the hole before the first frame starts there
+	lastVideo    time.Time     // wall time of the last video frame of this connection
+	videoEvery   time.Duration // its usual interval (a running mean)
+	outageSince  time.Time     // zero: no outage pending
+	started      time.Time     // when Run began: the hole before the first frame starts there
 	failedInARow int
 	lastErr      string
 
-	frames, bytes, dropped, writeErrors, reconnects atomic.Uint64
+	frames, bytes, dropped, writeErrors, reconnects, stalls atomic.Uint64
 }
 
 // controlHeadroom is the room kept in the queue for open/close items, so
@@ -267,6 +274,7 @@ func (s *Session) Stats() SessionStats {
 		Dropped:      s.dropped.Load(),
 		WriteErrors:  s.writeErrors.Load(),
 		Reconnects:   s.reconnects.Load(),
+		Stalls:       s.stalls.Load(),
 		QueuedBytes:  s.queued.Load(),
 		LastFrame:    s.lastFrame,
 		LastReceived: s.lastRecv,
@@ -317,6 +325,7 @@ func (s *Session) Run(ctx context.Context) error {
 
 		s.pmu.Lock()
 		s.connected, s.playing = false, false
+		s.lastVideo, s.videoEvery = time.Time{}, 0
 		s.lastErr = msg
 		opened := s.outageSince.IsZero() // this failure begins a hole
 		if opened {
@@ -496,6 +505,9 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 	}
 	s.lastFrame = f.Wall
 	s.lastRecv = s.cfg.Now()
+	if f.Track == 0 {
+		s.noteVideoInterval(f.Wall)
+	}
 
 	// A writer is (re)opened only at a random access point: on the first
 	// keyframe of a connection, after an overflow, after new codec
@@ -548,6 +560,31 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 	}
 	s.queued.Add(it.size())
 	s.queue <- it
+}
+
+// noteVideoInterval counts and logs a stall: video that stopped for 1 to 2 s
+// on a connection that stayed up. Longer holes end the segment (the
+// writer's limit is 2 s) and are gaps; shorter ones are within what
+// variable frame rate cameras do.
+func (s *Session) noteVideoInterval(wall time.Time) {
+	last := s.lastVideo
+	s.lastVideo = wall
+	if last.IsZero() {
+		return
+	}
+	d := wall.Sub(last)
+	if d >= time.Second && d <= 2*time.Second && s.videoEvery > 0 && s.videoEvery <= 250*time.Millisecond {
+		s.stalls.Add(1)
+		s.log.Warn("camera sent no video while connected; the last frame is held over the hole",
+			"for", d.Round(time.Millisecond), "from", last, "usual_interval", s.videoEvery.Round(time.Millisecond))
+	}
+	if d > 0 && d < time.Second {
+		if s.videoEvery == 0 {
+			s.videoEvery = d
+		} else {
+			s.videoEvery += (d - s.videoEvery) / 16
+		}
+	}
 }
 
 // MemoryBudget is the memory the recording queues of one node may hold

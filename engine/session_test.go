@@ -484,3 +484,31 @@ func TestSessionWaitsForKeyframe(t *testing.T) {
 		t.Errorf("a second into a 10 s GOP: %+v, want playing, not connected, no frames", st)
 	}
 }
+
+// TestSessionCountsStalls: a camera that stays connected but sends no
+// video for 1.5 s is too short a hole to end the segment (the last frame
+// is held over it), but it is counted and logged, not silent; 0.4 s is
+// within what cameras do and is not counted.
+func TestSessionCountsStalls(t *testing.T) {
+	srv := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	var logs syncBuffer
+	s := record(t, openStore(t), SessionConfig{Stream: "cam0", URL: srv.URL(0), Transport: "tcp",
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}, func() {
+		time.Sleep(2 * time.Second)
+		srv.Camera(0).Pause()
+		time.Sleep(400 * time.Millisecond)
+		srv.Camera(0).Resume()
+		time.Sleep(2 * time.Second)
+		srv.Camera(0).Pause()
+		time.Sleep(1500 * time.Millisecond)
+		srv.Camera(0).Resume()
+		time.Sleep(2 * time.Second)
+	})
+	st := s.Stats()
+	if st.Stalls != 1 || st.Reconnects != 0 {
+		t.Errorf("pauses of 0.4 s and 1.5 s on one connection: %d stalls, %d reconnects; want 1 and 0", st.Stalls, st.Reconnects)
+	}
+	if !strings.Contains(logs.String(), "camera sent no video while connected") {
+		t.Errorf("the stall was not logged:\n%s", logs.String())
+	}
+}
