@@ -309,6 +309,8 @@ func (s *Session) Run(ctx context.Context) error {
 	}()
 
 	backoff := s.cfg.BackoffMin
+	var warnedAt time.Time // of the last retry logged at warning level
+	var warnedErr string
 	for {
 		start := s.cfg.Now()
 		framesBefore := s.frames.Load()
@@ -348,7 +350,20 @@ func (s *Session) Run(ctx context.Context) error {
 		s.pmu.Unlock()
 
 		s.reconnects.Add(1)
-		s.log.Warn("camera connection ended", "err", msg, "retry_in", backoff)
+		// A camera that stays away is retried every couple of seconds for
+		// as long as it is gone: the first three failures and any new error
+		// are warnings, then one every 10 minutes; the rest are debug.
+		now := s.cfg.Now()
+		if failed <= 3 || msg != warnedErr || now.Sub(warnedAt) >= retryWarnEvery {
+			warnedAt, warnedErr = now, msg
+			if failed > 3 {
+				s.log.Warn("camera still unreachable", "err", msg, "attempts", failed, "since", since, "retry_in", backoff)
+			} else {
+				s.log.Warn("camera connection ended", "err", msg, "retry_in", backoff)
+			}
+		} else {
+			s.log.Debug("camera connection ended", "err", msg, "attempts", failed, "retry_in", backoff)
+		}
 		if opened { // one event per hole, not per retry
 			s.emitAt(EventDisconnected, msg, since)
 		}
@@ -370,6 +385,10 @@ func (s *Session) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// retryWarnEvery is how often a camera that stays unreachable is logged
+// as a warning.
+const retryWarnEvery = 10 * time.Minute
 
 // explainRTSPError rewrites gortsplib's answer to a server that does not
 // speak RTSP ("expected 'RTSP/1.0', got [72 84 84 80 ...]", the bytes in

@@ -512,3 +512,33 @@ func TestSessionCountsStalls(t *testing.T) {
 		t.Errorf("the stall was not logged:\n%s", logs.String())
 	}
 }
+
+// TestSessionRetryLogsStayQuiet: a camera that stays unreachable is retried
+// every couple of seconds for as long as it is gone; the log warns of the
+// first three failures, not of every retry (the rest are debug lines).
+func TestSessionRetryLogsStayQuiet(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // connection refused from now on
+	var logs syncBuffer
+	s := record(t, openStore(t), SessionConfig{Stream: "cam0", URL: "rtsp://" + addr + "/x", Transport: "tcp",
+		BackoffMin: 5 * time.Millisecond, BackoffMax: 10 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, func() {
+		time.Sleep(time.Second)
+	})
+	var warns, debugs int
+	for _, line := range strings.Split(logs.String(), "\n") {
+		switch {
+		case strings.Contains(line, "level=WARN") && strings.Contains(line, "camera"):
+			warns++
+		case strings.Contains(line, "level=DEBUG") && strings.Contains(line, "camera connection ended"):
+			debugs++
+		}
+	}
+	if r := s.Stats().Reconnects; r < 20 || warns != 3 || debugs < int(r)-3 {
+		t.Errorf("%d retries: %d warnings, %d debug lines; want 3 warnings and the rest debug", r, warns, debugs)
+	}
+}
