@@ -12,9 +12,10 @@ import (
 // player seeking in a clip (a range request per seek) is not made to wait
 // while the node reads and verifies every segment of the clip again: a
 // seek near the end of a 15-minute clip of 222 MB took 123 ms instead of
-// 1.04 s (the rest is writing the moov, which grows with the samples). It holds cut clips as templates
-// that are cloned for each request, never written themselves, for at most
-// clipCacheTTL; a stale entry is at worst a clip cut that long ago.
+// 1.04 s (the rest is writing the moov, which grows with the samples). It
+// holds cut clips as templates that are cloned for each request, never
+// written themselves, for at most clipCacheTTL; a stale entry is at worst
+// a clip cut that long ago.
 type clipCache struct {
 	mu      sync.Mutex
 	now     func() time.Time
@@ -64,6 +65,7 @@ func (cc *clipCache) put(key string, c *segment.Cut) {
 	tmpl := c.Clone()
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
+	cc.expire()
 	cc.drop(key)
 	cc.entries = append(cc.entries, clipEntry{key: key, cut: tmpl, at: cc.now()})
 	held := 0

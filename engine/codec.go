@@ -52,21 +52,21 @@ func (strictJSON) Unmarshal(data []byte, m any) error {
 	}
 	err := protojson.UnmarshalOptions{}.Unmarshal(data, pm)
 	if err != nil {
-		if retry := wildcardMask(data, pm); retry != nil {
-			return retry()
+		if ok, werr := unmarshalWildcardMask(data, pm); ok {
+			return werr
 		}
 	}
 	return err
 }
 
-// wildcardMask reads a request whose field mask is the wildcard "*" (all
-// fields, as UpdateStream documents), which protojson refuses as an
-// invalid path: it returns a decoder of data without that field that then
-// sets the mask to "*", or nil when data has no such field.
-func wildcardMask(data []byte, pm proto.Message) func() error {
+// unmarshalWildcardMask reads a request whose top-level field mask is the
+// wildcard "*" (all fields, as UpdateStream documents), which protojson
+// refuses as an invalid path: the rest of data is decoded, then the mask
+// set to "*". ok is false when data has no such field.
+func unmarshalWildcardMask(data []byte, pm proto.Message) (ok bool, err error) {
 	var top map[string]json.RawMessage
 	if json.Unmarshal(data, &top) != nil {
-		return nil
+		return false, nil
 	}
 	fields := pm.ProtoReflect().Descriptor().Fields()
 	for i := range fields.Len() {
@@ -75,23 +75,21 @@ func wildcardMask(data []byte, pm proto.Message) func() error {
 			continue
 		}
 		for _, name := range []string{fd.JSONName(), fd.TextName()} {
-			if v, ok := top[name]; !ok || strings.TrimSpace(string(v)) != `"*"` {
+			if v, found := top[name]; !found || strings.TrimSpace(string(v)) != `"*"` {
 				continue
 			}
 			delete(top, name)
-			return func() error {
-				rest, err := json.Marshal(top)
-				if err != nil {
-					return err
-				}
-				proto.Reset(pm)
-				if err := (protojson.UnmarshalOptions{}).Unmarshal(rest, pm); err != nil {
-					return err
-				}
-				pm.ProtoReflect().Set(fd, protoreflect.ValueOfMessage((&fieldmaskpb.FieldMask{Paths: []string{"*"}}).ProtoReflect()))
-				return nil
+			rest, err := json.Marshal(top)
+			if err != nil {
+				return true, err
 			}
+			proto.Reset(pm)
+			if err := (protojson.UnmarshalOptions{}).Unmarshal(rest, pm); err != nil {
+				return true, err
+			}
+			pm.ProtoReflect().Set(fd, protoreflect.ValueOfMessage((&fieldmaskpb.FieldMask{Paths: []string{"*"}}).ProtoReflect()))
+			return true, nil
 		}
 	}
-	return nil
+	return false, nil
 }

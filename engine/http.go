@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -158,27 +159,14 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	// A player asks for byte ranges; from the second on (it seeks), the
-	// clip it plays is taken from the cache. Other requests cut afresh.
 	rg := strings.TrimSpace(r.Header.Get("Range"))
-	key := id + "\x00" + start.UTC().Format(time.RFC3339Nano) + "\x00" + end.UTC().Format(time.RFC3339Nano)
-	var c *segment.Cut
-	if rg != "" && !strings.HasPrefix(rg, "bytes=0-") {
-		c = n.clips.get(key)
-	}
+	key := clipKey(id, start, end)
+	c, err := n.exportCut(r.Context(), key, rg, id, start, end)
 	var size int64
 	var etag string
-	if c == nil {
-		if c, err = n.store.CutClip(r.Context(), id, start, end); err == nil {
-			if size, etag, err = c.Size(); err == nil && rg != "" {
-				n.clips.put(key, c)
-			}
-		}
-	} else {
-		size, etag, err = c.Size()
-	}
 	if err == nil {
 		defer c.Close()
+		size, etag, err = c.Size()
 	}
 	switch {
 	case err == nil:
@@ -232,6 +220,33 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		lvl = slog.LevelDebug // a player seeking asks for many ranges
 	}
 	n.log.Log(r.Context(), lvl, "clip exported", "stream", id, "start", info.Start, "end", info.End, "segments", info.Segments, "bytes", length)
+}
+
+// clipKey names a clip in the node's clip cache.
+func clipKey(id string, start, end time.Time) string {
+	return id + "\x00" + start.UTC().Format(time.RFC3339Nano) + "\x00" + end.UTC().Format(time.RFC3339Nano)
+}
+
+// exportCut returns the clip a GET /v1/export with Range header rg asks
+// for. A player asks for byte ranges; from its second request on (a
+// seek: a range not from byte 0) the clip comes from the cache its first
+// request filled. Other requests cut afresh; those with a range fill the
+// cache.
+func (n *Node) exportCut(ctx context.Context, key, rg, id string, start, end time.Time) (*segment.Cut, error) {
+	if rg != "" && !strings.HasPrefix(rg, "bytes=0-") {
+		if c := n.clips.get(key); c != nil {
+			return c, nil
+		}
+	}
+	c, err := n.store.CutClip(ctx, id, start, end)
+	if err != nil || rg == "" {
+		return c, err
+	}
+	if _, _, err := c.Size(); err != nil {
+		return nil, err
+	}
+	n.clips.put(key, c)
+	return c, nil
 }
 
 // clientWriter keeps the error of writing to the client.

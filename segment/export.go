@@ -144,7 +144,6 @@ type Cut struct {
 	pres   pmp4.Presentation
 	paths  []string      // segment files, indexed by sampleRef.seg
 	refs   [][]sampleRef // per track of pres, per sample
-	nrefs  int           // samples in all
 	next   []int         // per track, the sample whose payload is asked for next
 	// dataBytes is the sum of the payload sizes; header the bytes of the
 	// file before the first payload, once Size has run.
@@ -155,8 +154,7 @@ type Cut struct {
 	files [2]cutFile // the two segment files read last
 	buf   []byte     // payload buffer, reused: pmp4 writes each payload out before asking for the next
 	// A ranged write: payloads wholly before skipBelow (an offset in the
-	// file) are not read; mdatAt is the file offset of the next payload
-	// (-1: a full write, nothing skipped).
+	// file) are not read; mdatAt is the file offset of the next payload.
 	skipBelow, mdatAt int64
 	dry               bool   // Size's pass: payloads are not written at all
 	size              int64  // the file's length, once Size has run
@@ -288,6 +286,7 @@ func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) 
 		tracks[it.ID] = ot
 		order = append(order, ot)
 	}
+	samples := 0
 	for _, e := range es {
 		ps, err := load(e)
 		if err != nil {
@@ -325,7 +324,7 @@ func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) 
 			}
 			size := uint32(len(smp.Payload))
 			ot.refs = append(ot.refs, sampleRef{off: ps.payloadOffset(smp.Payload), seg: seg, size: size})
-			c.nrefs++
+			samples++
 			c.dataBytes += int64(size)
 			block = append(block, pmp4.Sample{
 				Duration:        smp.Duration,
@@ -344,7 +343,7 @@ func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) 
 		if used {
 			c.info.Segments++
 		}
-		if c.dataBytes+int64(c.nrefs)*moovBytesPerSample+64<<10 > math.MaxUint32 {
+		if c.dataBytes+int64(samples)*moovBytesPerSample+64<<10 > math.MaxUint32 {
 			return nil, fmt.Errorf("segment: export %s: %w", stream, ErrClipTooLarge)
 		}
 	}
@@ -385,14 +384,20 @@ func (c *Cut) bind() {
 
 // Samples is the number of samples in the clip, of all tracks: what its
 // sample tables, and a Clone, cost in memory (about 60 bytes each).
-func (c *Cut) Samples() int { return c.nrefs }
+func (c *Cut) Samples() int {
+	n := 0
+	for _, refs := range c.refs {
+		n += len(refs)
+	}
+	return n
+}
 
 // Clone returns a Cut of the same clip that can be written while c is
 // written, or kept to be cloned again (a cache of cuts): the sample tables
 // are copied, the samples' places on disk shared. Nothing is read. Size has
 // run on the clone when it had on c.
 func (c *Cut) Clone() *Cut {
-	d := &Cut{s: c.s, stream: c.stream, info: c.info, paths: c.paths, refs: c.refs, nrefs: c.nrefs,
+	d := &Cut{s: c.s, stream: c.stream, info: c.info, paths: c.paths, refs: c.refs,
 		dataBytes: c.dataBytes, header: c.header, size: c.size, etag: c.etag}
 	d.pres.Tracks = make([]*pmp4.Track, len(c.pres.Tracks))
 	for t, tr := range c.pres.Tracks {
@@ -413,8 +418,7 @@ func (c *Cut) Clone() *Cut {
 // reading the sample payloads from the segment files as it goes; it closes
 // them before returning.
 func (c *Cut) Write(ctx context.Context, w io.Writer) error {
-	c.ctx, c.skipBelow, c.mdatAt = ctx, 0, -1
-	clear(c.next)
+	c.begin(ctx, 0)
 	defer c.Close()
 	if err := c.pres.Marshal(w); err != nil {
 		return fmt.Errorf("segment: export %s: write mp4: %w", c.stream, err)
@@ -430,8 +434,8 @@ func (c *Cut) Size() (int64, string, error) {
 	if c.size > 0 {
 		return c.size, c.etag, nil
 	}
-	c.ctx, c.dry = context.Background(), true
-	clear(c.next)
+	c.begin(context.Background(), 0)
+	c.dry = true
 	defer func() { c.dry = false }()
 	// Without payloads the file is its header (ftyp, moov and the mdat box
 	// header); the payloads follow it, in the order pmp4 asks for them.
@@ -473,8 +477,7 @@ func (c *Cut) WriteRange(ctx context.Context, w io.Writer, off, n int64) error {
 	if n == 0 {
 		return nil
 	}
-	c.ctx, c.skipBelow, c.mdatAt = ctx, off, c.header
-	clear(c.next)
+	c.begin(ctx, off)
 	defer c.Close()
 	rw := &rangeWriter{w: w, from: off, to: off + n}
 	if err := c.pres.Marshal(rw); err != nil && !errors.Is(err, errRangeDone) {
@@ -484,6 +487,13 @@ func (c *Cut) WriteRange(ctx context.Context, w io.Writer, off, n int64) error {
 		return fmt.Errorf("segment: export %s: mp4 ended at byte %d, before %d", c.stream, rw.at, rw.to)
 	}
 	return nil
+}
+
+// begin readies c for a pass of the muxer: payloads from the first, those
+// wholly before file offset skipBelow not read (after Size, or 0).
+func (c *Cut) begin(ctx context.Context, skipBelow int64) {
+	c.ctx, c.skipBelow, c.mdatAt = ctx, skipBelow, c.header
+	clear(c.next)
 }
 
 // errRangeDone stops a ranged write at the end of its range.
@@ -540,7 +550,7 @@ func (c *Cut) payload(t, k int) ([]byte, error) {
 	if c.dry {
 		return nil, nil
 	}
-	if c.mdatAt >= 0 {
+	if c.skipBelow > 0 {
 		at := c.mdatAt
 		c.mdatAt += int64(r.size)
 		if at+int64(r.size) <= c.skipBelow { // before the range: its bytes are dropped unread
