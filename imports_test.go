@@ -11,7 +11,7 @@ import (
 
 const module = "github.com/understudy-nvr/understudy"
 
-// allowed is the package table of ARCHITECTURE.md: for each top-level
+// allowed is the package table of docs/ARCHITECTURE.md: for each top-level
 // package, the module packages and third-party module prefixes its non-test
 // code may import (the standard library is always allowed). Sub-packages
 // inherit the rules of their top-level package; a few get a wider rule of
@@ -71,7 +71,7 @@ func isStdlib(path string) bool {
 	return !strings.Contains(first, ".")
 }
 
-// TestImportGraph keeps the package table of ARCHITECTURE.md true: it lists
+// TestImportGraph keeps the package table of docs/ARCHITECTURE.md true: it lists
 // the imports of every package of the module and fails on any edge the table
 // does not allow.
 func TestImportGraph(t *testing.T) {
@@ -122,7 +122,7 @@ func checkImports(listing []byte) (problems []string, n int) {
 		}
 		rules, ok := rulesFor(rel)
 		if !ok {
-			problems = append(problems, fmt.Sprintf("package %s is not in the package table of ARCHITECTURE.md", rel))
+			problems = append(problems, fmt.Sprintf("package %s is not in the package table of docs/ARCHITECTURE.md", rel))
 			continue
 		}
 		for _, imp := range fields[1:] {
