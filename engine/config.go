@@ -434,6 +434,40 @@ func readConfigFile(path string) ([]byte, error) {
 	return data, nil
 }
 
+// ParseTime parses a time as the CLI and GET /v1/export read it: an RFC
+// 3339 time (with a zone: "Z" or an offset), "now", or "now-DUR" /
+// "now+DUR" where DUR is a duration as ParseDuration reads it ("90s", "5m",
+// "2h", "1d", "1d12h"), relative to now. (In a URL query "+" is a space:
+// write now%2B1h.)
+func ParseTime(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, errors.New("empty time")
+	}
+	if rest, ok := strings.CutPrefix(s, "now"); ok {
+		if rest == "" {
+			return now, nil
+		}
+		sign := rest[0]
+		if sign != '-' && sign != '+' {
+			return time.Time{}, fmt.Errorf("bad time %q: want now, now-DUR or now+DUR", s)
+		}
+		d, err := ParseDuration(rest[1:])
+		if err != nil {
+			return time.Time{}, fmt.Errorf("bad time %q: %w", s, err)
+		}
+		if sign == '-' {
+			d = -d
+		}
+		return now.Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("bad time %q: want RFC 3339 (2026-01-02T15:04:05Z or with an offset), now, or now-DUR like now-5m", s)
+	}
+	return t, nil
+}
+
 // ParseDuration parses a non-negative duration as every setting and
 // command reads one: a Go duration ("90m", "1h30m", "45s"), optionally
 // preceded by a whole number of days ("30d", "1d12h"). A day is 24 hours.

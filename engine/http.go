@@ -138,14 +138,16 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		writeConnectError(w, err, "stream")
 		return
 	}
-	start, err := time.Parse(time.RFC3339Nano, q.Get("start"))
+	// One "now" for both ends, as ctl has: start=now-1m&end=now is a minute.
+	now := time.Now()
+	start, err := ParseTime(q.Get("start"), now)
 	if err != nil {
-		http.Error(w, "start: must be an RFC 3339 time", http.StatusBadRequest)
+		http.Error(w, "start: must be an RFC 3339 time, now or now-DUR (now-10s)", http.StatusBadRequest)
 		return
 	}
-	end, err := time.Parse(time.RFC3339Nano, q.Get("end"))
+	end, err := ParseTime(q.Get("end"), now)
 	if err != nil {
-		http.Error(w, "end: must be an RFC 3339 time", http.StatusBadRequest)
+		http.Error(w, "end: must be an RFC 3339 time, now or now-DUR (now-10s)", http.StatusBadRequest)
 		return
 	}
 	if _, _, err := a.checkTimes(start, end); err != nil {
@@ -198,6 +200,9 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.Set("Content-Type", "video/mp4")
+	// A browser saves the clip under a name that says what it is; stream
+	// ids are [A-Za-z0-9._-], safe inside the quotes.
+	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", exportFilename(id, c.Info().Start)))
 	h.Set("Content-Length", strconv.FormatInt(length, 10))
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
@@ -220,6 +225,12 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		lvl = slog.LevelDebug // a player seeking asks for many ranges
 	}
 	n.log.Log(r.Context(), lvl, "clip exported", "stream", id, "start", info.Start, "end", info.End, "segments", info.Segments, "bytes", length)
+}
+
+// exportFilename is the file name GET /v1/export suggests:
+// <stream>_<clip start, UTC, basic ISO 8601>.mp4.
+func exportFilename(id string, start time.Time) string {
+	return id + "_" + start.UTC().Format("20060102T150405Z") + ".mp4"
 }
 
 // clipKey names a clip in the node's clip cache.

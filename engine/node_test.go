@@ -691,6 +691,19 @@ func TestExportLimitAndStreaming(t *testing.T) {
 		t.Errorf("ExportClip sent %d bytes, GET /v1/export %d, want the same file", len(streamed), len(clip))
 	}
 
+	// A browser saves the clip under <stream>_<start>.mp4; the times take
+	// the forms ctl takes (now-DUR), relative to one "now".
+	rel := fmt.Sprintf("http://%s/v1/export?stream=cam&start=now-%ds&end=now", n.Addr(), int(time.Since(from).Seconds())+1)
+	if resp, err := client(testRead).Head(rel); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		want := fmt.Sprintf("attachment; filename=%q", "cam_"+from.UTC().Format("20060102T150405Z")+".mp4")
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Disposition") != want {
+			t.Errorf("HEAD %s: %d, Content-Disposition %q, want 200 and %q", rel, resp.StatusCode, resp.Header.Get("Content-Disposition"), want)
+		}
+	}
+
 	// What a player seeking in the clip asks for: HEAD, byte ranges,
 	// If-Range; each answer a slice of the same file.
 	do := func(method string, hdr ...string) (*http.Response, []byte) {

@@ -17,39 +17,10 @@ import (
 // UNDERSTUDY_SERVER says otherwise.
 const ctlDefaultServer = "http://127.0.0.1:7480" // serve's default --listen
 
-// parseCtlTime parses a time expression of ctl: an RFC 3339 time (with a
-// zone: "Z" or an offset), "now", or "now-DUR" / "now+DUR" where DUR is a
-// duration as engine.ParseDuration reads it ("90s", "5m", "2h", "1d", "1d12h").
-// now is the reference for the relative forms, so that several flags of one
+// parseCtlTime parses a time expression of ctl (engine.ParseTime): now is
+// the reference for the relative forms, so that several flags of one
 // command agree on what "now" is.
-func parseCtlTime(s string, now time.Time) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return time.Time{}, errors.New("empty time")
-	}
-	if rest, ok := strings.CutPrefix(s, "now"); ok {
-		if rest == "" {
-			return now, nil
-		}
-		sign := rest[0]
-		if sign != '-' && sign != '+' {
-			return time.Time{}, fmt.Errorf("bad time %q: want now, now-DUR or now+DUR", s)
-		}
-		d, err := engine.ParseDuration(rest[1:])
-		if err != nil {
-			return time.Time{}, fmt.Errorf("bad time %q: %w", s, err)
-		}
-		if sign == '-' {
-			d = -d
-		}
-		return now.Add(d), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("bad time %q: want RFC 3339 (2026-01-02T15:04:05Z or with an offset), now, or now-DUR like now-5m", s)
-	}
-	return t, nil
-}
+func parseCtlTime(s string, now time.Time) (time.Time, error) { return engine.ParseTime(s, now) }
 
 // fmtCtlRetention prints a retention the way --retention reads it: whole
 // days as "30d", anything else as a Go duration.
