@@ -36,6 +36,20 @@ func ctlStreams(ctx context.Context, c *ctlEnv, args []string) error {
 		return ctlUsagef("streams: want a subcommand: add, list, get, update, enable, disable, rm")
 	}
 	switch sub, rest := args[0], args[1:]; sub {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(c.stdout, `usage: understudy ctl streams SUBCOMMAND [flags]
+
+  add       add a stream (--id, --url, credentials, --replicas, --retention, labels)
+  list      list the streams (alias ls)
+  get       show one stream
+  update    change a stream's fields
+  enable    start recording a stream
+  disable   stop recording a stream, keeping its definition
+  rm        delete a stream (alias delete); its recordings age out
+
+"understudy ctl streams SUBCOMMAND -h" lists the flags of each.
+`)
+		return flag.ErrHelp
 	case "add":
 		return ctlStreamsAdd(ctx, c, rest)
 	case "list", "ls":

@@ -289,3 +289,18 @@ func FuzzParseCtlTime(f *testing.F) {
 		}
 	})
 }
+
+// TestCtlStreamsHelp: the streams group answers -h with its subcommands
+// and exit 0, like every command does.
+func TestCtlStreamsHelp(t *testing.T) {
+	for _, h := range []string{"-h", "--help", "help"} {
+		var out, errb bytes.Buffer
+		if code := ctlMain([]string{"streams", h}, &out, &errb); code != 0 || !strings.Contains(out.String(), "add ") || !strings.Contains(out.String(), "rm ") {
+			t.Errorf("ctl streams %s: exit %d, stdout %q, stderr %q", h, code, out.String(), errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := ctlMain([]string{"streams", "frob"}, &out, &errb); code != 2 {
+		t.Errorf("ctl streams frob: exit %d, want 2", code)
+	}
+}

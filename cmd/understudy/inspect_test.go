@@ -78,6 +78,11 @@ func TestInspectCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "4 segments") || !strings.Contains(out, "covered 7.000 s, gaps 1.000 s") {
 		t.Fatalf("segments table (exit %d):\n%s", code, out)
 	}
+	// A range without a hole prints no empty "gaps:" heading.
+	code, out = capture(t, runSegments, "--data-dir", dir, "--stream", "cam1", "--to", w0.Add(4*time.Second).Format(time.RFC3339Nano))
+	if code != 0 || strings.Contains(out, "gaps:") || !strings.Contains(out, "gaps 0.000 s") {
+		t.Errorf("segments over a range without gaps (exit %d):\n%s", code, out)
+	}
 	if code, _ := capture(t, runSegments, "--data-dir", dir, "--stream", "../etc"); code == 0 {
 		t.Error("invalid stream id accepted")
 	}

@@ -190,7 +190,9 @@ func runSegments(args []string) int {
 		covered += iv.Duration()
 		fmt.Fprintf(inspectOut, "  %s .. %s  (%s)\n", fmtTime(iv.Start), fmtTime(iv.End), iv.Duration().Round(time.Millisecond))
 	}
-	fmt.Fprintln(inspectOut, "gaps:")
+	if len(gaps) > 0 {
+		fmt.Fprintln(inspectOut, "gaps:")
+	}
 	for _, iv := range gaps {
 		missing += iv.Duration()
 		fmt.Fprintf(inspectOut, "  %s .. %s  (%s)\n", fmtTime(iv.Start), fmtTime(iv.End), iv.Duration().Round(time.Millisecond))
