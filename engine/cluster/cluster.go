@@ -230,15 +230,15 @@ func (c *Cluster) notify() {
 // Members returns every node this node knows, self included, ordered by ID.
 // Dead and left nodes stay listed with Alive false.
 func (c *Cluster) Members() []Member {
-	alive := make(map[string]bool)
-	for _, n := range c.ml.Members() {
-		alive[n.Name] = n.State == memberlist.StateAlive
-	}
+	// Liveness comes from the event delegate, not from memberlist.Members():
+	// the *Node values that returns are mutated in place by memberlist's
+	// packet handler without a lock the caller can take. A suspect node
+	// stays alive until it is declared dead, so a short freeze moves nothing.
 	c.mu.Lock()
 	out := make([]Member, 0, len(c.members))
 	for name, p := range c.members {
 		m := p.member
-		m.Alive = alive[name] && !p.left
+		m.Alive = name == c.cfg.Meta.ID || !p.gone
 		out = append(out, m)
 	}
 	c.mu.Unlock()
@@ -381,12 +381,14 @@ func (c *Cluster) rejoinLoop() {
 func (c *Cluster) rejoinAddrs() []string {
 	aliveAddr := make(map[string]bool)
 	alive := make(map[string]bool)
-	for _, n := range c.ml.Members() {
-		if n.State == memberlist.StateAlive {
-			aliveAddr[n.Address()] = true
-			alive[n.Name] = true
+	c.mu.Lock()
+	for name, p := range c.members {
+		if !p.gone {
+			aliveAddr[p.member.Addr] = true
+			alive[name] = true
 		}
 	}
+	c.mu.Unlock()
 	var out []string
 	for _, a := range c.cfg.Join {
 		if !aliveAddr[a] {

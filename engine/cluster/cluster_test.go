@@ -265,7 +265,9 @@ func TestPartitionHeals(t *testing.T) {
 	if _, err := a.cat.Create(testStream("before")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "before visible on n3", func() bool { return visible(c.cat, "before") })
+	for _, n := range nodes {
+		waitFor(t, 5*time.Second, "before visible on every node", func() bool { return visible(n.cat, "before") })
+	}
 
 	c.ft.Cut()
 	cutAt := time.Now()
