@@ -1,0 +1,42 @@
+package cluster
+
+import (
+	"testing"
+
+	"github.com/understudy-nvr/understudy/engine/catalog"
+)
+
+func FuzzDecodeMeta(f *testing.F) {
+	b, _ := EncodeMeta(Meta{ID: "n1", Domain: "rack", APIAddress: "10.0.0.1:8080", Version: "v1", Weight: 5, State: StateDraining})
+	f.Add(b)
+	f.Add([]byte{1})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeMeta(b)
+		if err != nil {
+			return
+		}
+		enc, err := EncodeMeta(m)
+		if err != nil {
+			t.Fatalf("decoded meta does not encode: %v", err)
+		}
+		if string(enc) != string(b) {
+			t.Fatalf("encoding not canonical")
+		}
+	})
+}
+
+func FuzzDecodeState(f *testing.F) {
+	f.Add(EncodeState([]catalog.Entry{{ID: "a", Version: catalog.Version{WallMS: 1e12, Node: "n1"}, Deleted: true}}))
+	f.Add(EncodeState(nil))
+	f.Add([]byte{1, 5, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		entries, err := DecodeState(b)
+		if err != nil {
+			return
+		}
+		if string(EncodeState(entries)) != string(b) {
+			t.Fatalf("state does not re-encode to its input")
+		}
+	})
+}
