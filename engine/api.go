@@ -669,18 +669,56 @@ func exportError(err error) error {
 // --- ClusterService -----------------------------------------------------
 
 func (a api) nodeProto() *understudyv1.Node {
-	_, assigned, _ := a.n.sessionTotals()
 	used, free := a.n.diskUsage()
+	var home, replica uint32
+	for _, r := range a.n.Roles() {
+		if r == "home" {
+			home++
+		} else {
+			replica++
+		}
+	}
+	a.n.placeMu.Lock()
+	state, weight := a.n.selfState, a.n.selfWeight
+	a.n.placeMu.Unlock()
 	return &understudyv1.Node{
-		Id: a.n.cfg.ID, Domain: a.n.cfg.Domain, State: understudyv1.NodeState_NODE_STATE_ACTIVE,
-		ApiAddress: a.n.addr, HomeStreams: uint32(assigned), CpuPercent: a.n.CPUPercent(),
-		DiskUsedBytes: used, DiskFreeBytes: free, Version: a.n.version, Capacity: 1,
+		Id: a.n.cfg.ID, Domain: a.n.cfg.Domain, State: nodeStateProto(parseState(state)),
+		ApiAddress: a.n.addr, HomeStreams: home, ReplicaStreams: replica, CpuPercent: a.n.CPUPercent(),
+		DiskUsedBytes: used, DiskFreeBytes: free, Version: a.n.version, Capacity: float64(weight),
 		StatsTime: timestamppb.Now(),
 	}
 }
 
+// ListNodes lists this node with its own figures and every other member
+// it knows with the figures of its last gossiped status.
 func (a api) ListNodes(context.Context, *connect.Request[understudyv1.ListNodesRequest]) (*connect.Response[understudyv1.ListNodesResponse], error) {
-	return connect.NewResponse(&understudyv1.ListNodesResponse{Nodes: []*understudyv1.Node{a.nodeProto()}}), nil
+	nodes := []*understudyv1.Node{a.nodeProto()}
+	if a.n.cl != nil {
+		statuses := a.n.cl.Statuses()
+		for _, m := range a.n.cl.Members() {
+			if m.ID == a.n.cfg.ID {
+				continue
+			}
+			nd := &understudyv1.Node{Id: m.ID, Domain: m.Domain, ApiAddress: m.APIAddress, Version: m.Version,
+				Capacity: float64(max(m.Weight, 1)), State: nodeStateProto(parseState(m.State))}
+			switch {
+			case m.Left:
+				nd.State = understudyv1.NodeState_NODE_STATE_LEFT
+			case !m.Alive:
+				nd.State = understudyv1.NodeState_NODE_STATE_DOWN
+			}
+			if st, ok := statuses[m.ID]; ok && m.Alive {
+				nd.HomeStreams, nd.ReplicaStreams, nd.CpuPercent = st.Home, st.Replica, st.CPUPercent
+				nd.DiskUsedBytes, nd.DiskFreeBytes = st.DiskUsed, st.DiskFree
+				if !st.Time.IsZero() {
+					nd.StatsTime = timestamppb.New(st.Time)
+				}
+			}
+			nodes = append(nodes, nd)
+		}
+	}
+	slices.SortFunc(nodes, func(x, y *understudyv1.Node) int { return strings.Compare(x.Id, y.Id) })
+	return connect.NewResponse(&understudyv1.ListNodesResponse{Nodes: nodes}), nil
 }
 
 func (a api) GetPlacement(_ context.Context, req *connect.Request[understudyv1.GetPlacementRequest]) (*connect.Response[understudyv1.GetPlacementResponse], error) {
@@ -708,13 +746,7 @@ func (a api) GetPlacement(_ context.Context, req *connect.Request[understudyv1.G
 			token = next
 		}
 	}
-	var enabled []catalog.Stream
-	for _, s := range streams {
-		if s.Enabled {
-			enabled = append(enabled, s)
-		}
-	}
-	placed := Place(enabled, a.n.liveNodes())
+	placed := a.n.Placement()
 	resp := &understudyv1.GetPlacementResponse{}
 	for _, s := range streams {
 		resp.Assignments = append(resp.Assignments, &understudyv1.Assignment{StreamId: s.ID, NodeIds: placed[s.ID], Replicas: uint32(s.Replicas)})

@@ -253,21 +253,33 @@ func TestClusterAndPlacement(t *testing.T) {
 	if _, err := n.catalog.Create(catalogStream("s2", false)); err != nil {
 		t.Fatal(err)
 	}
+	// The supervisor places the streams (and tries to record s1).
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); n.supervise(sctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 	cc := understudyv1connect.NewClusterServiceClient(client(testRead), srv.URL)
+	var pl *connect.Response[understudyv1.GetPlacementResponse]
+	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if pl, err = cc.GetPlacement(ctx, connect.NewRequest(&understudyv1.GetPlacementRequest{})); err != nil {
+			t.Fatal(err)
+		}
+		if len(pl.Msg.Assignments) == 2 && len(pl.Msg.Assignments[0].NodeIds) > 0 {
+			break
+		}
+	}
+	if len(pl.Msg.Assignments) != 2 || strings.Join(pl.Msg.Assignments[0].NodeIds, ",") != "n1" || len(pl.Msg.Assignments[1].NodeIds) != 0 {
+		t.Fatalf("GetPlacement: %v", pl.Msg)
+	}
 	nodes, err := cc.ListNodes(ctx, connect.NewRequest(&understudyv1.ListNodesRequest{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(nodes.Msg.Nodes) != 1 || nodes.Msg.Nodes[0].Id != "n1" || nodes.Msg.Nodes[0].Domain != "zone=a/rack=r1/host=h1" ||
-		nodes.Msg.Nodes[0].State != understudyv1.NodeState_NODE_STATE_ACTIVE || nodes.Msg.Nodes[0].DiskFreeBytes == 0 {
+		nodes.Msg.Nodes[0].State != understudyv1.NodeState_NODE_STATE_ACTIVE || nodes.Msg.Nodes[0].DiskFreeBytes == 0 ||
+		nodes.Msg.Nodes[0].HomeStreams != 1 || nodes.Msg.Nodes[0].Capacity != 1 {
 		t.Fatalf("ListNodes: %v", nodes.Msg)
-	}
-	pl, err := cc.GetPlacement(ctx, connect.NewRequest(&understudyv1.GetPlacementRequest{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pl.Msg.Assignments) != 2 || strings.Join(pl.Msg.Assignments[0].NodeIds, ",") != "n1" || len(pl.Msg.Assignments[1].NodeIds) != 0 {
-		t.Fatalf("GetPlacement: %v", pl.Msg)
 	}
 }
 

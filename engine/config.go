@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/engine/cluster"
+	"github.com/understudy-nvr/understudy/placement"
 	"github.com/understudy-nvr/understudy/segment"
 )
 
@@ -98,6 +101,43 @@ type Config struct {
 	// drops to the next keyframe and the hole is a gap, instead of the node
 	// running out of memory. Default 1024.
 	QueueMemoryMiB int `yaml:"queue-memory-mib"`
+
+	// GossipListen is the host:port the cluster's membership gossip binds
+	// (UDP and TCP). Empty: the node runs alone, recording every stream
+	// itself. Default none.
+	GossipListen string `yaml:"gossip-listen"`
+	// GossipAdvertise is the host:port peers reach the gossip at, when it
+	// differs from GossipListen (NAT, 0.0.0.0). Default: GossipListen.
+	GossipAdvertise string `yaml:"gossip-advertise"`
+	// Join lists gossip addresses (host:port, comma-separated) of peers to
+	// join at start and to re-join every 10 s, so that the two sides of a
+	// healed partition merge again. Default none: a new cluster.
+	Join string `yaml:"join"`
+	// GossipKeyFile holds the gossip encryption keys, one per line, base64
+	// of 16, 24 or 32 bytes (`understudy keygen` makes one); the first
+	// encrypts, all decrypt. SIGHUP reloads it. Required with
+	// GossipListen unless InsecureGossip: the gossip carries the camera
+	// credentials of the catalog. Default none.
+	GossipKeyFile string `yaml:"gossip-key-file"`
+	// InsecureGossip allows gossip without encryption (tests, demos on one
+	// machine). Default false.
+	InsecureGossip bool `yaml:"insecure-gossip"`
+	// Weight is the node's capacity weight: placement gives it a share of
+	// the streams in proportion. Default 1.
+	Weight int `yaml:"weight"`
+	// PlacementLevel is the failure-domain key (of Domain) that the copies
+	// of a stream never share, such as "rack" or "zone"; "node" allows any
+	// two nodes. Default "rack" (falling back to "node" when the domains
+	// name no racks).
+	PlacementLevel string `yaml:"placement-level"`
+	// HandoffTimeout bounds make-before-break: a node that loses a stream
+	// keeps recording it until the stream's new recorders say they record
+	// it, or this long. Default 30s.
+	HandoffTimeout time.Duration `yaml:"handoff-timeout"`
+	// RejoinHold is the hysteresis against a flapping node: a node that
+	// (re)appears takes streams only after it stayed this long. Default
+	// 10s.
+	RejoinHold time.Duration `yaml:"rejoin-hold"`
 }
 
 // setting is one configuration key: flag, env and YAML name in one.
@@ -132,6 +172,15 @@ var settings = []setting{
 	{"retention-interval", "how often expired archive segments are deleted (default 1m)", "RetentionInterval"},
 	{"max-exports", "clip exports running at once; more are refused (default 4)", "MaxExports"},
 	{"queue-memory-mib", "MiB all recording queues may hold together to ride out disk stalls (default 1024)", "QueueMemoryMiB"},
+	{"gossip-listen", "cluster gossip address host:port, UDP and TCP (default none: a single node)", "GossipListen"},
+	{"gossip-advertise", "gossip address announced to peers (default: gossip-listen)", "GossipAdvertise"},
+	{"join", "gossip addresses of peers to join, comma-separated host:port", "Join"},
+	{"gossip-key-file", "file of gossip keys, one base64 key per line, first encrypts; SIGHUP reloads", "GossipKeyFile"},
+	{"insecure-gossip", "allow unencrypted gossip (tests and demos only; default false)", "InsecureGossip"},
+	{"weight", "capacity weight of this node in placement (default 1)", "Weight"},
+	{"placement-level", "failure-domain key copies never share: rack, zone, node... (default rack)", "PlacementLevel"},
+	{"handoff-timeout", "longest a node records a stream that moved away, waiting for its new recorders (default 30s)", "HandoffTimeout"},
+	{"rejoin-hold", "how long a (re)appearing node waits before it takes streams (default 10s)", "RejoinHold"},
 }
 
 // EnvName returns the environment variable of a setting: UNDERSTUDY_ and
@@ -196,6 +245,45 @@ func (c *Config) EnsureDefaults() {
 	if c.MaxExports == 0 {
 		c.MaxExports = 4
 	}
+	if c.Weight == 0 {
+		c.Weight = 1
+	}
+	if c.PlacementLevel == "" {
+		c.PlacementLevel = "rack"
+	}
+	if c.HandoffTimeout == 0 {
+		c.HandoffTimeout = 30 * time.Second
+	}
+	if c.RejoinHold == 0 {
+		c.RejoinHold = 10 * time.Second
+	}
+	if c.GossipAdvertise == "" {
+		c.GossipAdvertise = c.GossipListen
+	}
+}
+
+// JoinAddrs returns the Join setting as a list.
+func (c *Config) JoinAddrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.Join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// validHostPort checks a host:port setting with a numeric port.
+func validHostPort(name, v string, allowZero bool) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%s: %q is not host:port", name, v)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !allowZero) || strings.ContainsAny(host, " \t/@") {
+		return fmt.Errorf("%s: %q is not host:port", name, v)
+	}
+	return nil
 }
 
 func sanitizeID(h string) string {
@@ -293,6 +381,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("advertise-address: %q is not host:port", c.AdvertiseAddress)
 		}
 	}
+	if err := c.validateCluster(); err != nil {
+		return err
+	}
 	for _, t := range []struct{ name, v string }{{"admin-token", c.AdminToken}, {"read-token", c.ReadToken}} {
 		if err := validToken(t.v); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
@@ -304,6 +395,87 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// validateCluster checks the cluster settings.
+func (c *Config) validateCluster() error {
+	if len(c.Domain) > cluster.MaxDomainLen {
+		return fmt.Errorf("domain: longer than %d bytes", cluster.MaxDomainLen)
+	}
+	if c.Weight < 1 || c.Weight > placement.MaxNodeWeight {
+		return fmt.Errorf("weight: must be between 1 and %d, got %d", placement.MaxNodeWeight, c.Weight)
+	}
+	if c.PlacementLevel == "" || strings.ContainsAny(c.PlacementLevel, "/= \t\n") {
+		return fmt.Errorf("placement-level: %q is not a domain key (like rack or zone) or node", c.PlacementLevel)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"handoff-timeout", c.HandoffTimeout}, {"rejoin-hold", c.RejoinHold}} {
+		if d.v < time.Second || d.v > time.Hour {
+			return fmt.Errorf("%s: must be between 1s and 1h, got %v", d.name, d.v)
+		}
+	}
+	if c.GossipListen == "" {
+		if c.Join != "" || c.GossipKeyFile != "" || c.GossipAdvertise != "" {
+			return errors.New("join, gossip-key-file and gossip-advertise need gossip-listen")
+		}
+		return nil
+	}
+	if err := validHostPort("gossip-listen", c.GossipListen, true); err != nil {
+		return err
+	}
+	if err := validHostPort("gossip-advertise", c.GossipAdvertise, false); err != nil {
+		return fmt.Errorf("%w (set gossip-advertise when gossip-listen has port 0)", err)
+	}
+	for _, a := range c.JoinAddrs() {
+		if err := validHostPort("join", a, false); err != nil {
+			return err
+		}
+	}
+	if c.GossipKeyFile == "" && !c.InsecureGossip {
+		return errors.New("gossip-key-file: required with gossip-listen (the gossip carries camera credentials); `understudy keygen` makes a key, or set insecure-gossip for a test")
+	}
+	if c.GossipKeyFile != "" {
+		if _, err := ReadGossipKeys(c.GossipKeyFile); err != nil {
+			return fmt.Errorf("gossip-key-file: %w", err)
+		}
+	}
+	return nil
+}
+
+// ReadGossipKeys reads a gossip key file: one key per line, base64 (std
+// or URL alphabet, padded or not) of 16, 24 or 32 bytes; blank lines and
+// lines starting with # are skipped. Errors name the line, never the key.
+func ReadGossipKeys(path string) ([][]byte, error) {
+	data, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var keys [][]byte
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		var k []byte
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			if k, err = enc.DecodeString(line); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: not base64", path, i+1)
+		}
+		if l := len(k); l != 16 && l != 24 && l != 32 {
+			return nil, fmt.Errorf("%s line %d: key of %d bytes; want 16, 24 or 32 (`understudy keygen` makes one)", path, i+1, l)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no key", path)
+	}
+	return keys, nil
 }
 
 // MaxEventBuffer bounds Config.EventBuffer: each WatchEvents subscriber
@@ -351,6 +523,7 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 	}
 	// Bool flags must accept the bare form --anonymous-read.
 	fs.Lookup("anonymous-read").Value = &boolString{}
+	fs.Lookup("insecure-gossip").Value = &boolString{}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}

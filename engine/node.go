@@ -21,6 +21,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/engine/cluster"
+	"github.com/understudy-nvr/understudy/engine/reconcile"
 	"github.com/understudy-nvr/understudy/placement"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/segment"
@@ -58,11 +60,23 @@ type Node struct {
 	retired  SessionStats // counters of sessions that ended, summed
 
 	cpuBits atomic.Uint64 // float64 bits of the last CPU sample
+
+	cl   *cluster.Cluster      // nil: a lone node
+	rec  *reconcile.Reconciler // the supervisor's only
+	wake chan struct{}         // poke: reconcile now
+	seen map[string]placement.State
+
+	placeMu    sync.Mutex
+	placed     map[string][]string // the last round's placement
+	digest     uint64              // placementDigest(placed)
+	selfState  string              // cluster state of this node
+	selfWeight int
 }
 
 // runningSession is one supervised recording.
 type runningSession struct {
 	stream      catalog.Stream
+	role        reconcile.Role
 	sess        *Session
 	cancel      context.CancelFunc
 	done        chan struct{}
@@ -166,11 +180,6 @@ func (n *Node) liveEdge(stream string) (time.Time, bool) {
 // A variable for the tests only.
 var requestReadTimeout = 30 * time.Second
 
-// NodeInfo is what placement and ListNodes know of a node.
-type NodeInfo struct {
-	ID, Domain, APIAddress string
-}
-
 // OpenNode opens the data directory (segment store under DataDir, catalog
 // under DataDir/control) and binds the API listener. cfg must have passed
 // EnsureDefaults and Validate. Close (or Run) releases everything.
@@ -217,6 +226,13 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 		n.addr = n.listener.Addr().String()
 	}
 	n.metrics = newNodeMetrics(n)
+	n.wake = make(chan struct{}, 1)
+	n.selfState, n.selfWeight = cluster.StateActive, cfg.Weight
+	n.rec = reconcile.New(reconcile.Config{Self: cfg.ID, Level: cfg.PlacementLevel,
+		HandoffTimeout: cfg.HandoffTimeout, RejoinHold: cfg.RejoinHold})
+	if err := n.startCluster(); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 	return n, nil
 }
 
@@ -306,6 +322,12 @@ func (n *Node) closeStorage() {
 	if n.listener != nil {
 		n.listener.Close()
 	}
+	if n.cl != nil { // it writes into the catalog: before the db closes
+		if err := n.cl.Shutdown(); err != nil {
+			n.log.Warn("cluster shutdown", "err", err)
+		}
+		n.cl = nil
+	}
 	if n.db != nil {
 		if err := n.db.Close(); err != nil {
 			n.log.Error("close control db", "err", err)
@@ -381,6 +403,13 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.ready.Store(false)
 	n.log.Info("node shutting down")
+	if n.cl != nil {
+		// Peers learn at once that this node is gone and promote the
+		// replicas of its streams, which already record them.
+		if lerr := n.cl.Leave(2 * time.Second); lerr != nil {
+			n.log.Warn("leaving the cluster", "err", lerr)
+		}
+	}
 	close(n.stopping)
 	cancel()
 	wg.Wait() // the supervisor has stopped every session: segments are closed
@@ -394,57 +423,20 @@ func (n *Node) Run(ctx context.Context) error {
 	return err
 }
 
-// Place maps every stream to the nodes that record it, home first, with
-// the placement package: failure-domain-aware weighted rendezvous hashing
-// with bounded loads. Copies go to distinct racks when the domains name
-// racks, else to distinct nodes. Should placement reject its input (it
-// cannot, for nodes whose config was validated), every stream goes to
-// every live node: over-record, never under-record.
-func Place(streams []catalog.Stream, nodes []NodeInfo) map[string][]string {
-	pn := make([]placement.Node, 0, len(nodes))
-	for _, ni := range nodes {
-		d, err := placement.ParseDomain(ni.Domain)
-		if err != nil {
-			d = placement.Domain{{Key: "host", Value: ni.ID}}
-		}
-		pn = append(pn, placement.Node{ID: ni.ID, Domain: d, Weight: 1, State: placement.Active})
-	}
-	ps := make([]placement.Stream, 0, len(streams))
-	for _, s := range streams {
-		ps = append(ps, placement.Stream{ID: s.ID, Weight: 1, Replicas: min(max(s.Replicas, 1), placement.MaxReplicas)})
-	}
-	out := make(map[string][]string, len(streams))
-	p, err := placement.Place(pn, ps, placement.Config{Level: "rack"})
-	if err != nil {
-		p, err = placement.Place(pn, ps, placement.Config{Level: "node"})
-	}
-	if err != nil {
-		all := make([]string, 0, len(nodes))
-		for _, ni := range nodes {
-			all = append(all, ni.ID)
-		}
-		for _, s := range streams {
-			out[s.ID] = all
-		}
-		return out
-	}
-	for _, s := range streams {
-		out[s.ID] = p.Lookup(s.ID)
-	}
-	return out
-}
-
-// liveNodes is the cluster membership as this node sees it: itself only,
-// for now.
-func (n *Node) liveNodes() []NodeInfo {
-	return []NodeInfo{{ID: n.cfg.ID, Domain: n.cfg.Domain, APIAddress: n.addr}}
-}
-
 // supervise reconciles the sessions with the catalog at start and after
 // every catalog change, and stops them all when ctx ends.
+// The supervisor also runs a round every second: sessions that started or
+// stopped recording change this node's status, and the reconciler's holds
+// and handoff timeouts end only in a round.
 func (n *Node) supervise(ctx context.Context) {
 	changes, stop := n.catalog.Watch()
 	defer stop()
+	var members <-chan struct{}
+	if n.cl != nil {
+		members = n.cl.Changes()
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	n.reconcile(ctx)
 	for {
 		select {
@@ -452,66 +444,22 @@ func (n *Node) supervise(ctx context.Context) {
 			n.stopAll()
 			return
 		case <-changes:
-			n.reconcile(ctx)
+		case <-members:
+		case <-n.wake:
+		case <-tick.C:
 		}
-	}
-}
-
-// reconcile starts a session for every enabled stream placed on this node,
-// stops the sessions of streams removed, disabled or placed elsewhere, and
-// restarts those whose URL or credentials changed.
-func (n *Node) reconcile(ctx context.Context) {
-	enabled := n.catalog.Enabled()
-	placement := Place(enabled, n.liveNodes())
-	want := map[string]catalog.Stream{}
-	role := map[string]string{}
-	for _, s := range enabled {
-		for i, id := range placement[s.ID] {
-			if id == n.cfg.ID {
-				want[s.ID] = s
-				role[s.ID] = "replica"
-				if i == 0 {
-					role[s.ID] = "home"
-				}
-			}
-		}
-	}
-	n.mu.Lock()
-	var stopping []stop
-	for id, rs := range n.sessions {
-		s, ok := want[id]
-		switch {
-		case !ok:
-			stopping = append(stopping, stop{rs, stopRemoved})
-		case s.RecordingURL() != rs.stream.RecordingURL():
-			stopping = append(stopping, stop{rs, stopChanged})
-		default:
-			continue
-		}
-		delete(n.sessions, id)
-	}
-	n.mu.Unlock()
-	n.stopSessions(stopping)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for id, s := range want {
-		if _, ok := n.sessions[id]; ok {
-			n.sessions[id].stream = s
-			continue
-		}
-		if err := n.startSession(ctx, s, role[id]); err != nil {
-			n.log.Error("cannot record stream", "stream", s, "err", err)
-		}
+		n.reconcile(ctx)
 	}
 }
 
 // startSession runs a session for s; n.mu is held.
-func (n *Node) startSession(ctx context.Context, s catalog.Stream, role string) error {
-	rs := &runningSession{stream: s, done: make(chan struct{})}
+func (n *Node) startSession(ctx context.Context, s catalog.Stream, role reconcile.Role) error {
+	rs := &runningSession{stream: s, role: role, done: make(chan struct{})}
+	class := roleClass(role)
 	sess, err := NewSession(n.store, SessionConfig{
 		Stream:          s.ID,
 		URL:             s.RecordingURL(),
-		Class:           segment.ClassArchive,
+		Class:           class,
 		Transport:       n.cfg.Transport,
 		SegmentDuration: n.cfg.SegmentDuration,
 		Memory:          n.queueMemory,
@@ -531,15 +479,15 @@ func (n *Node) startSession(ctx context.Context, s catalog.Stream, role string) 
 			n.log.Error("recording session failed", "stream", s.ID, "err", err)
 		}
 	}()
-	n.log.Info("recording started", "stream", s, "class", segment.ClassArchive.String())
+	n.log.Info("recording started", "stream", s, "role", role.String(), "class", class.String())
 	n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_RECORDING_STARTED, Stream: s.ID, Node: n.cfg.ID,
-		Message: "recording started", Details: map[string]string{"role": role, "class": "archive"}})
+		Message: "recording started as " + role.String(), Details: map[string]string{"role": role.String(), "class": class.String()}})
 	return nil
 }
 
-// Why a recording stops (the "reason" of EVENT_KIND_RECORDING_STOPPED).
+// Why a recording stops (the "reason" of EVENT_KIND_RECORDING_STOPPED),
+// besides the reconciler's reasons (stopReason).
 const (
-	stopRemoved  = "stream deleted, disabled or placed on other nodes"
 	stopChanged  = "stream URL or credentials changed: restarting"
 	stopShutdown = "node shutting down"
 )
@@ -553,7 +501,7 @@ func (n *Node) stopSession(rs *runningSession, reason string) {
 	n.mu.Unlock()
 	n.log.Info("recording stopped", "stream", rs.stream.ID, "reason", reason)
 	n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_RECORDING_STOPPED, Stream: rs.stream.ID, Node: n.cfg.ID,
-		Message: "recording stopped: " + reason, Details: map[string]string{"reason": reason}})
+		Message: "recording stopped: " + reason, Details: map[string]string{"reason": reason, "role": rs.role.String()}})
 }
 
 func (n *Node) stopAll() {

@@ -160,34 +160,6 @@ func TestNodeSupervisesCatalog(t *testing.T) {
 	resp.Body.Close()
 }
 
-// TestPlaceUsesFailureDomains: the node places streams with the placement
-// package: copies in distinct racks when the domains name racks, and with
-// one live node every stream on it.
-func TestPlaceUsesFailureDomains(t *testing.T) {
-	nodes := []NodeInfo{
-		{ID: "a1", Domain: "zone=z/rack=a/host=a1"}, {ID: "a2", Domain: "zone=z/rack=a/host=a2"},
-		{ID: "b1", Domain: "zone=z/rack=b/host=b1"}, {ID: "b2", Domain: "zone=z/rack=b/host=b2"},
-	}
-	rack := map[string]string{"a1": "a", "a2": "a", "b1": "b", "b2": "b"}
-	var streams []catalog.Stream
-	for i := 0; i < 50; i++ {
-		streams = append(streams, catalog.Stream{ID: fmt.Sprintf("cam%d", i), Replicas: 2})
-	}
-	got := Place(streams, nodes)
-	for _, s := range streams {
-		ids := got[s.ID]
-		if len(ids) != 2 || rack[ids[0]] == rack[ids[1]] {
-			t.Errorf("%s placed on %v: want 2 copies in distinct racks", s.ID, ids)
-		}
-	}
-	single := Place(streams, []NodeInfo{{ID: "n1", Domain: "host=n1"}})
-	for _, s := range streams {
-		if ids := single[s.ID]; len(ids) != 1 || ids[0] != "n1" {
-			t.Errorf("%s on one node placed on %v", s.ID, ids)
-		}
-	}
-}
-
 // TestNodeStopsOnIndexFailure: a node whose segment index failed for good
 // stops with the error (for its supervisor to restart it and recover),
 // instead of recording files the index cannot find.
@@ -813,7 +785,7 @@ func TestStopSessionsAllAtOnce(t *testing.T) {
 		var once sync.Once
 		rs.cancel = func() { once.Do(asked.Done) }
 		go func() { asked.Wait(); close(rs.done) }()
-		all = append(all, stop{rs, stopRemoved})
+		all = append(all, stop{rs, "deleted"})
 	}
 	stopped := make(chan struct{})
 	go func() { n.stopSessions(all); close(stopped) }()

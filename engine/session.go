@@ -220,6 +220,10 @@ type Session struct {
 	started      time.Time     // when Run began: the hole before the first frame starts there
 	failedInARow int
 	lastErr      string
+	// classReq is 1 + the class SetClass asked for, 0 when none is
+	// pending: the write loop hands it to its writer, which switches at
+	// the next keyframe, so the two segments meet exactly.
+	classReq atomic.Int32
 
 	frames, bytes, dropped, writeErrors, reconnects, stalls atomic.Uint64
 }
@@ -260,6 +264,33 @@ func (s *Session) OpenOutage() (since time.Time, ok bool) {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	return s.outageSince, !s.outageSince.IsZero()
+}
+
+// SetClass changes where the session records from its next keyframe on:
+// the archive (home) or the buffer (replica). The segment in progress
+// goes on in the old class until then, so a promotion loses no frame.
+func (s *Session) SetClass(c segment.Class) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	s.cfg.Class = c // for the writers opened from now on
+	s.classReq.Store(int32(c) + 1)
+}
+
+// Class returns the class the session records into now (or will, from the
+// next keyframe, after SetClass).
+func (s *Session) Class() segment.Class {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	return s.cfg.Class
+}
+
+// Recording reports whether frames reach the disk: connected, a writer
+// open, not dropping. A replica that stops being placed here waits for
+// its successors to say this before it stops.
+func (s *Session) Recording() bool {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	return s.connected && s.frames.Load() > 0 && !s.dropping && !s.writerBroken.Load()
 }
 
 // Stats returns a snapshot of the session's counters.
@@ -702,6 +733,11 @@ func (s *Session) writeLoop() {
 		default:
 			s.queued.Add(-it.size())
 			s.cfg.Memory.give(it.size())
+			if c := s.classReq.Swap(0); c != 0 && w != nil {
+				if err := w.SetClass(segment.Class(c - 1)); err != nil {
+					s.log.Error("changing the segment class", "err", err)
+				}
+			}
 			if w == nil {
 				s.dropped.Add(1)
 				continue

@@ -106,6 +106,10 @@ type Writer struct {
 	anchorDTS  int64
 
 	closed bool
+	// switchClass: the segment that starts at the next reference keyframe
+	// goes to nextClass (SetClass).
+	switchClass bool
+	nextClass   Class
 }
 
 type trackState struct {
@@ -231,7 +235,7 @@ func (w *Writer) WriteFrame(f Frame) error {
 	if !isRef && f.DTS < t.origin {
 		return nil // before the segment's start: belonged to the previous one
 	}
-	if isRef && f.Random && ticksToDuration(f.DTS-t.origin, t.clock) >= w.cfg.SegmentDuration {
+	if isRef && f.Random && (ticksToDuration(f.DTS-t.origin, t.clock) >= w.cfg.SegmentDuration || w.switchClass) {
 		w.commit(f.Track, f.DTS-t.pending.DTS)
 		if err := w.endSegment(); err != nil {
 			return err
@@ -302,8 +306,32 @@ func (w *Writer) defaultDur(i int) int64 {
 	return t.clock / 50
 }
 
+// SetClass makes the segment in progress end at the next reference
+// keyframe and the segments from there on go to class c (a replica
+// promoted to home archives from then on). The two segments meet exactly:
+// no instant is lost or recorded twice. Without a segment in progress the
+// next one starts in c.
+func (w *Writer) SetClass(c Class) error {
+	if !c.valid() {
+		return fmt.Errorf("segment: stream %s: invalid class %d", w.cfg.Stream, c)
+	}
+	if c == w.cfg.Class {
+		w.switchClass = false
+		return nil
+	}
+	if w.seg == nil {
+		w.cfg.Class = c
+		return nil
+	}
+	w.switchClass, w.nextClass = true, c
+	return nil
+}
+
 func (w *Writer) startSegment(f *Frame) error {
 	s := w.s
+	if w.switchClass {
+		w.cfg.Class, w.switchClass = w.nextClass, false
+	}
 	if !w.anchored {
 		w.anchorWall = f.Wall.Add(-ticksToDuration(f.PTS-f.DTS, w.refClock()))
 		w.anchorDTS = f.DTS

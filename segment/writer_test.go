@@ -429,3 +429,52 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterSetClass: a replica promoted to home switches class at the next
+// keyframe; the buffer segment and the archive one meet exactly, so the
+// stream's coverage over both classes has no hole and no overlap.
+func TestWriterSetClass(t *testing.T) {
+	m := loadMedia(t)
+	s := openTestStore(t, Options{Node: "n1"})
+	w, err := s.NewWriter(WriterConfig{Stream: "cam1", Class: ClassBuffer, Tracks: m.tracks(true), SegmentDuration: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := m.frames(testWall0, true, 6*testFPS)
+	half := len(frames) / 2
+	writeAll(t, w, frames[:half])
+	if err := w.SetClass(Class(9)); err == nil {
+		t.Errorf("SetClass(9) accepted")
+	}
+	if err := w.SetClass(ClassArchive); err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, w, frames[half:])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := s.Segments("cam1", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) != 2 || segs[0].Class != ClassBuffer || segs[1].Class != ClassArchive {
+		t.Fatalf("segments %+v, want a buffer one then an archive one", segs)
+	}
+	if !segs[1].Start.Equal(segs[0].End) {
+		t.Errorf("archive starts at %v, buffer ended at %v", segs[1].Start, segs[0].End)
+	}
+	end := testWall0.Add(6 * time.Second)
+	if !segs[0].Start.Equal(testWall0) || !segs[1].End.Equal(end) {
+		t.Errorf("segments cover [%v, %v), want [%v, %v)", segs[0].Start, segs[1].End, testWall0, end)
+	}
+	// The switch waits for a keyframe: the buffer segment holds the frames
+	// up to it (at least the half written before SetClass).
+	if d := segs[0].End.Sub(testWall0); d < 3*time.Second {
+		t.Errorf("buffer segment ends %v after the start, before SetClass", d)
+	}
+	for _, sg := range segs {
+		if pr := ffprobe(t, filepath.Join(s.Dir(), filepath.FromSlash(sg.Path))); pr.errors != "" {
+			t.Errorf("ffprobe %s: %s", sg.Path, pr.errors)
+		}
+	}
+}

@@ -60,6 +60,24 @@ func runServe(args []string) int {
 		log.Error("cannot start", nodeErrAttrs(cfg.DataDir, err)...)
 		return 1
 	}
+	// SIGHUP re-reads the gossip key file: key rotation without a restart.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := node.ReloadGossipKeys(); err != nil {
+					log.Error("SIGHUP: gossip keys not reloaded", "err", err)
+				} else {
+					log.Info("SIGHUP: gossip keys reloaded", "file", cfg.GossipKeyFile)
+				}
+			}
+		}
+	}()
 	if err := node.Run(ctx); err != nil {
 		log.Error("node failed", nodeErrAttrs(cfg.DataDir, err)...)
 		return 1

@@ -60,6 +60,9 @@ type Config struct {
 	// ProbeInterval is memberlist's failure-probe interval. Default 1s
 	// (memberlist LAN): a killed node is declared dead in about 5-6 s.
 	ProbeInterval time.Duration
+	// StatusInterval is how often this node re-gossips its Status when its
+	// content did not change (a change is gossiped at once). Default 5s.
+	StatusInterval time.Duration
 }
 
 // EnsureDefaults fills the zero fields that have defaults.
@@ -79,6 +82,9 @@ func (c *Config) EnsureDefaults() {
 	if c.ProbeInterval == 0 {
 		c.ProbeInterval = time.Second
 	}
+	if c.StatusInterval == 0 {
+		c.StatusInterval = 5 * time.Second
+	}
 	if c.Meta.State == "" {
 		c.Meta.State = StateActive
 	}
@@ -87,8 +93,11 @@ func (c *Config) EnsureDefaults() {
 // Member is one node of the cluster as this node sees it.
 type Member struct {
 	Meta
-	// Alive: memberlist holds the node alive (not suspect, dead or left).
+	// Alive: the node is a member now (alive or suspect; not declared
+	// dead, not left).
 	Alive bool
+	// Left: the node left the cluster on purpose (shutdown), not died.
+	Left bool
 	// Addr is the node's gossip address, host:port.
 	Addr string
 }
@@ -100,6 +109,7 @@ type Cluster struct {
 	log   *slog.Logger
 	cat   *catalog.Catalog
 	ml    *memberlist.Memberlist
+	keys  *memberlist.Keyring // nil: gossip not encrypted
 	queue *memberlist.TransmitLimitedQueue
 
 	metaMu  sync.Mutex
@@ -114,6 +124,12 @@ type Cluster struct {
 	sentMu sync.Mutex
 	sent   map[string]catalog.Version // newest version broadcast per stream id
 
+	statusMu   sync.Mutex
+	status     Status // this node's, as last gossiped
+	statusAt   time.Time
+	statusSent bool
+	statusSeq  uint64
+
 	badMsg rateLog
 
 	stopOnce sync.Once
@@ -127,6 +143,8 @@ type peer struct {
 	left        bool   // left gracefully: not re-joined
 	gone        bool   // dead or left
 	warnVersion string // build version already warned about
+	status      Status // last status received
+	hasStatus   bool
 }
 
 // Start joins (or founds) the cluster and starts replicating cfg.Catalog.
@@ -141,7 +159,7 @@ func Start(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: Config.Meta: %w", err)
 	}
-	if cfg.RejoinInterval < 0 || cfg.PushPullInterval < 0 || cfg.ProbeInterval < 0 {
+	if cfg.RejoinInterval < 0 || cfg.PushPullInterval < 0 || cfg.ProbeInterval < 0 || cfg.StatusInterval < 0 {
 		return nil, errors.New("cluster: intervals must be positive")
 	}
 	c := &Cluster{
@@ -156,6 +174,9 @@ func Start(cfg Config) (*Cluster, error) {
 		stop:    make(chan struct{}),
 	}
 	c.badMsg.every = 10 * time.Second
+	// Sequence numbers grow across restarts too, so peers take the first
+	// status of a restarted node as news.
+	c.statusSeq = uint64(time.Now().UnixNano())
 	c.nodes.Store(1)
 	c.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(c.nodes.Load()) },
@@ -183,6 +204,7 @@ func Start(cfg Config) (*Cluster, error) {
 			return nil, fmt.Errorf("cluster: Config.Keys: %w", err)
 		}
 		mc.Keyring = kr
+		c.keys = kr
 		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
 
@@ -206,9 +228,10 @@ func Start(cfg Config) (*Cluster, error) {
 			c.log.Info("joined", "contacted", n)
 		}
 	}
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go c.broadcastLoop(watch, cancel)
 	go c.rejoinLoop()
+	go c.statusLoop()
 	return c, nil
 }
 
@@ -239,6 +262,7 @@ func (c *Cluster) Members() []Member {
 	for name, p := range c.members {
 		m := p.member
 		m.Alive = name == c.cfg.Meta.ID || !p.gone
+		m.Left = p.left && !m.Alive
 		out = append(out, m)
 	}
 	c.mu.Unlock()
@@ -397,7 +421,7 @@ func (c *Cluster) rejoinAddrs() []string {
 	}
 	c.mu.Lock()
 	for name, p := range c.members {
-		if name != c.cfg.Meta.ID && !p.left && !alive[name] && !slices.Contains(out, p.member.Addr) {
+		if name != c.cfg.Meta.ID && !p.left && !alive[name] && p.member.Addr != "" && !slices.Contains(out, p.member.Addr) {
 			out = append(out, p.member.Addr)
 		}
 	}
@@ -422,6 +446,10 @@ func (d *delegate) NodeMeta(limit int) []byte {
 
 func (d *delegate) NotifyMsg(b []byte) {
 	c := (*Cluster)(d)
+	if len(b) > 0 && b[0] == msgStatus {
+		c.receiveStatus(b)
+		return
+	}
 	if len(b) == 0 || b[0] != msgEntry || len(b)-1 > MaxEntrySize {
 		c.badMsg.log(c.log, "gossip message dropped", "size", len(b), "err", "unknown type or oversized")
 		return
@@ -581,4 +609,41 @@ func stateName(s memberlist.NodeStateType) string {
 		return "left"
 	}
 	return "unknown"
+}
+
+// SetKeys replaces the gossip keys without a restart: the first encrypts,
+// all decrypt. Rotation without downtime takes three steps, each applied on
+// every node before the next: add the new key second (every node can read
+// it), move it first (every node writes with it), drop the old one. A
+// cluster started without keys cannot turn encryption on here: that needs
+// a restart of every node.
+func (c *Cluster) SetKeys(keys [][]byte) error {
+	if c.keys == nil {
+		return errors.New("cluster: gossip is not encrypted; restart with a key file to encrypt it")
+	}
+	if len(keys) == 0 {
+		return errors.New("cluster: no key: turning encryption off needs a restart")
+	}
+	for i, k := range keys {
+		if l := len(k); l != 16 && l != 24 && l != 32 {
+			return fmt.Errorf("cluster: key %d is %d bytes; want 16, 24 or 32", i+1, l)
+		}
+	}
+	for _, k := range keys {
+		if err := c.keys.AddKey(k); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
+	if err := c.keys.UseKey(keys[0]); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	for _, old := range c.keys.GetKeys() {
+		if !slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, old) }) {
+			if err := c.keys.RemoveKey(old); err != nil {
+				return fmt.Errorf("cluster: %w", err)
+			}
+		}
+	}
+	c.log.Info("gossip keys replaced", "keys", len(keys))
+	return nil
 }

@@ -40,3 +40,17 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeStatus(f *testing.F) {
+	f.Add(EncodeStatus("n1", Status{Seq: 3, Digest: 9, Missing: []string{"cam-1"}, Home: 2, CPUPercent: 3.5}))
+	f.Add([]byte{msgStatus, statusFormatV1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		node, s, err := DecodeStatus(b)
+		if err != nil {
+			return
+		}
+		if enc := EncodeStatus(node, s); len(enc) > MaxStatusSize {
+			t.Fatalf("decoded status re-encodes to %d bytes", len(enc))
+		}
+	})
+}

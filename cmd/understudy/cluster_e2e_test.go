@@ -1,0 +1,384 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/understudy-nvr/understudy/chaos/camsim"
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
+)
+
+// clusterNode is one `understudy serve` process of a cluster test.
+type clusterNode struct {
+	id, api, gossip, dir, logPath string
+	args                          []string
+	proc                          *serverProc
+}
+
+func (c *clusterNode) start(t *testing.T, bin string) {
+	t.Helper()
+	lf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"serve"}, c.args...)...)
+	cmd.Env = append(os.Environ(), "UNDERSTUDY_ADMIN_TOKEN="+e2eAdmin)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.proc = &serverProc{cmd: cmd, log: lf}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + c.api + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.proc.kill()
+			t.Fatalf("%s not ready after 15 s: %v", c.id, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *clusterNode) cluster() understudyv1connect.ClusterServiceClient {
+	return understudyv1connect.NewClusterServiceClient(h2cClient(e2eAdmin), "http://"+c.api)
+}
+
+func (c *clusterNode) recording() understudyv1connect.RecordingServiceClient {
+	return understudyv1connect.NewRecordingServiceClient(h2cClient(e2eAdmin), "http://"+c.api)
+}
+
+// startTestCluster starts n nodes in distinct racks, each joining the
+// others, with one gossip key.
+func startTestCluster(t *testing.T, bin string, n int, extra ...string) []*clusterNode {
+	t.Helper()
+	tmp := t.TempDir()
+	key, err := exec.Command(bin, "keygen").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(tmp, "gossip.key")
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]*clusterNode, n)
+	for i := range nodes {
+		id := fmt.Sprintf("n%d", i+1)
+		nodes[i] = &clusterNode{id: id, api: freePort(t), gossip: freePort(t), dir: filepath.Join(tmp, id),
+			logPath: filepath.Join(tmp, id+".log")}
+	}
+	for i, c := range nodes {
+		var join []string
+		for j, o := range nodes {
+			if j != i {
+				join = append(join, o.gossip)
+			}
+		}
+		c.args = append([]string{"--id", c.id, "--domain", fmt.Sprintf("zone=a/rack=r%d/host=%s", i+1, c.id),
+			"--data-dir", c.dir, "--listen", c.api, "--gossip-listen", c.gossip, "--join", strings.Join(join, ","),
+			"--gossip-key-file", keyFile, "--read-token", e2eRead, "--segment-duration", "4s", "--log-level", "debug"}, extra...)
+	}
+	for _, c := range nodes {
+		c.start(t, bin)
+	}
+	t.Cleanup(func() {
+		for _, c := range nodes {
+			if c.proc != nil {
+				c.proc.kill()
+			}
+			if t.Failed() {
+				b, _ := os.ReadFile(c.logPath)
+				lines := strings.Split(string(b), "\n")
+				var keep []string
+				for _, l := range lines {
+					if !strings.Contains(l, "level=DEBUG") {
+						keep = append(keep, l)
+					}
+				}
+				t.Logf("%s log (%d lines, debug left out):\n%s", c.id, len(lines), strings.Join(keep[max(0, len(keep)-60):], "\n"))
+			}
+		}
+	})
+	return nodes
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// placementOf returns what node c computes: stream -> its recorders.
+func placementOf(t *testing.T, c *clusterNode) map[string][]string {
+	t.Helper()
+	resp, err := c.cluster().GetPlacement(context.Background(), connect.NewRequest(&understudyv1.GetPlacementRequest{}))
+	if err != nil {
+		return nil
+	}
+	out := map[string][]string{}
+	for _, a := range resp.Msg.Assignments {
+		out[a.StreamId] = a.NodeIds
+	}
+	return out
+}
+
+func nodeStates(c *clusterNode) map[string]understudyv1.NodeState {
+	resp, err := c.cluster().ListNodes(context.Background(), connect.NewRequest(&understudyv1.ListNodesRequest{}))
+	if err != nil {
+		return nil
+	}
+	out := map[string]understudyv1.NodeState{}
+	for _, n := range resp.Msg.Nodes {
+		out[n.Id] = n.State
+	}
+	return out
+}
+
+type span struct{ start, end time.Time }
+
+// coverageOf returns the stretches of stream that node c holds itself, of
+// class (UNSPECIFIED: any), within [from, to).
+func coverageOf(t *testing.T, c *clusterNode, stream string, class understudyv1.SegmentClass, from, to time.Time) []span {
+	t.Helper()
+	resp, err := c.recording().GetTimeline(context.Background(), connect.NewRequest(&understudyv1.GetTimelineRequest{
+		StreamId: stream, Start: timestamppb.New(from), End: timestamppb.New(to), NodeId: c.id, Class: class}))
+	if err != nil {
+		t.Fatalf("GetTimeline %s on %s: %v", stream, c.id, err)
+	}
+	var out []span
+	for _, cv := range resp.Msg.Coverage {
+		out = append(out, span{cv.Start.AsTime(), cv.End.AsTime()})
+	}
+	return out
+}
+
+// holes returns the parts of [from, to) that no span covers.
+func holes(spans []span, from, to time.Time) []span {
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start.Before(spans[j].start) })
+	var out []span
+	at := from
+	for _, s := range spans {
+		if s.start.After(at) && s.start.Before(to) {
+			out = append(out, span{at, s.start})
+		}
+		if s.end.After(at) {
+			at = s.end
+		}
+	}
+	if at.Before(to) {
+		out = append(out, span{at, to})
+	}
+	return out
+}
+
+// TestClusterFailoverNoGap is the cluster's promise on real processes:
+// three nodes in three racks record six cameras with R=2; the home of some
+// streams is killed with SIGKILL; the union of what the nodes recorded has
+// no hole; the survivors declare it down, promote the replicas and start
+// new ones; once it is back, placement gives it its streams again.
+func TestClusterFailoverNoGap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end cluster test: 70 s with real processes")
+	}
+	bin := understudyBinary(t)
+	const cams = 6
+	sim := startCamsim(t, camsim.Config{Cameras: cams, Width: 320, Height: 240, Bitrate: 500_000, GOP: 25})
+	nodes := startTestCluster(t, bin, 3, "--rejoin-hold", "3s")
+	ctx := context.Background()
+	waitUntil(t, 15*time.Second, "every node sees 3 active nodes", func() bool {
+		for _, c := range nodes {
+			st := nodeStates(c)
+			if len(st) != 3 {
+				return false
+			}
+			for _, s := range st {
+				if s != understudyv1.NodeState_NODE_STATE_ACTIVE {
+					return false
+				}
+			}
+		}
+		return true
+	})
+
+	// Streams are created on n1 and replicate to the others.
+	sc := understudyv1connect.NewStreamServiceClient(h2cClient(e2eAdmin), "http://"+nodes[0].api)
+	var ids []string
+	for i := range cams {
+		id := fmt.Sprintf("cam%d", i)
+		ids = append(ids, id)
+		if _, err := sc.CreateStream(ctx, connect.NewRequest(&understudyv1.CreateStreamRequest{
+			Stream: &understudyv1.Stream{Id: id, Url: sim.URL(i), Enabled: true, Replicas: 2}})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var place map[string][]string
+	agreeIn := waitUntil(t, 20*time.Second, "every node computes the same placement, 2 copies per stream", func() bool {
+		place = placementOf(t, nodes[0])
+		for _, c := range nodes[1:] {
+			p := placementOf(t, c)
+			if len(p) != cams {
+				return false
+			}
+			for id, ns := range place {
+				if !slices.Equal(p[id], ns) || len(ns) != 2 {
+					return false
+				}
+			}
+		}
+		return len(place) == cams
+	})
+	t.Logf("placement agreed on 3 nodes %s after the streams were created: %v", agreeIn, place)
+
+	// The victim: the home of the most streams.
+	homes := map[string][]string{}
+	for id, ns := range place {
+		homes[ns[0]] = append(homes[ns[0]], id)
+	}
+	victim := nodes[0]
+	for _, c := range nodes {
+		if len(homes[c.id]) > len(homes[victim.id]) {
+			victim = c
+		}
+	}
+	byID := map[string]*clusterNode{}
+	for _, c := range nodes {
+		byID[c.id] = c
+	}
+	var survivors []*clusterNode
+	for _, c := range nodes {
+		if c != victim {
+			survivors = append(survivors, c)
+		}
+	}
+
+	// Every copy records before the fault.
+	waitUntil(t, 20*time.Second, "every placed copy recording", func() bool {
+		for id, ns := range place {
+			for _, nd := range ns {
+				if len(coverageOf(t, byID[nd], id, 0, time.Now().Add(-time.Minute), time.Now())) == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	t0 := time.Now()
+	time.Sleep(8 * time.Second)
+
+	killAt := time.Now()
+	victim.proc.kill()
+	victim.proc = nil
+	downIn := waitUntil(t, 20*time.Second, victim.id+" declared down by both survivors", func() bool {
+		for _, c := range survivors {
+			if nodeStates(c)[victim.id] != understudyv1.NodeState_NODE_STATE_DOWN {
+				return false
+			}
+		}
+		return true
+	})
+	// R copies again: each stream placed on the two survivors, which record
+	// it (a segment written after the kill; segments are 4 s).
+	var after map[string][]string
+	copiesIn := waitUntil(t, 30*time.Second, "2 recording copies of every stream on the survivors", func() bool {
+		after = placementOf(t, survivors[0])
+		for _, id := range ids {
+			ns := after[id]
+			if len(ns) != 2 || slices.Contains(ns, victim.id) {
+				return false
+			}
+			for _, nd := range ns {
+				cv := coverageOf(t, byID[nd], id, 0, killAt, time.Now())
+				if len(cv) == 0 || !cv[len(cv)-1].end.After(killAt.Add(2*time.Second)) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	t.Logf("SIGKILL of %s (home of %v): declared down after %s, 2 recording copies of every stream after %s",
+		victim.id, homes[victim.id], downIn, copiesIn)
+	// The promoted nodes archive from their promotion on.
+	for _, id := range homes[victim.id] {
+		nh := byID[after[id][0]]
+		if len(coverageOf(t, nh, id, understudyv1.SegmentClass_SEGMENT_CLASS_ARCHIVE, killAt, time.Now())) == 0 {
+			t.Errorf("%s: new home %s has no archive since the kill", id, nh.id)
+		}
+	}
+
+	// Back with the same id and data directory: it takes its place again.
+	time.Sleep(4 * time.Second)
+	victim.start(t, bin)
+	backIn := waitUntil(t, 30*time.Second, victim.id+" placed again as before", func() bool {
+		p := placementOf(t, survivors[0])
+		for id, ns := range place {
+			if !slices.Equal(p[id], ns) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%s restarted: the original placement is back after %s", victim.id, backIn)
+	time.Sleep(8 * time.Second)
+	end := time.Now().Add(-3 * time.Second)
+
+	// No hole: the union of every node's own recordings covers [t0, end).
+	for _, id := range ids {
+		var all []span
+		for _, c := range nodes {
+			all = append(all, coverageOf(t, c, id, 0, t0, end)...)
+		}
+		if h := holes(all, t0, end); len(h) > 0 {
+			var desc []string
+			for _, s := range h {
+				desc = append(desc, fmt.Sprintf("%s..%s (%s)", s.start.Sub(killAt).Round(time.Millisecond), s.end.Sub(killAt).Round(time.Millisecond), s.end.Sub(s.start)))
+			}
+			t.Errorf("%s: holes in the union of the 3 nodes' recordings (relative to the kill): %s", id, strings.Join(desc, ", "))
+		}
+	}
+	// Make-before-break ends: nothing records a stream it is not placed for
+	// beyond the handoff.
+	waitUntil(t, 40*time.Second, "every node records exactly its placed streams", func() bool {
+		for _, c := range nodes {
+			resp, err := c.cluster().ListNodes(ctx, connect.NewRequest(&understudyv1.ListNodesRequest{}))
+			if err != nil {
+				return false
+			}
+			want := 0
+			for _, ns := range place {
+				if slices.Contains(ns, c.id) {
+					want++
+				}
+			}
+			for _, nd := range resp.Msg.Nodes {
+				if nd.Id == c.id && int(nd.HomeStreams+nd.ReplicaStreams) != want {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
