@@ -362,32 +362,71 @@ type TimelineInterval struct {
 }
 
 // BuildTimeline computes the timeline of [start, end) from the segments
-// held and the recorded source outages: live coverage wins over backfill;
-// every hole is a gap, SOURCE where it overlaps a source outage and SYSTEM
-// elsewhere (a gap is split at outage boundaries).
+// held (by any node: SegmentInfo.Node, node when it is empty) and the
+// recorded source outages. Each coverage interval lists the nodes that hold
+// media for all of it: those holding it live when any does (ORIGIN_LIVE),
+// else those holding a backfilled copy. Every hole is a gap, SOURCE where
+// it overlaps a source outage and SYSTEM elsewhere (a gap is split at
+// outage boundaries).
 func BuildTimeline(segs []segment.SegmentInfo, outages []segment.Interval, node string, start, end time.Time) Timeline {
-	var live, bf []segment.Interval
+	live := map[string][]segment.Interval{}
+	bf := map[string][]segment.Interval{}
 	for _, si := range segs {
+		nd := cmp.Or(si.Node, node)
 		if si.Origin == segment.OriginBackfill {
-			bf = append(bf, si.Interval())
+			bf[nd] = append(bf[nd], si.Interval())
 		} else {
-			live = append(live, si.Interval())
+			live[nd] = append(live[nd], si.Interval())
 		}
 	}
-	live = segment.Clip(segment.Merge(live), start, end)
-	var tl Timeline
+	var points []time.Time
 	var all []segment.Interval
-	for _, iv := range live {
-		tl.Coverage = append(tl.Coverage, TimelineInterval{Interval: iv, Origin: segment.OriginLive, Nodes: []string{node}})
-		all = append(all, iv)
-	}
-	for _, b := range segment.Clip(segment.Merge(bf), start, end) {
-		for _, iv := range segment.Subtract(b, live) {
-			tl.Coverage = append(tl.Coverage, TimelineInterval{Interval: iv, Origin: segment.OriginBackfill, Nodes: []string{node}})
-			all = append(all, iv)
+	for _, m := range []map[string][]segment.Interval{live, bf} {
+		for nd, ivs := range m {
+			m[nd] = segment.Clip(segment.Merge(ivs), start, end)
+			for _, iv := range m[nd] {
+				points = append(points, iv.Start, iv.End)
+				all = append(all, iv)
+			}
 		}
 	}
-	slices.SortFunc(tl.Coverage, func(x, y TimelineInterval) int { return x.Start.Compare(y.Start) })
+	slices.SortFunc(points, func(x, y time.Time) int { return x.Compare(y) })
+	points = slices.CompactFunc(points, func(x, y time.Time) bool { return x.Equal(y) })
+	holders := func(m map[string][]segment.Interval, at time.Time) []string {
+		var out []string
+		for nd, ivs := range m {
+			i, _ := slices.BinarySearchFunc(ivs, at, func(iv segment.Interval, t time.Time) int {
+				if !iv.End.After(t) {
+					return -1
+				}
+				if iv.Start.After(t) {
+					return 1
+				}
+				return 0
+			})
+			if i < len(ivs) && !ivs[i].Start.After(at) && ivs[i].End.After(at) {
+				out = append(out, nd)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	var tl Timeline
+	for i := 0; i+1 < len(points); i++ {
+		iv := segment.Interval{Start: points[i], End: points[i+1]}
+		origin, nodes := segment.OriginLive, holders(live, iv.Start)
+		if len(nodes) == 0 {
+			origin, nodes = segment.OriginBackfill, holders(bf, iv.Start)
+		}
+		if len(nodes) == 0 {
+			continue
+		}
+		if k := len(tl.Coverage) - 1; k >= 0 && tl.Coverage[k].End.Equal(iv.Start) && tl.Coverage[k].Origin == origin && slices.Equal(tl.Coverage[k].Nodes, nodes) {
+			tl.Coverage[k].End = iv.End
+			continue
+		}
+		tl.Coverage = append(tl.Coverage, TimelineInterval{Interval: iv, Origin: origin, Nodes: nodes})
+	}
 	outages = segment.Merge(outages)
 	for _, g := range segment.Subtract(segment.Interval{Start: start, End: end}, segment.Merge(all)) {
 		var src []segment.Interval
@@ -424,7 +463,7 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-func (a api) GetTimeline(_ context.Context, req *connect.Request[understudyv1.GetTimelineRequest]) (*connect.Response[understudyv1.GetTimelineResponse], error) {
+func (a api) GetTimeline(ctx context.Context, req *connect.Request[understudyv1.GetTimelineRequest]) (*connect.Response[understudyv1.GetTimelineResponse], error) {
 	m := req.Msg
 	if err := a.checkStream(m.GetStreamId()); err != nil {
 		return nil, err
@@ -433,22 +472,26 @@ func (a api) GetTimeline(_ context.Context, req *connect.Request[understudyv1.Ge
 	if err != nil {
 		return nil, err
 	}
+	if err := a.checkNode(m.GetNodeId()); err != nil {
+		return nil, err
+	}
 	if now := time.Now(); end.After(now) {
 		end = now
 	}
-	resp := &understudyv1.GetTimelineResponse{}
+	resp := connect.NewResponse(&understudyv1.GetTimelineResponse{})
 	if !end.After(start) {
-		return connect.NewResponse(resp), nil
+		return resp, nil
 	}
 	segs, err := a.segments(m.GetStreamId(), start, end, m.GetNodeId(), m.GetClass())
 	if err != nil {
 		return nil, err
 	}
+	localEnd, localLive := end, false
 	// The part being written is indexed only once it is durable. While the
 	// stream is recording here and the durable coverage keeps up with the
 	// frames, the time after it is the live edge, not a gap: the timeline
 	// ends there. (A stalled disk lets the frames run ahead: then it is a gap.)
-	if newest, ok := a.n.liveEdge(m.GetStreamId()); ok {
+	if newest, ok := a.n.liveEdge(m.GetStreamId()); ok && (m.GetNodeId() == "" || m.GetNodeId() == a.n.cfg.ID) {
 		var durable time.Time
 		for _, si := range segs {
 			if si.Node == a.n.cfg.ID && si.Origin == segment.OriginLive && si.End.After(durable) {
@@ -456,28 +499,56 @@ func (a api) GetTimeline(_ context.Context, req *connect.Request[understudyv1.Ge
 			}
 		}
 		if durable.After(start) && durable.Before(end) && newest.Sub(durable) <= liveEdgeSlack {
-			end = durable
+			localEnd, localLive = durable, true
 		}
 	}
-	outages, err := a.n.store.SourceOutages(m.GetStreamId(), start, end)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeInternal, err)
-	}
-	if since, ok := a.n.openOutage(m.GetStreamId()); ok && since.Before(end) {
-		if since.Before(start) {
-			since = start
+	var outages []segment.Interval
+	if m.GetNodeId() == "" || m.GetNodeId() == a.n.cfg.ID {
+		if outages, err = a.n.store.SourceOutages(m.GetStreamId(), start, end); err != nil {
+			return nil, connect.NewError(connect.CodeInternal, err)
 		}
-		outages = segment.Merge(append(outages, segment.Interval{Start: since, End: end}))
+		if since, ok := a.n.openOutage(m.GetStreamId()); ok && since.Before(end) {
+			outages = append(outages, segment.Interval{Start: maxTime(since, start), End: end})
+		}
 	}
-	tl := BuildTimeline(segs, outages, a.n.cfg.ID, start, end)
+	// Any node answers for the cluster: what the other nodes hold joins
+	// this node's own, unless the request is about this node alone.
+	finalEnd := localEnd
+	if m.GetNodeId() != a.n.cfg.ID {
+		pts := a.n.federatedTimeline(ctx, m.GetStreamId(), start, end, m.GetClass(), m.GetNodeId())
+		for _, pt := range pts {
+			segs = append(segs, pt.segs...)
+			outages = append(outages, pt.outages...)
+		}
+		if missing := unreachable(pts, a.n.log.Warn); missing != "" {
+			resp.Header().Set("Understudy-Partial", missing)
+		}
+		finalEnd = federatedEnd(localLive, localEnd, pts, end)
+	}
+	tl := BuildTimeline(segs, segment.Merge(outages), a.n.cfg.ID, start, finalEnd)
 	for _, c := range tl.Coverage {
-		resp.Coverage = append(resp.Coverage, &understudyv1.CoverageInterval{
+		resp.Msg.Coverage = append(resp.Msg.Coverage, &understudyv1.CoverageInterval{
 			Start: timestamppb.New(c.Start), End: timestamppb.New(c.End), NodeIds: c.Nodes, Origin: originToProto(c.Origin)})
 	}
 	for _, g := range tl.Gaps {
-		resp.Gaps = append(resp.Gaps, &understudyv1.Gap{Start: timestamppb.New(g.Start), End: timestamppb.New(g.End), Kind: g.Kind})
+		resp.Msg.Gaps = append(resp.Msg.Gaps, &understudyv1.Gap{Start: timestamppb.New(g.Start), End: timestamppb.New(g.End), Kind: g.Kind})
 	}
-	return connect.NewResponse(resp), nil
+	return resp, nil
+}
+
+// checkNode checks a node_id filter: empty, this node, or a member.
+func (a api) checkNode(id string) error {
+	if id == "" || id == a.n.cfg.ID {
+		return nil
+	}
+	if a.n.cl != nil {
+		for _, m := range a.n.cl.Members() {
+			if m.ID == id {
+				return nil
+			}
+		}
+	}
+	return invalid("node_id", "%q is not a node of this cluster", id)
 }
 
 func (a api) ListSegments(_ context.Context, req *connect.Request[understudyv1.ListSegmentsRequest]) (*connect.Response[understudyv1.ListSegmentsResponse], error) {

@@ -2,11 +2,14 @@ package engine
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"connectrpc.com/connect"
 
@@ -42,6 +45,34 @@ type Authenticator struct {
 	admin, read   [sha256.Size]byte
 	hasRead       bool
 	anonymousRead bool
+	// peers are the digests of the cluster credentials (PeerToken of each
+	// gossip key): other nodes' federated reads carry one, never a user's
+	// token. They grant the read role.
+	peers atomic.Pointer[[][sha256.Size]byte]
+}
+
+// PeerToken derives the cluster credential of a gossip key: nodes that
+// share the key authenticate to each other with it, and rotating the key
+// rotates the credential. It is a MAC of a fixed label, so it reveals
+// nothing of the key.
+func PeerToken(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("understudy peer credential v1"))
+	return "peer." + hex.EncodeToString(m.Sum(nil))
+}
+
+// insecurePeerKey stands in for the gossip key of a cluster that runs
+// without one (insecure-gossip): anyone who reads this source can forge
+// its credential, as anyone on the network can read its gossip.
+var insecurePeerKey = []byte("understudy insecure gossip: no key")
+
+// SetPeerTokens replaces the accepted cluster credentials.
+func (a *Authenticator) SetPeerTokens(tokens []string) {
+	ds := make([][sha256.Size]byte, len(tokens))
+	for i, t := range tokens {
+		ds[i] = sha256.Sum256([]byte(t))
+	}
+	a.peers.Store(&ds)
 }
 
 // NewAuthenticator returns an authenticator for the tokens; an empty read
@@ -82,10 +113,16 @@ func (a *Authenticator) Authenticate(header string) (Role, error) {
 	d := sha256.Sum256([]byte(tok))
 	isAdmin := subtle.ConstantTimeCompare(d[:], a.admin[:]) == 1
 	isRead := subtle.ConstantTimeCompare(d[:], a.read[:]) == 1 && a.hasRead
+	isPeer := false
+	if ps := a.peers.Load(); ps != nil {
+		for _, p := range *ps {
+			isPeer = subtle.ConstantTimeCompare(d[:], p[:]) == 1 || isPeer
+		}
+	}
 	switch {
 	case isAdmin:
 		return RoleAdmin, nil
-	case isRead:
+	case isRead, isPeer:
 		return RoleRead, nil
 	}
 	return RoleNone, errBadToken

@@ -65,7 +65,7 @@ var ServiceNames = []string{
 // the plain endpoints: GET /v1/export (read role), /metrics (read role),
 // /healthz and /readyz (open), /debug/pprof/ (admin role).
 func (n *Node) Handler() http.Handler {
-	auth := NewAuthenticator(n.cfg.AdminToken, n.cfg.ReadToken, n.cfg.AnonymousRead)
+	auth := n.auth
 	opts := append(compressionOptions(), connect.WithInterceptors(auth.Interceptor()),
 		connect.WithCodec(strictJSON{}), connect.WithCodec(strictJSON{"json; charset=utf-8"}))
 	a := api{n}

@@ -66,6 +66,9 @@ type Node struct {
 	wake chan struct{}         // poke: reconcile now
 	seen map[string]placement.State
 
+	auth      *Authenticator
+	peerToken atomic.Pointer[string] // the credential this node presents to peers
+
 	placeMu    sync.Mutex
 	placed     map[string][]string // the last round's placement
 	digest     uint64              // placementDigest(placed)
@@ -227,6 +230,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	}
 	n.metrics = newNodeMetrics(n)
 	n.wake = make(chan struct{}, 1)
+	n.auth = NewAuthenticator(cfg.AdminToken, cfg.ReadToken, cfg.AnonymousRead)
 	n.selfState, n.selfWeight = cluster.StateActive, cfg.Weight
 	n.rec = reconcile.New(reconcile.Config{Self: cfg.ID, Level: cfg.PlacementLevel,
 		HandoffTimeout: cfg.HandoffTimeout, RejoinHold: cfg.RejoinHold})

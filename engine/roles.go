@@ -55,7 +55,22 @@ func (n *Node) startCluster() error {
 		return err
 	}
 	n.cl = c
+	n.setPeerKeys(keys)
 	return nil
+}
+
+// setPeerKeys derives the cluster credentials from the gossip keys: this
+// node presents the first key's, and accepts every key's.
+func (n *Node) setPeerKeys(keys [][]byte) {
+	if len(keys) == 0 {
+		keys = [][]byte{insecurePeerKey}
+	}
+	tokens := make([]string, len(keys))
+	for i, k := range keys {
+		tokens[i] = PeerToken(k)
+	}
+	n.auth.SetPeerTokens(tokens)
+	n.peerToken.Store(&tokens[0])
 }
 
 // ReloadGossipKeys re-reads the gossip key file (on SIGHUP): a key can be
@@ -68,7 +83,11 @@ func (n *Node) ReloadGossipKeys() error {
 	if err != nil {
 		return err
 	}
-	return n.cl.SetKeys(keys)
+	if err := n.cl.SetKeys(keys); err != nil {
+		return err
+	}
+	n.setPeerKeys(keys)
+	return nil
 }
 
 // GossipAddr is the gossip address peers join, or "" for a lone node.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,8 +207,8 @@ func TestClusterFailoverNoGap(t *testing.T) {
 		t.Skip("end-to-end cluster test: 70 s with real processes")
 	}
 	bin := understudyBinary(t)
-	const cams = 6
-	sim := startCamsim(t, camsim.Config{Cameras: cams, Width: 320, Height: 240, Bitrate: 500_000, GOP: 25})
+	const cams = 12
+	sim := startCamsim(t, camsim.Config{Cameras: cams, Width: 320, Height: 240, Bitrate: 300_000, GOP: 25})
 	nodes := startTestCluster(t, bin, 3, "--rejoin-hold", "3s")
 	ctx := context.Background()
 	waitUntil(t, 15*time.Second, "every node sees 3 active nodes", func() bool {
@@ -287,7 +289,69 @@ func TestClusterFailoverNoGap(t *testing.T) {
 		return true
 	})
 	t0 := time.Now()
-	time.Sleep(8 * time.Second)
+	// Homes balanced within the placement bound: with 12 streams on 3
+	// equal nodes, 4 each, and at most 10 % over.
+	for id, hs := range homes {
+		if len(hs) > 5 || len(hs) < 3 {
+			t.Errorf("%s is home of %d streams, want 4 (±1)", id, len(hs))
+		}
+	}
+	// What the nodes record agrees with the placement every node computes
+	// (once the sessions started before every node counted have handed
+	// off: make-before-break).
+	agree := func() string {
+		var bad []string
+		for _, c := range nodes {
+			resp, err := c.cluster().ListNodes(ctx, connect.NewRequest(&understudyv1.ListNodesRequest{}))
+			if err != nil {
+				return err.Error()
+			}
+			for _, nd := range resp.Msg.Nodes {
+				wantHome, wantReplica := 0, 0
+				for _, ns := range place {
+					if ns[0] == nd.Id {
+						wantHome++
+					} else if slices.Contains(ns, nd.Id) {
+						wantReplica++
+					}
+				}
+				if int(nd.HomeStreams) != wantHome || int(nd.ReplicaStreams) != wantReplica {
+					bad = append(bad, fmt.Sprintf("ListNodes on %s: %s records %d home and %d replica streams, placement says %d and %d",
+						c.id, nd.Id, nd.HomeStreams, nd.ReplicaStreams, wantHome, wantReplica))
+				}
+			}
+		}
+		return strings.Join(bad, "; ")
+	}
+	var last string
+	agreedIn := waitUntil(t, 40*time.Second, "ListNodes, GetPlacement and the sessions agree on every node", func() bool {
+		last = agree()
+		return last == ""
+	})
+	t.Logf("ListNodes and the sessions agree with the placement on every node %s after every copy recorded", agreedIn)
+
+	// A freeze shorter than the detection time moves nothing.
+	if err := victim.proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	freezeEnd := time.Now().Add(2 * time.Second)
+	for time.Now().Before(freezeEnd.Add(4 * time.Second)) {
+		if time.Now().After(freezeEnd) && victim.proc.cmd.ProcessState == nil {
+			_ = victim.proc.cmd.Process.Signal(syscall.SIGCONT)
+		}
+		for _, c := range survivors {
+			if st := nodeStates(c)[victim.id]; st == understudyv1.NodeState_NODE_STATE_DOWN {
+				t.Fatalf("a 2 s SIGSTOP of %s made %s declare it down", victim.id, c.id)
+			}
+			if p := placementOf(t, c); len(p) == cams && !maps.EqualFunc(p, place, slices.Equal[[]string]) {
+				t.Fatalf("a 2 s SIGSTOP of %s changed the placement on %s", victim.id, c.id)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	_ = victim.proc.cmd.Process.Signal(syscall.SIGCONT)
+	t.Logf("%s frozen (SIGSTOP) for 2 s: not declared down, placement unchanged", victim.id)
+	time.Sleep(2 * time.Second)
 
 	killAt := time.Now()
 	victim.proc.kill()
@@ -358,6 +422,33 @@ func TestClusterFailoverNoGap(t *testing.T) {
 			}
 			t.Errorf("%s: holes in the union of the 3 nodes' recordings (relative to the kill): %s", id, strings.Join(desc, ", "))
 		}
+	}
+	// Any node answers for the cluster: its timeline (no node filter)
+	// federates every node's recordings, with no gap of either kind.
+	for _, c := range nodes {
+		for _, id := range ids {
+			tl := timeline(t, c.recording(), id, t0, end)
+			for _, g := range tl.Gaps {
+				t.Errorf("timeline of %s through %s: %s gap %s..%s after the kill", id, c.id, g.Kind,
+					g.Start.AsTime().Sub(killAt).Round(time.Millisecond), g.End.AsTime().Sub(killAt).Round(time.Millisecond))
+			}
+			if len(tl.Coverage) == 0 || tl.Coverage[0].Start.AsTime().After(t0) || tl.Coverage[len(tl.Coverage)-1].End.AsTime().Before(end) {
+				t.Errorf("timeline of %s through %s does not cover the episode: %v", id, c.id, tl.Coverage)
+			}
+		}
+	}
+	// The catalogs are identical.
+	var catalogs []string
+	for _, c := range nodes {
+		sc := understudyv1connect.NewStreamServiceClient(h2cClient(e2eAdmin), "http://"+c.api)
+		resp, err := sc.ListStreams(ctx, connect.NewRequest(&understudyv1.ListStreamsRequest{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		catalogs = append(catalogs, fmt.Sprint(resp.Msg.Streams))
+	}
+	if catalogs[0] != catalogs[1] || catalogs[0] != catalogs[2] {
+		t.Errorf("catalogs differ after the restart:\n%s", strings.Join(catalogs, "\n"))
 	}
 	// Make-before-break ends: nothing records a stream it is not placed for
 	// beyond the handoff.

@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
+	"github.com/understudy-nvr/understudy/segment"
+)
+
+// Federation: any node answers for the cluster. A read that is not about
+// this node alone asks the other live members for what they hold (with
+// node_id set to the member, so that it answers from its own store and
+// asks no one further) and merges the answers with its own.
+
+// peerTimeout bounds one federated call to a peer: a frozen peer costs
+// the caller this much, and its share of the answer.
+const peerTimeout = 3 * time.Second
+
+// peerTransport is shared by the peer clients: HTTP/2 (h2c in cleartext)
+// with keep-alive, as the API serves it.
+var peerTransport = func() http.RoundTripper {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: peerTimeout}).DialContext,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     time.Minute,
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	p.SetHTTP2(true)
+	tr.Protocols = p
+	return tr
+}()
+
+// peerAuth adds this node's cluster credential to every peer call.
+type peerAuth struct{ n *Node }
+
+func (p peerAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	if t := p.n.peerToken.Load(); t != nil {
+		r.Header.Set("Authorization", "Bearer "+*t)
+	}
+	return peerTransport.RoundTrip(r)
+}
+
+// peer is another live member to federate with.
+type peer struct{ id, api string }
+
+// peers returns the other live members with an API address; only, when not
+// empty, keeps just that one.
+func (n *Node) peers(only string) []peer {
+	if n.cl == nil {
+		return nil
+	}
+	var out []peer
+	for _, m := range n.cl.Members() {
+		if m.ID == n.cfg.ID || !m.Alive || m.APIAddress == "" || (only != "" && m.ID != only) {
+			continue
+		}
+		out = append(out, peer{m.ID, m.APIAddress})
+	}
+	return out
+}
+
+func (n *Node) peerURL(api string) string {
+	if n.cfg.TLSCert != "" {
+		return "https://" + api
+	}
+	return "http://" + api
+}
+
+func (n *Node) recordingClient(p peer) understudyv1connect.RecordingServiceClient {
+	return understudyv1connect.NewRecordingServiceClient(&http.Client{Transport: peerAuth{n}}, n.peerURL(p.api))
+}
+
+// peerTimeline is what one peer holds of a stream over a range.
+type peerTimeline struct {
+	node    string
+	segs    []segment.SegmentInfo // its coverage, as intervals it holds
+	outages []segment.Interval    // its SOURCE gaps
+	end     time.Time             // where its answer ends
+	live    bool                  // it ends in coverage before the range's end: it records now
+	err     error
+}
+
+// federatedTimeline asks the peers (only, if set) for their timelines.
+func (n *Node) federatedTimeline(ctx context.Context, stream string, start, end time.Time, class understudyv1.SegmentClass, only string) []peerTimeline {
+	ps := n.peers(only)
+	out := make([]peerTimeline, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = n.peerTimeline(ctx, p, stream, start, end, class)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (n *Node) peerTimeline(ctx context.Context, p peer, stream string, start, end time.Time, class understudyv1.SegmentClass) peerTimeline {
+	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
+	defer cancel()
+	pt := peerTimeline{node: p.id}
+	resp, err := n.recordingClient(p).GetTimeline(ctx, connect.NewRequest(&understudyv1.GetTimelineRequest{
+		StreamId: stream, Start: timestamppb.New(start), End: timestamppb.New(end), NodeId: p.id, Class: class}))
+	if err != nil {
+		pt.err = err
+		return pt
+	}
+	var lastCov time.Time
+	for _, c := range resp.Msg.Coverage {
+		origin := segment.OriginLive
+		if c.Origin == understudyv1.Origin_ORIGIN_BACKFILL {
+			origin = segment.OriginBackfill
+		}
+		pt.segs = append(pt.segs, segment.SegmentInfo{Stream: stream, Node: p.id, Origin: origin, Start: c.Start.AsTime(), End: c.End.AsTime()})
+		lastCov = maxTime(lastCov, c.End.AsTime())
+		pt.end = maxTime(pt.end, c.End.AsTime())
+	}
+	for _, g := range resp.Msg.Gaps {
+		if g.Kind == understudyv1.GapKind_GAP_KIND_SOURCE {
+			pt.outages = append(pt.outages, segment.Interval{Start: g.Start.AsTime(), End: g.End.AsTime()})
+		}
+		pt.end = maxTime(pt.end, g.End.AsTime())
+	}
+	pt.live = !lastCov.IsZero() && lastCov.Equal(pt.end) && pt.end.Before(end)
+	return pt
+}
+
+// unreachable names the peers that did not answer, for the response's
+// Understudy-Partial header.
+func unreachable(pts []peerTimeline, log func(string, ...any)) string {
+	var ids []string
+	for _, pt := range pts {
+		if pt.err != nil {
+			ids = append(ids, pt.node)
+			log("federated read: a peer did not answer", "peer", pt.node, "err", pt.err)
+		}
+	}
+	sort.Strings(ids)
+	return strings.Join(ids, ",")
+}
+
+// federatedEnd is where a federated timeline ends: at the newest live edge
+// among the nodes recording the stream now (the part being written is not
+// a gap), else at end.
+func federatedEnd(localLive bool, localEnd time.Time, pts []peerTimeline, end time.Time) time.Time {
+	var edges []time.Time
+	if localLive {
+		edges = append(edges, localEnd)
+	}
+	for _, pt := range pts {
+		if pt.err == nil && pt.live {
+			edges = append(edges, pt.end)
+		}
+	}
+	if len(edges) == 0 {
+		return end
+	}
+	return slices.MaxFunc(edges, func(a, b time.Time) int { return a.Compare(b) })
+}
