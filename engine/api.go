@@ -478,6 +478,12 @@ func (a api) GetTimeline(ctx context.Context, req *connect.Request[understudyv1.
 	if now := time.Now(); end.After(now) {
 		end = now
 	}
+	// The stream's timeline starts when it was created: the time before
+	// is not a gap of the stream.
+	created := time.Time{}
+	if st, err := a.n.catalog.Get(m.GetStreamId()); err == nil && st.CreateTime.After(start) {
+		start, created = st.CreateTime, st.CreateTime
+	}
 	resp := connect.NewResponse(&understudyv1.GetTimelineResponse{})
 	if !end.After(start) {
 		return resp, nil
@@ -526,6 +532,13 @@ func (a api) GetTimeline(ctx context.Context, req *connect.Request[understudyv1.
 		finalEnd = federatedEnd(localLive, localEnd, pts, end)
 	}
 	tl := BuildTimeline(segs, segment.Merge(outages), a.n.cfg.ID, start, finalEnd)
+	// Until its first recorder connects (the wait for the camera's first
+	// keyframe), a new stream is starting, not losing video.
+	if !created.IsZero() && len(tl.Gaps) > 0 && len(tl.Coverage) > 0 {
+		if g := tl.Gaps[0]; g.Start.Equal(created) && g.End.Equal(tl.Coverage[0].Start) && g.End.Sub(g.Start) <= startupGrace {
+			tl.Gaps = tl.Gaps[1:]
+		}
+	}
 	for _, c := range tl.Coverage {
 		resp.Msg.Coverage = append(resp.Msg.Coverage, &understudyv1.CoverageInterval{
 			Start: timestamppb.New(c.Start), End: timestamppb.New(c.End), NodeIds: c.Nodes, Origin: originToProto(c.Origin)})
@@ -535,6 +548,10 @@ func (a api) GetTimeline(ctx context.Context, req *connect.Request[understudyv1.
 	}
 	return resp, nil
 }
+
+// startupGrace bounds the wait for a new stream's first frames that the
+// timeline shows as starting rather than as a gap.
+const startupGrace = 15 * time.Second
 
 // checkNode checks a node_id filter: empty, this node, or a member.
 func (a api) checkNode(id string) error {

@@ -1,85 +1,97 @@
 #!/usr/bin/env bash
-# make demo: one Understudy node records simulated cameras, driven over its
-# API with `understudy ctl` as a VMS would; then what it wrote, checked by
-# ffprobe and fsck. (The cluster comes with a later issue: one node today.)
+# make demo: a tour of `understudy dev`, a 3-node cluster recording 8
+# simulated cameras with R=2, driven with `understudy ctl` as a VMS would:
+# the cluster recording, one node killed with SIGKILL, the timeline of
+# every stream still whole, the node back, placement converged; then what
+# the nodes wrote, checked by ffprobe and fsck.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./bin/understudy
 data=${DEMO_DATA:-./demo-data}
-cams=${DEMO_CAMERAS:-4}
+cams=${DEMO_CAMERAS:-8}
 secs=${DEMO_SECONDS:-20}
-rtsp_port=${DEMO_RTSP_PORT:-18554}
-api=${DEMO_API:-127.0.0.1:17480}
 
 rm -rf "$data"
 mkdir -p "$data"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+dev_pid=
+cleanup() { [ -n "$dev_pid" ] && kill -INT "$dev_pid" 2>/dev/null && wait "$dev_pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
-export UNDERSTUDY_ADMIN_TOKEN=demo-admin-token   # serve reads it; ctl uses UNDERSTUDY_TOKEN
-export UNDERSTUDY_SERVER=http://$api UNDERSTUDY_TOKEN=$UNDERSTUDY_ADMIN_TOKEN
+echo "== understudy dev --dir $data --cameras $cams   (3 nodes in racks r1, r2, r3; every stream on 2 of them)"
+$bin dev --dir "$data" --cameras "$cams" --restart-after 20s >"$data/dev.out" 2>&1 &
+dev_pid=$!
+for _ in $(seq 150); do [ -f "$data/ready" ] && break; sleep 0.2; done
+if [ ! -f "$data/ready" ]; then echo "understudy dev did not start:"; cat "$data/dev.out"; exit 1; fi
+cat "$data/dev.out"
+
+export UNDERSTUDY_SERVER=http://127.0.0.1:17481 UNDERSTUDY_TOKEN
+UNDERSTUDY_TOKEN=$(cat "$data/admin-token")
 ctl() { $bin ctl "$@"; }
-
-echo "== $cams simulated cameras (H.264 1280x720, 25 fps, GOP 50, 2 Mbit/s, AAC) on rtsp://127.0.0.1:$rtsp_port/cam/N"
-$bin camsim --listen "127.0.0.1:$rtsp_port" --cameras "$cams" --bitrate 2M --fps 25 --gop 50 --audio >"$data/camsim.log" 2>&1 &
-pids+=($!)
-
-echo "== understudy serve --id demo-1 --domain zone=a/rack=r1/host=h1 --listen $api --data-dir $data/node"
-$bin serve --id demo-1 --domain zone=a/rack=r1/host=h1 --listen "$api" --data-dir "$data/node" \
-  --segment-duration 10s >"$data/serve.log" 2>&1 &
-serve_pid=$!
-pids+=($serve_pid)
-for _ in $(seq 50); do ctl nodes >/dev/null 2>&1 && break; sleep 0.2; done
-
-echo
-for ((i = 0; i < cams; i++)); do
-  ctl streams add --id "cam$i" --url "rtsp://127.0.0.1:$rtsp_port/cam/$i" --label site=demo >/dev/null
-done
-echo "== understudy ctl streams list"
-ctl streams list
 start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
 echo
 echo "== recording for ${secs}s ..."
 sleep "$secs"
-
 echo
 echo "== understudy ctl nodes"
 ctl nodes
 echo
-echo "== understudy ctl placement"
+echo "== understudy ctl placement   (home first, then the replica)"
 ctl placement
+
+# The victim: n2 (the tour drives the cluster through n1).
+victim=n2
+homes=$(ctl placement --json | tr -d ' \n' | grep -o '"stream_id":"[^"]*","node_ids":\["n2"' | sed 's/"stream_id":"\([^"]*\)".*/\1/' | tr '\n' ' ')
+pid=$(cat "$data/$victim.pid")
+echo
+echo "== kill -9 $victim (pid $pid), the home of: ${homes:-no stream}"
+kill -9 "$pid"
+sleep 12
+echo
+echo "== understudy ctl nodes   (after the failure detection, about 6 s)"
+ctl nodes
+echo
+echo "== understudy ctl placement   (its streams: the replicas promoted, new replicas placed)"
+ctl placement
+echo
+echo "== waiting for $victim to be restarted (understudy dev restarts a dead node after 20 s) ..."
+sleep 25
+echo
+echo "== understudy ctl nodes   ($victim back)"
+ctl nodes
+echo
+echo "== understudy ctl placement   (converged: as before the failure)"
+ctl placement
+
 for ((i = 0; i < cams; i++)); do
   echo
-  echo "== understudy ctl timeline --stream cam$i --from $start --to now"
-  ctl timeline --stream "cam$i" --from "$start" --to now
+  echo "== understudy ctl timeline --stream cam$i --from $start --to now-3s   (every node's recordings, federated)"
+  ctl timeline --stream "cam$i" --from "$start" --to now-3s
 done
 
 echo
-echo "== understudy ctl export --stream cam0 --from now-15s --to now-3s -o $data/clip.mp4"
-ctl export --stream cam0 --from now-15s --to now-3s -o "$data/clip.mp4"
-if command -v ffprobe >/dev/null 2>&1; then
-  ffprobe -v error -show_entries format=duration:stream=codec_name,width,height -of compact "$data/clip.mp4"
-fi
+echo "== stopping the cluster (Ctrl-C to understudy dev: the nodes close their segments)"
+kill -INT "$dev_pid"
+wait "$dev_pid" || true
+dev_pid=
 
-echo
-echo "== stopping the node (SIGTERM: sessions close their segments)"
-kill -TERM "$serve_pid"
-wait "$serve_pid" || true
-
-echo
-echo "== understudy segments --data-dir $data/node --stream cam0"
-$bin segments --data-dir "$data/node" --stream cam0
+for n in n1 n2 n3; do
+  echo
+  echo "== understudy segments --data-dir $data/$n --stream cam0"
+  $bin segments --data-dir "$data/$n" --stream cam0 | tail -n 8
+done
 if command -v ffprobe >/dev/null 2>&1; then
   echo
-  echo "== every segment file checked by ffprobe (an independent decoder)"
+  echo "== every segment file of every node checked by ffprobe (an independent decoder)"
   bad=0 n=0
   while IFS= read -r f; do
     n=$((n + 1))
     if [ -n "$(ffprobe -v error -i "$f" 2>&1)" ]; then bad=$((bad + 1)); echo "ffprobe complains about $f"; fi
-  done < <(find "$data/node/segments" -name '*.mp4')
+  done < <(find "$data" -path '*/segments/*' -name '*.mp4')
   echo "$n segment files, $bad with ffprobe errors"
 fi
-echo
-echo "== understudy fsck --data-dir $data/node"
-$bin fsck --data-dir "$data/node"
+for n in n1 n2 n3; do
+  echo
+  echo "== understudy fsck --data-dir $data/$n"
+  $bin fsck --data-dir "$data/$n"
+done
