@@ -170,7 +170,7 @@ func (c *Camera) Stop() {
 	c.mu.Unlock()
 	close(stop)
 	<-done
-	c.slog.event(SendLogEntry{Ev: EvStop, T0: c.now().UnixNano()})
+	c.slog.event(SendLogEntry{Ev: EvStop, T0: c.now().UnixNano(), Skew: c.clockSkew.Load()})
 	// Outside c.mu: closing sessions calls back into OnSessionClose.
 	st.Close()
 }
@@ -250,7 +250,9 @@ func (c *Camera) setPlaying(ss *gortsplib.ServerSession, playing bool) {
 		return
 	}
 	c.sessions[ss] = playing
-	defer func() { c.slog.event(SendLogEntry{Ev: EvReaders, T0: c.now().UnixNano(), N: int(c.readers.Load())}) }()
+	defer func() {
+		c.slog.event(SendLogEntry{Ev: EvReaders, T0: c.now().UnixNano(), N: int(c.readers.Load()), Skew: c.clockSkew.Load()})
+	}()
 	if playing {
 		c.readers.Add(1)
 		// A sender report first, so the reader can map RTP time to wall
@@ -276,7 +278,7 @@ func (c *Camera) removeSession(ss *gortsplib.ServerSession) {
 		delete(c.sessions, ss)
 		if playing {
 			c.readers.Add(-1)
-			c.slog.event(SendLogEntry{Ev: EvReaders, T0: c.now().UnixNano(), N: int(c.readers.Load())})
+			c.slog.event(SendLogEntry{Ev: EvReaders, T0: c.now().UnixNano(), N: int(c.readers.Load()), Skew: c.clockSkew.Load()})
 		}
 	}
 }
