@@ -30,6 +30,11 @@ type Options struct {
 	// Down are the windows in which no recorder of the stream was alive:
 	// frames of them that are missing are "no recorder", not lost.
 	Down []Interval
+	// InFlight are windows just before a recorder crashed (SIGKILL): the
+	// store promises to lose at most the part it was writing, so frames
+	// missing there are "in flight", counted apart, not lost. Give them
+	// only where no other recorder had the stream.
+	InFlight []Interval
 	// StartGrace bounds how long after a recorder came back (the end of a
 	// Down window, and each of Starts) missing frames are "starting", not
 	// lost: until the first IDR frame the camera sent after a reader
@@ -66,8 +71,8 @@ type Report struct {
 	SecondsLost float64
 	// Excused absences: no recorder alive, recorder starting (before its
 	// first keyframe), and the camera's own skips by reason.
-	NoRecorder, Starting int
-	CameraSkip           map[string]int
+	NoRecorder, Starting, InFlight int
+	CameraSkip                     map[string]int
 	// Duplicates counts extra copies of frames; OutOfOrder frames whose
 	// number is below one before them; NonMonotonic samples whose decode
 	// time does not grow.
@@ -267,6 +272,8 @@ func Check(frames []Frame, log []camsim.SendLogEntry, o Options) (*Report, error
 			r.CameraSkip[f.why]++
 		case in(f.at, o.Down):
 			r.NoRecorder++
+		case in(f.at, o.InFlight):
+			r.InFlight++
 		case in(f.at, starting):
 			r.Starting++
 		default:
@@ -306,7 +313,7 @@ func Check(frames []Frame, log []camsim.SendLogEntry, o Options) (*Report, error
 // WriteTable writes one line per report.
 func WriteTable(w io.Writer, rs []*Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "stream\tgenerated\tsent\tpresent\tlost\tlost s\tno recorder\tstarting\tcamera skip\tdup\torder\tmax skew\tpass\t")
+	fmt.Fprintln(tw, "stream\tgenerated\tsent\tpresent\tlost\tlost s\tno recorder\tin flight\tstarting\tcamera skip\tdup\torder\tmax skew\tpass\t")
 	for _, r := range rs {
 		skips := 0
 		for _, n := range r.CameraSkip {
@@ -316,8 +323,8 @@ func WriteTable(w io.Writer, rs []*Report) error {
 		if !r.Pass {
 			pass = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%d\t%d\t%d\t%d\t%d\t%v\t%s\t\n", r.Stream, r.Generated, r.Sent, r.Present,
-			r.Lost, r.SecondsLost, r.NoRecorder, r.Starting, skips, r.Duplicates, r.OutOfOrder+r.NonMonotonic,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%s\t\n", r.Stream, r.Generated, r.Sent, r.Present,
+			r.Lost, r.SecondsLost, r.NoRecorder, r.InFlight, r.Starting, skips, r.Duplicates, r.OutOfOrder+r.NonMonotonic,
 			r.MaxSkew.Round(time.Millisecond), pass)
 	}
 	if err := tw.Flush(); err != nil {

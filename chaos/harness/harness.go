@@ -124,6 +124,7 @@ type Process struct {
 	aliveAt time.Time        // zero when not alive
 	frozen  bool
 	starts  []time.Time
+	kills   []time.Time // SIGKILLs of a running process
 }
 
 // Node is one recorder.
@@ -299,10 +300,14 @@ func (p *Process) Kill() {
 	p.mu.Lock()
 	frozen := p.frozen
 	p.mu.Unlock()
+	killAt := time.Now()
 	ex, err := p.signal(syscall.SIGKILL, true)
 	if err != nil {
 		return
 	}
+	p.mu.Lock()
+	p.kills = append(p.kills, killAt)
+	p.mu.Unlock()
 	if frozen {
 		p.signal(syscall.SIGCONT, false)
 	}
@@ -375,6 +380,13 @@ func (p *Process) Alive(now time.Time) (alive []check.Interval, starts []time.Ti
 		alive = append(alive, check.Interval{Start: p.aliveAt, End: now})
 	}
 	return alive, append([]time.Time(nil), p.starts...)
+}
+
+// Kills returns the times the process was killed with SIGKILL.
+func (p *Process) Kills() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Time(nil), p.kills...)
 }
 
 // NoneAlive returns the windows within [from, to) in which none of the

@@ -54,7 +54,19 @@ type Result struct {
 	Took     time.Duration
 	// Down are the windows no recorder was alive, as given to the checker.
 	Down []check.Interval
-	Pass bool
+	// InFlight are the windows before a kill whose frames a single node
+	// may lose with the part it was writing.
+	InFlight []check.Interval
+	// Inputs are what each report was checked from, to check again.
+	Inputs []CheckInput
+	Pass   bool
+}
+
+// CheckInput is what one stream was checked from.
+type CheckInput struct {
+	Frames  []check.Frame
+	Log     []camsim.SendLogEntry
+	Options check.Options
 }
 
 // Totals sums the reports.
@@ -81,6 +93,10 @@ type RunOptions struct {
 
 // Warmup is how long every stream records before the script starts.
 const Warmup = 3 * time.Second
+
+// CrashTail is how much a killed node may lose before the kill: the part
+// being written (about a second) and its fsync.
+const CrashTail = 2 * time.Second
 
 // settle is how long after the script the harness waits before exporting:
 // the parts being written when it ended become durable.
@@ -135,6 +151,15 @@ func RunScenario(ctx context.Context, sc Scenario, o RunOptions) (*Result, error
 	// keyframe, missing frames are "starting". A node that starts while
 	// another records needs no allowance.
 	checkStarts := []time.Time{from}
+	// A killed node loses the part it was writing (segment's crash
+	// promise); with one node nobody else has those frames.
+	var inFlight []check.Interval
+	if len(c.Nodes) == 1 {
+		for _, k := range c.Nodes[0].Kills() {
+			inFlight = append(inFlight, check.Interval{Start: k.Add(-CrashTail), End: k})
+		}
+	}
+	res.InFlight = inFlight
 	res.Pass = true
 	for i := 0; i < cfg.Cameras; i++ {
 		mp4, err := c.Export(ctx, c.Nodes[0], streamID(i), from, to)
@@ -149,10 +174,12 @@ func RunScenario(ctx context.Context, sc Scenario, o RunOptions) (*Result, error
 		if err != nil {
 			return nil, err
 		}
-		rep, err := check.Check(frames, log, check.Options{
+		co := check.Options{
 			Stream: streamID(i), Camera: i, From: from, To: to.Add(-100 * time.Millisecond),
-			Down: res.Down, Starts: checkStarts,
-		})
+			Down: res.Down, Starts: checkStarts, InFlight: inFlight,
+		}
+		rep, err := check.Check(frames, log, co)
+		res.Inputs = append(res.Inputs, CheckInput{frames, log, co})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", streamID(i), err)
 		}
