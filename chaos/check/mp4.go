@@ -119,20 +119,6 @@ func (r *reader) need(n int) []byte {
 	return v
 }
 
-func (r *reader) u8() uint8 {
-	if v := r.need(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
-func (r *reader) u16() uint16 {
-	if v := r.need(2); v != nil {
-		return binary.BigEndian.Uint16(v)
-	}
-	return 0
-}
-
 func (r *reader) u32() uint32 {
 	if v := r.need(4); v != nil {
 		return binary.BigEndian.Uint32(v)
