@@ -11,7 +11,7 @@ GOFLAGS_T := -tags $(TAGS)
 RACE_PKGS := ./placement/... ./segment/... ./engine/... ./chaos/...
 FUZZTIME  ?= 10s
 
-.PHONY: all build test test-unit fuzz lint vet fmt-check staticcheck demo bench clean proto proto-check proto-lint
+.PHONY: all build test test-unit fuzz lint vet fmt-check staticcheck demo bench chaos clean proto proto-check proto-lint
 
 all: build
 
@@ -93,6 +93,12 @@ proto-check: $(PROTO_TOOLS) proto-lint
 
 demo: build
 	@./scripts/demo.sh
+
+# chaos: every chaos scenario, the long ones too (CHAOS_LONG=1), against
+# real node and camera processes, frame-checked. `make test` runs the
+# short ones (kill-restart) with the rest of the suite.
+chaos:
+	CHAOS_LONG=1 $(GO) test $(GOFLAGS_T) -count=1 -run Chaos -timeout 30m -v ./chaos/...
 
 bench:
 	$(GO) test $(GOFLAGS_T) -run '^$$' -bench . -benchtime 1x ./placement/...

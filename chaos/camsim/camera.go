@@ -56,6 +56,7 @@ type Camera struct {
 	stop     chan struct{}
 	done     chan struct{}
 	sessions map[*gortsplib.ServerSession]bool // value: playing
+	slog     *sendLog                          // nil without Config.SendLogDir
 
 	unreachable atomic.Bool
 	paused      atomic.Bool
@@ -150,6 +151,7 @@ func (c *Camera) Start() error {
 	c.feed = f
 	c.stop, c.done = make(chan struct{}), make(chan struct{})
 	c.state = Running
+	c.slog.event(SendLogEntry{Ev: EvStart, T0: f.clock(0).UnixNano(), FPS: c.s.cfg.FPS, GOP: c.s.cfg.GOP})
 	go f.run(c.stop, c.done)
 	return nil
 }
@@ -168,6 +170,7 @@ func (c *Camera) Stop() {
 	c.mu.Unlock()
 	close(stop)
 	<-done
+	c.slog.event(SendLogEntry{Ev: EvStop, T0: c.now().UnixNano(), Skew: c.clockSkew.Load()})
 	// Outside c.mu: closing sessions calls back into OnSessionClose.
 	st.Close()
 }
@@ -213,6 +216,11 @@ func (c *Camera) SetUnreachable(v bool) {
 	}
 }
 
+// now is the camera's wall clock.
+func (c *Camera) now() time.Time {
+	return c.s.cfg.Now().Add(time.Duration(c.clockSkew.Load()))
+}
+
 func (c *Camera) currentStream() *gortsplib.ServerStream {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -242,6 +250,9 @@ func (c *Camera) setPlaying(ss *gortsplib.ServerSession, playing bool) {
 		return
 	}
 	c.sessions[ss] = playing
+	defer func() {
+		c.slog.event(SendLogEntry{Ev: EvReaders, T0: c.now().UnixNano(), N: int(c.readers.Load()), Skew: c.clockSkew.Load()})
+	}()
 	if playing {
 		c.readers.Add(1)
 		// A sender report first, so the reader can map RTP time to wall
@@ -267,6 +278,7 @@ func (c *Camera) removeSession(ss *gortsplib.ServerSession) {
 		delete(c.sessions, ss)
 		if playing {
 			c.readers.Add(-1)
+			c.slog.event(SendLogEntry{Ev: EvReaders, T0: c.now().UnixNano(), N: int(c.readers.Load()), Skew: c.clockSkew.Load()})
 		}
 	}
 }
@@ -352,6 +364,8 @@ func (f *feed) clock(d time.Duration) time.Time {
 	return f.ntp0.Add(d + time.Duration(f.c.clockSkew.Load()))
 }
 
+func (f *feed) skew() time.Duration { return time.Duration(f.c.clockSkew.Load()) }
+
 // frameTime returns the offset of frame i from the start.
 func (f *feed) frameTime(i int64) time.Duration {
 	return time.Duration(i * int64(time.Second) / f.fps)
@@ -392,7 +406,9 @@ func (f *feed) tick(now time.Time) {
 	due := int64(elapsed) * f.fps / int64(time.Second)
 	if f.frameTime(due-f.nextFrame) > maxBehind {
 		skipped := due - f.nextFrame
-		f.c.seq.Add(uint64(skipped))
+		first := f.c.seq.Add(uint64(skipped)) - uint64(skipped)
+		f.c.slog.frames(first, first+uint64(skipped)-1, f.clock(f.frameTime(f.nextFrame)), f.clock(f.frameTime(due-1)),
+			f.skew(), SkipBehind, nil)
 		f.c.dropped.Add(uint64(skipped))
 		f.nextFrame = due
 		f.c.s.cfg.Logger.Warn("camsim: camera fell behind, frames dropped", "camera", f.c.n, "frames", skipped)
@@ -401,6 +417,8 @@ func (f *feed) tick(now time.Time) {
 		seq := f.c.seq.Add(1) - 1
 		if paused {
 			f.restart = true
+			t := f.clock(f.frameTime(f.nextFrame))
+			f.c.slog.frames(seq, seq, t, t, f.skew(), SkipPaused, nil)
 			continue
 		}
 		if f.restart {
@@ -432,11 +450,13 @@ func (f *feed) writeFrame(seq uint64, i int64, sending bool) {
 	ntp := f.clock(f.frameTime(i))
 	fr := f.synth.Next(h264synth.Stamp{Camera: uint32(f.c.n), Frame: seq, Time: ntp})
 	if !sending {
+		f.c.slog.frames(seq, seq, ntp, ntp, f.skew(), SkipNoReader, nil)
 		return
 	}
 	pkts, err := f.videoEnc.Encode(fr.NALUs)
 	if err != nil {
 		f.c.s.cfg.Logger.Error("camsim: packetize", "camera", f.c.n, "err", err)
+		f.c.slog.frames(seq, seq, ntp, ntp, f.skew(), SkipClosed, nil)
 		return
 	}
 	ts := f.videoBase + uint32(i*90000/f.fps)
@@ -444,11 +464,17 @@ func (f *feed) writeFrame(seq uint64, i int64, sending bool) {
 		p.Timestamp = ts
 		// An error means the stream closed under us (Stop); the run ends.
 		if f.stream.WritePacketRTPWithNTP(f.video, p, ntp) != nil {
+			f.c.slog.frames(seq, seq, ntp, ntp, f.skew(), SkipClosed, nil)
 			return
 		}
 		f.videoPkts.Add(1)
 		f.videoOctets.Add(uint32(len(p.Payload)))
 	}
+	var idr *uint64
+	if fr.IDR {
+		idr = &seq
+	}
+	f.c.slog.frames(seq, seq, ntp, ntp, f.skew(), "", idr)
 	f.c.framesSent.Add(1)
 	f.c.bytesSent.Add(uint64(fr.Size))
 }

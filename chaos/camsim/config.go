@@ -52,6 +52,11 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives session events at debug level. Default slog.Default().
 	Logger *slog.Logger
+	// SendLogDir, when set, is the directory of the cameras' send logs
+	// (SendLogPath): what each camera sent and skipped, frame by frame.
+	// Frame numbers continue from the last one logged there, so a
+	// restarted camera process does not reuse them. Default none.
+	SendLogDir string
 }
 
 // EnsureDefaults fills zero fields with their defaults.

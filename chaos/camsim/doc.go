@@ -15,4 +15,13 @@
 //
 // Every access unit carries an h264synth.Stamp (camera, frame number,
 // wall-clock time), so a consumer can check which frames it recorded.
+//
+// With Config.SendLogDir (camsim -send-log DIR) each camera also keeps a
+// send log, DIR/cam-N.sendlog: JSON lines saying, for every frame number
+// it generated, whether it was sent to the playing sessions (with the
+// stream's IDR frames) or skipped and why (fell behind on a starved
+// machine, paused, no reader), plus start, stop and reader-count events.
+// A frame checker (package chaos/check) reads it with ReadSendLog to tell
+// a camera's skip from a recorder's loss. Frame numbers continue from the
+// log, so they stay unique when a camera process restarts.
 package camsim

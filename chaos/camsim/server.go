@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +49,22 @@ func New(cfg Config) (*Server, error) {
 	s.cameras = make([]*Camera, cfg.Cameras)
 	for i := range s.cameras {
 		s.cameras[i] = newCamera(s, i)
+	}
+	if cfg.SendLogDir != "" {
+		if err := os.MkdirAll(cfg.SendLogDir, 0o755); err != nil {
+			return nil, fmt.Errorf("camsim: send log: %w", err)
+		}
+		for i, c := range s.cameras {
+			l, next, err := openSendLog(cfg.SendLogDir, i, cfg.FPS, cfg.GOP, cfg.Logger)
+			if err != nil {
+				for _, c := range s.cameras[:i] {
+					c.slog.close()
+				}
+				return nil, err
+			}
+			c.slog = l
+			c.seq.Store(next)
+		}
 	}
 	s.rtsp = &gortsplib.Server{
 		Handler:        &handler{s: s},
@@ -118,6 +135,9 @@ func (s *Server) Close() {
 	}
 	if started {
 		s.rtsp.Close()
+	}
+	for _, c := range s.cameras {
+		c.slog.close()
 	}
 }
 

@@ -35,6 +35,7 @@ func runCamsim(args []string) int {
 	fs.StringVar(&cfg.Query, "query", "", "require this query string on DESCRIBE, as cameras that take credentials in the URL do (user=admin&password=x)")
 	fs.StringVar(&udp, "udp", "", "enable UDP transport with RTP on this even port (RTCP on the next), e.g. 8000")
 	fs.DurationVar(&cfg.SenderReportPeriod, "sr-period", 0, "RTCP sender report period (default 1s)")
+	fs.StringVar(&cfg.SendLogDir, "send-log", "", "write each camera's send log (frames sent and skipped) to DIR/cam-N.sendlog; numbering continues from it")
 	verbose := fs.Bool("v", false, "log sessions (debug level)")
 	if code, done := parseFlags(fs, args); done {
 		return code

@@ -1,0 +1,193 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/understudy-nvr/understudy/chaos/camsim"
+	"github.com/understudy-nvr/understudy/chaos/check"
+)
+
+// Scenario is a fault schedule scripted in Go.
+type Scenario struct {
+	Name    string
+	Summary string
+	// Long scenarios run under `make chaos` (CHAOS_LONG=1), not in the
+	// short suite.
+	Long bool
+	// Nodes and Cameras are the defaults of the cluster.
+	Nodes, Cameras int
+	// Script drives the faults; it runs after every node recorded a
+	// first stretch and returns when the episode is over.
+	Script func(ctx context.Context, r *Run) error
+}
+
+// Run is one run of a scenario: the cluster, the seeded random source
+// and a log.
+type Run struct {
+	*Cluster
+	Seed uint64
+	Rand *rand.Rand
+}
+
+// Sleep waits d or until ctx ends.
+func (r *Run) Sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// Logf logs through the cluster's Config.Logf.
+func (r *Run) Logf(format string, args ...any) { r.cfg.Logf(format, args...) }
+
+// Result is the outcome of a scenario.
+type Result struct {
+	Scenario string
+	Seed     uint64
+	Reports  []*check.Report
+	Started  time.Time
+	Took     time.Duration
+	// Down are the windows no recorder was alive, as given to the checker.
+	Down []check.Interval
+	// InFlight are the windows before a kill whose frames a single node
+	// may lose with the part it was writing.
+	InFlight []check.Interval
+	// Inputs are what each report was checked from, to check again.
+	Inputs []CheckInput
+	Pass   bool
+}
+
+// CheckInput is what one stream was checked from.
+type CheckInput struct {
+	Frames  []check.Frame
+	Log     []camsim.SendLogEntry
+	Options check.Options
+}
+
+// Totals sums the reports.
+func (r *Result) Totals() (sent, lost, dups int, secondsLost float64) {
+	for _, rep := range r.Reports {
+		sent += rep.Sent
+		lost += rep.Lost
+		dups += rep.Duplicates
+		secondsLost += rep.SecondsLost
+	}
+	return
+}
+
+// RunOptions configure RunScenario; zero fields take the scenario's
+// defaults.
+type RunOptions struct {
+	Bin     string // required
+	Dir     string // required
+	Seed    uint64
+	Nodes   int
+	Cameras int
+	Logf    func(string, ...any)
+}
+
+// Warmup is how long every stream records before the script starts.
+const Warmup = 3 * time.Second
+
+// CrashTail is how much a killed node may lose before the kill: the part
+// being written (about a second) and its fsync.
+const CrashTail = 2 * time.Second
+
+// settle is how long after the script the harness waits before exporting:
+// the parts being written when it ended become durable.
+const settle = 3 * time.Second
+
+// RunScenario starts a cluster, records a stream per camera, runs the
+// script, exports every stream from the first node and checks it against
+// its camera's send log, with the windows no node was alive as excused.
+func RunScenario(ctx context.Context, sc Scenario, o RunOptions) (*Result, error) {
+	cfg := Config{Bin: o.Bin, Dir: o.Dir, Nodes: sc.Nodes, Cameras: sc.Cameras, Logf: o.Logf}
+	if o.Nodes > 0 {
+		cfg.Nodes = o.Nodes
+	}
+	if o.Cameras > 0 {
+		cfg.Cameras = o.Cameras
+	}
+	c, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	res := &Result{Scenario: sc.Name, Seed: o.Seed, Started: time.Now()}
+	if err := c.Start(ctx); err != nil {
+		return nil, err
+	}
+	cfg = c.Config()
+	for i := 0; i < cfg.Cameras; i++ {
+		if err := c.AddStream(ctx, c.Nodes[0], streamID(i), c.CameraURL(i)); err != nil {
+			return nil, err
+		}
+	}
+	from := time.Now()
+	run := &Run{Cluster: c, Seed: o.Seed, Rand: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))}
+	if err := run.Sleep(ctx, Warmup); err != nil {
+		return nil, err
+	}
+	if err := sc.Script(ctx, run); err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
+	}
+	to := time.Now()
+	if err := run.Sleep(ctx, settle); err != nil {
+		return nil, err
+	}
+
+	procs := make([]*Process, len(c.Nodes))
+	for i, n := range c.Nodes {
+		procs[i] = n.Process
+	}
+	res.Down = NoneAlive(from, to, procs...)
+	// Recorders start at from (the streams were added then) and after
+	// every Down window (the checker adds those): until their first
+	// keyframe, missing frames are "starting". A node that starts while
+	// another records needs no allowance.
+	checkStarts := []time.Time{from}
+	// A killed node loses the part it was writing (segment's crash
+	// promise); with one node nobody else has those frames.
+	var inFlight []check.Interval
+	if len(c.Nodes) == 1 {
+		for _, k := range c.Nodes[0].Kills() {
+			inFlight = append(inFlight, check.Interval{Start: k.Add(-CrashTail), End: k})
+		}
+	}
+	res.InFlight = inFlight
+	res.Pass = true
+	for i := 0; i < cfg.Cameras; i++ {
+		mp4, err := c.Export(ctx, c.Nodes[0], streamID(i), from, to)
+		if err != nil {
+			return nil, err
+		}
+		frames, err := check.ExtractFrames(mp4)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", streamID(i), err)
+		}
+		log, err := camsim.ReadSendLogFile(camsim.SendLogPath(c.SendLogDir(), i))
+		if err != nil {
+			return nil, err
+		}
+		co := check.Options{
+			Stream: streamID(i), Camera: i, From: from, To: to.Add(-100 * time.Millisecond),
+			Down: res.Down, Starts: checkStarts, InFlight: inFlight,
+		}
+		rep, err := check.Check(frames, log, co)
+		res.Inputs = append(res.Inputs, CheckInput{frames, log, co})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", streamID(i), err)
+		}
+		res.Reports = append(res.Reports, rep)
+		res.Pass = res.Pass && rep.Pass
+	}
+	res.Took = time.Since(res.Started)
+	return res, nil
+}
+
+func streamID(i int) string { return fmt.Sprintf("cam%d", i) }
