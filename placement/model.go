@@ -151,6 +151,17 @@ type Config struct {
 	// whose movement on a membership change is exactly optimal.
 	// Default false.
 	NoLoadCap bool
+	// Overload is how far past its cap, as a fraction of its fair share, a
+	// node may be loaded so that copies stay unique at the tiers above
+	// Level (zones, when Level is rack): Swift's overload. Copies are
+	// spread over zones, then racks, then hosts; when every node of an
+	// unused zone is at its cap (1+Epsilon)·fair, a copy goes to such a
+	// node anyway if it is under (1+Epsilon+Overload)·fair, and otherwise
+	// shares a zone with another copy (never a domain at Level while an
+	// unused one has a node). 0, the default, lets the cap win; a large
+	// value lets dispersion win. Only uneven topologies (a small zone)
+	// need it: on balanced ones the cap never forces sharing.
+	Overload float64
 }
 
 // EnsureDefaults applies the defaults documented on the fields.
@@ -167,6 +178,9 @@ func (c *Config) validate() error {
 	if c.Epsilon < 0 || c.Epsilon > 100 || c.Epsilon != c.Epsilon {
 		return fmt.Errorf("%w: epsilon %v out of [0, 100]", ErrBadConfig, c.Epsilon)
 	}
+	if c.Overload < 0 || c.Overload > 100 || c.Overload != c.Overload {
+		return fmt.Errorf("%w: overload %v out of [0, 100]", ErrBadConfig, c.Overload)
+	}
 	return nil
 }
 
@@ -175,6 +189,11 @@ func (c *Config) validate() error {
 // and identical under IEEE 754 on every architecture).
 func (c *Config) epsilonPPM() uint64 {
 	return uint64(c.Epsilon*1e6 + 0.5)
+}
+
+// overloadPPM converts Overload to parts per million.
+func (c *Config) overloadPPM() uint64 {
+	return uint64(c.Overload*1e6 + 0.5)
 }
 
 func validID(what, id string) error {

@@ -475,10 +475,12 @@ func (p *Placer) rescore(a int32, present bool) {
 	}
 }
 
-// pass is one round of the copy walk: its constraints.
+// pass is one rung of the ladder a copy walks down when it cannot be
+// placed: which cap it respects and from which tier its domains must be as
+// unique as possible.
 type pass struct {
-	capped bool // respect the copy load cap
-	tier   int  // copies must differ at this tier (len(tiers): nodes only)
+	caps []int64 // copy caps to respect; nil: none, take the lightest node
+	from int     // outermost tier that counts (0: all; len(tiers): nodes only)
 }
 
 // walker is the sequential phase: it gives each stream, in processing
@@ -486,13 +488,15 @@ type pass struct {
 type walker struct {
 	p                  *Placer
 	copyLoad, homeLoad []int64
-	capC, capH         []int64
+	capC, capH, capO   []int64 // copy, home and overload caps
 	eligible           int
-	passes             []pass
-	chosen, pos        []int32
-	home               int
-	buf                []int32
-	rk                 []rank
+	// activeDoms[t] is the number of domains at tier t with an active node.
+	activeDoms  []int
+	passes      []pass
+	chosen, pos []int32
+	home        int
+	buf         []int32
+	rk          []rank
 }
 
 // Placement runs the sequential phase and returns the placement.
@@ -504,6 +508,7 @@ func (p *Placer) Placement() *Placement {
 		homeLoad: make([]int64, N),
 		capC:     make([]int64, N),
 		capH:     make([]int64, N),
+		capO:     make([]int64, N),
 		chosen:   make([]int32, 0, MaxReplicas),
 		pos:      make([]int32, 0, MaxReplicas),
 	}
@@ -525,16 +530,35 @@ func (p *Placer) Placement() *Placement {
 			continue
 		}
 		if p.cfg.NoLoadCap {
-			w.capC[i], w.capH[i] = math.MaxInt64, math.MaxInt64
+			w.capC[i], w.capH[i], w.capO[i] = math.MaxInt64, math.MaxInt64, math.MaxInt64
 			continue
 		}
 		w.capC[i] = loadCap(dc, uint64(p.nodes[i].Weight), wsum, ppm, p.nh[i])
 		w.capH[i] = loadCap(dh, uint64(p.nodes[i].Weight), wsum, ppm, p.nh[i]>>16)
+		w.capO[i] = loadCap(dc, uint64(p.nodes[i].Weight), wsum, ppm+p.cfg.overloadPPM(), p.nh[i])
 	}
-	w.passes = []pass{{true, p.level}, {false, p.level}}
-	for t := p.level + 1; t <= T; t++ {
-		w.passes = append(w.passes, pass{true, t}, pass{false, t})
+	w.activeDoms = make([]int, T)
+	for t := 0; t < T; t++ {
+		seen := map[int32]bool{}
+		for i := range p.nodes {
+			if p.nodes[i].State == Active {
+				seen[p.dom[i*T+t]] = true
+			}
+		}
+		w.activeDoms[t] = len(seen)
 	}
+	// The ladder: unique at every tier under the cap; then under the
+	// overload cap; then unique only from the level down (tiers above it
+	// give way to the load cap); then, every such node being full, the
+	// lightest node that keeps the level.
+	w.passes = []pass{{w.capC, 0}}
+	if p.cfg.Overload > 0 {
+		w.passes = append(w.passes, pass{w.capO, 0})
+	}
+	if p.level > 0 {
+		w.passes = append(w.passes, pass{w.capO, p.level})
+	}
+	w.passes = append(w.passes, pass{nil, p.level})
 
 	out := &Placement{
 		cfg: p.cfg, nodes: p.nodes, streams: p.streams,
@@ -705,55 +729,25 @@ func loadCap(d, w, wsum, ppm, nodeHash uint64) int64 {
 // after it are already recording when it fails). With a truncated ord it
 // returns false, charging nothing, when the first pass cannot complete.
 func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
-	p := w.p
 	w.chosen, w.pos = w.chosen[:0], w.pos[:0]
 	sw := st.Weight
-	for pi, ps := range w.passes {
-		if !ps.capped {
-			// Every node that fits the domains is over its cap: take the
-			// least loaded relative to its cap, one copy at a time.
-			for len(w.chosen) < want {
-				best, bi := int32(-1), 0
-				for i, n := range ord {
-					if p.nodes[n].State != Active || w.clash(n, ps.tier) {
-						continue
-					}
-					if best < 0 || w.lighter(n, best, sw) {
-						best, bi = n, i
-					}
-				}
-				if best < 0 {
-					break
-				}
-				w.chosen = append(w.chosen, best)
-				w.pos = append(w.pos, int32(bi))
+	for len(w.chosen) < want {
+		placed := false
+		for _, ps := range w.passes {
+			if ps.caps == nil && !complete {
+				return false
 			}
-			if len(w.chosen) == want {
+			if placed = w.pick(ord, ps, sw); placed {
 				break
 			}
-			continue
+			if !complete {
+				// The first rung failed on a truncated order: the
+				// answer may lie beyond it.
+				return false
+			}
 		}
-		for i, n := range ord {
-			if len(w.chosen) == want {
-				break
-			}
-			if p.nodes[n].State != Active {
-				continue
-			}
-			if w.copyLoad[n]+sw > w.capC[n] {
-				continue
-			}
-			if w.clash(n, ps.tier) {
-				continue
-			}
-			w.chosen = append(w.chosen, n)
-			w.pos = append(w.pos, int32(i))
-		}
-		if len(w.chosen) == want {
-			break
-		}
-		if pi == 0 && !complete {
-			return false
+		if !placed {
+			break // cannot happen: the last rung takes any node keeping the level
 		}
 	}
 	// Copies in preference order, then the first that can be home in front.
@@ -788,9 +782,72 @@ func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 	return true
 }
 
-// clash tells whether node n is chosen already or shares a domain at tier
-// with a chosen node.
-func (w *walker) clash(n int32, tier int) bool {
+// pick adds to w.chosen the first node of ord that rung ps accepts: active,
+// not chosen, under the rung's cap, and in a domain no chosen copy uses at
+// the outermost tier (from ps.from on) where the chosen copies do not yet
+// use every domain with an active node. Taking the copies one at a time by
+// that rule makes the number of distinct domains at every tier t equal to
+// min(copies, domains at t): as unique as possible at each tier, outermost
+// first. A rung without a cap takes the lightest such node relative to
+// its copy cap instead of the first.
+func (w *walker) pick(ord []int32, ps pass, sw int64) bool {
+	p := w.p
+	T := len(p.tierKeys)
+	t0 := T
+	for t := ps.from; t < T; t++ {
+		if w.distinct(t) < w.activeDoms[t] {
+			t0 = t
+			break
+		}
+	}
+	best, bi := int32(-1), 0
+	for i, n := range ord {
+		if p.nodes[n].State != Active || w.taken(n, t0) {
+			continue
+		}
+		if ps.caps == nil {
+			if best < 0 || w.lighter(n, best, sw) {
+				best, bi = n, i
+			}
+			continue
+		}
+		if w.copyLoad[n]+sw > ps.caps[n] {
+			continue
+		}
+		best, bi = n, i
+		break
+	}
+	if best < 0 {
+		return false
+	}
+	w.chosen = append(w.chosen, best)
+	w.pos = append(w.pos, int32(bi))
+	return true
+}
+
+// distinct is the number of distinct domains at tier t among the chosen.
+func (w *walker) distinct(t int) int {
+	T := len(w.p.tierKeys)
+	k := 0
+	for i, c := range w.chosen {
+		d := w.p.dom[int(c)*T+t]
+		dup := false
+		for _, e := range w.chosen[:i] {
+			if w.p.dom[int(e)*T+t] == d {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			k++
+		}
+	}
+	return k
+}
+
+// taken tells whether node n is chosen already or shares its domain at
+// tier (len(tiers): none) with a chosen node.
+func (w *walker) taken(n int32, tier int) bool {
 	T := len(w.p.tierKeys)
 	for _, c := range w.chosen {
 		if c == n || (tier < T && w.p.dom[int(c)*T+tier] == w.p.dom[int(n)*T+tier]) {
