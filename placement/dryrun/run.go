@@ -11,7 +11,8 @@ import (
 
 // Options are the what-if scenarios and the placement settings.
 type Options struct {
-	// Config is passed to placement (defaults: level rack, epsilon 0.10).
+	// Config is passed to placement (defaults: level rack, epsilon 0.10,
+	// overload 0).
 	Config placement.Config
 	// Fail lists nodes that fail together (one scenario).
 	Fail []string
@@ -50,8 +51,12 @@ type Scenario struct {
 	MoveRatio          float64 `json:"move_ratio"`
 	HomesMoved         int     `json:"homes_moved"`
 	NewHomeWithoutCopy int     `json:"new_home_without_copy"`
-	UnderReplicated    int     `json:"under_replicated"`
-	ElapsedMS          float64 `json:"elapsed_ms"`
+	// HomesFailedOver counts streams whose home failed or left;
+	// FailoverToCopy those of them whose new home already held a copy.
+	HomesFailedOver int     `json:"homes_failed_over"`
+	FailoverToCopy  int     `json:"failover_to_copy"`
+	UnderReplicated int     `json:"under_replicated"`
+	ElapsedMS       float64 `json:"elapsed_ms"`
 	// MaxOverFairCopies and MaxOverFairHomes are the balance after it.
 	MaxOverFairCopies float64 `json:"-"`
 	MaxOverFairHomes  float64 `json:"-"`
@@ -61,6 +66,7 @@ type Scenario struct {
 type Report struct {
 	Level                string     `json:"-"`
 	Epsilon              float64    `json:"-"`
+	Overload             float64    `json:"-"`
 	Streams              int        `json:"-"`
 	Copies               int        `json:"-"`
 	Nodes                []NodeRow  `json:"nodes"`
@@ -104,7 +110,7 @@ func Run(nodes []placement.Node, streams []placement.Stream, opts Options) (*Rep
 		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
 	}
 	base := pl.Placement()
-	rep := &Report{ElapsedMS: ms(time.Since(t0)), Level: cfg.Level, Epsilon: cfg.Epsilon, Streams: len(streams)}
+	rep := &Report{ElapsedMS: ms(time.Since(t0)), Level: cfg.Level, Epsilon: cfg.Epsilon, Overload: cfg.Overload, Streams: len(streams)}
 	bal := base.Balance()
 	rep.MaxOverFairCopies, rep.MaxOverFairHomes = bal.MaxOverFairCopies, bal.MaxOverFairHomes
 	for _, nb := range bal.Nodes {
@@ -137,6 +143,7 @@ func Run(nodes []placement.Node, streams []placement.Stream, opts Options) (*Rep
 		rep.Scenarios = append(rep.Scenarios, Scenario{
 			Name: name, CopiesMoved: m.CopiesMoved, OptimalMoves: m.OptimalMoves, MoveRatio: m.MoveRatio(),
 			HomesMoved: m.HomesMoved, NewHomeWithoutCopy: m.NewHomeWithoutCopy, UnderReplicated: m.UnderReplicated,
+			HomesFailedOver: m.HomesFailedOver, FailoverToCopy: m.FailoverToCopy,
 			ElapsedMS: ms(el), MaxOverFairCopies: b.MaxOverFairCopies, MaxOverFairHomes: b.MaxOverFairHomes,
 		})
 		return nil
