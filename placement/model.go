@@ -68,6 +68,7 @@ var (
 	ErrBadID       = errors.New("bad id")
 	ErrBadConfig   = errors.New("bad config")
 	ErrUnknownNode = errors.New("unknown node")
+	ErrBadScope    = errors.New("bad scope")
 )
 
 // Tier is one level of a failure-domain path, such as zone=z0.
@@ -135,6 +136,19 @@ type Stream struct {
 	Weight int64
 	// Replicas is R, the number of copies (home included). 1 ≤ R ≤ MaxReplicas.
 	Replicas int
+	// Scope keeps the copies near the camera: a prefix of the
+	// failure-domain path ("zone=hq", "zone=eu/rack=3"), whose keys are the
+	// outermost tier keys of the nodes. The copies go only to nodes under
+	// it, spread as uniquely as possible inside it. "" is the whole
+	// cluster.
+	Scope string
+	// Strict, with a Scope that has fewer than R active nodes, places
+	// only as many copies as it has nodes, never one outside. Otherwise
+	// (preferred, the default) the missing copies go to the nearest
+	// nodes outside the scope: those sharing the longest prefix of its
+	// path (the other racks of zone=eu before other zones).
+	// Placement.Scopes counts both.
+	Strict bool
 }
 
 // Config tunes Place. The zero value is usable after EnsureDefaults.
@@ -238,6 +252,11 @@ func ValidateStream(s Stream) error {
 	}
 	if s.Replicas < 1 || s.Replicas > MaxReplicas {
 		return fmt.Errorf("stream %q: %w: %d (want 1..%d)", s.ID, ErrBadReplicas, s.Replicas, MaxReplicas)
+	}
+	if s.Scope != "" {
+		if _, err := ParseDomain(s.Scope); err != nil {
+			return fmt.Errorf("stream %q: %w: %v", s.ID, ErrBadScope, err)
+		}
 	}
 	return nil
 }

@@ -55,6 +55,9 @@ type Placer struct {
 
 	cand  []int32 // len(streams)*candidates: node indices, best first
 	candN []uint8
+
+	scopes  []Domain // distinct stream scopes
+	scopeOf []int32  // per stream: index in scopes, -1 for none
 }
 
 // NewPlacer validates the input and computes every stream's preferred nodes.
@@ -81,6 +84,9 @@ func NewPlacer(nodes []Node, streams []Stream, cfg Config) (*Placer, error) {
 		}
 	}
 	p.streams = ss
+	if err := p.setScopes(); err != nil {
+		return nil, err
+	}
 	p.sh = make([]uint64, len(ss))
 	p.order = make([]int32, len(ss))
 	for i := range ss {
@@ -491,7 +497,12 @@ type walker struct {
 	capC, capH, capO   []int64 // copy, home and overload caps
 	eligible           int
 	// activeDoms[t] is the number of domains at tier t with an active node.
-	activeDoms  []int
+	activeDoms []int
+	// sc is the scope of the stream being placed (nil: none) and L the
+	// number of its leading tiers a copy must share: len(sc.path) until
+	// the scope has no active node left, then less, nearest first.
+	sc          *scopeInfo
+	L           int
 	passes      []pass
 	chosen, pos []int32
 	home        int
@@ -560,28 +571,33 @@ func (p *Placer) Placement() *Placement {
 	}
 	w.passes = append(w.passes, pass{nil, p.level})
 
+	scopes := p.scopeInfos()
+	scopeOf := func(i int) *scopeInfo {
+		if j := p.scopeOf[i]; j >= 0 {
+			return scopes[j]
+		}
+		return nil
+	}
 	out := &Placement{
 		cfg: p.cfg, nodes: p.nodes, streams: p.streams,
 		tierKeys: p.tierKeys, level: p.level, dom: p.dom,
-		off: make([]int32, len(p.streams)+1),
+		off:     make([]int32, len(p.streams)+1),
+		scopeOf: p.scopeOf, scopeInfo: scopes, activeDoms: w.activeDoms,
 	}
-	total := 0
-	for _, s := range p.streams {
-		total += min(s.Replicas, w.eligible)
-	}
-	copies := make([]int32, total)
 	homeAt := make([]uint8, len(p.streams))
 	// Offsets in stream (ID) order, filled in processing order.
-	for i, s := range p.streams {
-		out.off[i+1] = out.off[i] + int32(min(s.Replicas, w.eligible))
+	for i := range p.streams {
+		out.off[i+1] = out.off[i] + int32(wantCopies(&p.streams[i], w.eligible, scopeOf(i)))
 	}
+	copies := make([]int32, out.off[len(p.streams)])
 	for _, s := range p.order {
 		si := int(s)
 		st := &p.streams[si]
-		want := min(st.Replicas, w.eligible)
+		want := int(out.off[si+1] - out.off[si])
 		if want == 0 {
 			continue
 		}
+		w.sc = scopeOf(si)
 		list := p.cand[si*candidates : si*candidates+int(p.candN[si])]
 		if !w.choose(st, want, list, len(list) == N) {
 			if w.buf == nil {
@@ -731,7 +747,17 @@ func loadCap(d, w, wsum, ppm, nodeHash uint64) int64 {
 func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 	w.chosen, w.pos = w.chosen[:0], w.pos[:0]
 	sw := st.Weight
+	if w.sc != nil {
+		w.L = len(w.sc.path)
+	}
 	for len(w.chosen) < want {
+		if sc := w.sc; sc != nil {
+			// Step out of the scope, nearest first, once it has no
+			// active node left.
+			for w.L > 0 && sc.active[w.L] <= w.within(w.L) {
+				w.L--
+			}
+		}
 		placed := false
 		for _, ps := range w.passes {
 			if ps.caps == nil && !complete {
@@ -793,16 +819,20 @@ func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 func (w *walker) pick(ord []int32, ps pass, sw int64) bool {
 	p := w.p
 	T := len(p.tierKeys)
+	doms := w.activeDoms
+	if w.sc != nil {
+		doms = w.sc.doms[w.L]
+	}
 	t0 := T
 	for t := ps.from; t < T; t++ {
-		if w.distinct(t) < w.activeDoms[t] {
+		if w.distinct(t) < doms[t] {
 			t0 = t
 			break
 		}
 	}
 	best, bi := int32(-1), 0
 	for i, n := range ord {
-		if p.nodes[n].State != Active || w.taken(n, t0) {
+		if p.nodes[n].State != Active || w.taken(n, t0) || (w.sc != nil && int(w.sc.lvl[n]) < w.L) {
 			continue
 		}
 		if ps.caps == nil {
@@ -823,6 +853,18 @@ func (w *walker) pick(ord []int32, ps pass, sw int64) bool {
 	w.chosen = append(w.chosen, best)
 	w.pos = append(w.pos, int32(bi))
 	return true
+}
+
+// within is the number of chosen copies sharing at least L leading tiers
+// with the scope.
+func (w *walker) within(L int) int {
+	k := 0
+	for _, c := range w.chosen {
+		if int(w.sc.lvl[c]) >= L {
+			k++
+		}
+	}
+	return k
 }
 
 // distinct is the number of distinct domains at tier t among the chosen.
