@@ -43,7 +43,7 @@ func runPlacement(args []string) int {
 	}
 	topo := fs.String("topology", "", "topology YAML file (required)")
 	n := fs.Int("streams", 0, "place N generated streams of weight 1")
-	file := fs.String("streams-file", "", "streams CSV file with header id,weight,replicas")
+	file := fs.String("streams-file", "", "streams CSV file with header id,weight,replicas[,scope[,mode]] (scope: a domain prefix such as zone=hq; mode: preferred or strict)")
 	replicas := fs.Int("replicas", 2, "replicas of generated streams")
 	level := fs.String("level", "rack", "failure-domain tier the copies of a stream must not share (or \"node\")")
 	eps := fs.Float64("epsilon", 0.10, "load bound: at most (1+epsilon) times the fair share")

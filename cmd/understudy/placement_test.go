@@ -35,6 +35,7 @@ func TestPlacementExitCodes(t *testing.T) {
 		{[]string{"--topology", topo, "--streams", "100000000"}, 2},
 		{[]string{"--topology", topo, "--streams", "10", "--fail", "node-01,node-01"}, 2},
 		{[]string{"--topology", topo, "--streams", "10", "--overload", "0.5"}, 0},
+		{[]string{"--topology", topo, "--streams-file", "../../placement/dryrun/testdata/scoped.csv", "--format", "json"}, 0},
 		{[]string{"--topology", topo, "--streams", "10", "--overload", "-1"}, 2},
 	}
 	for _, c := range cases {

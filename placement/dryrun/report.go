@@ -56,6 +56,28 @@ func WriteTable(w io.Writer, r *Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(r.Scopes) > 0 {
+		fmt.Fprintln(w, "\nscopes (outside: copies placed outside a preferred scope short of nodes; short: strict streams with fewer than R copies; shared/avoidable per tier, within the scope):")
+		head := "scope\tstreams\tstrict\tnodes\toutside\tshort\t"
+		for _, t := range r.Tiers {
+			head += t.Tier + "\t"
+		}
+		fmt.Fprintln(tw, head)
+		for _, sc := range r.Scopes {
+			name := sc.Scope
+			if name == "" {
+				name = "(none)"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t", name, sc.Streams, sc.Strict, sc.Nodes, sc.Outside, sc.Short)
+			for _, t := range sc.Tiers {
+				fmt.Fprintf(tw, "%d/%d\t", t.Shared, t.Avoidable)
+			}
+			fmt.Fprintln(tw)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(w, "\nmax/fair copies %.4f, homes %.4f; failure-domain violations at %s: %d; placed in %.3f ms\n",
 		r.MaxOverFairCopies, r.MaxOverFairHomes, r.Level, r.DispersionViolations, r.ElapsedMS)
 	if len(r.Scenarios) == 0 {

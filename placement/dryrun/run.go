@@ -43,6 +43,23 @@ type TierRow struct {
 	Avoidable int    `json:"avoidable"`
 }
 
+// ScopeRow is how the streams of one scope were placed.
+type ScopeRow struct {
+	Scope string `json:"scope"`
+	// Streams and Strict count the streams of the scope and its strict
+	// ones; Nodes the active nodes in it.
+	Streams int `json:"streams"`
+	Strict  int `json:"strict"`
+	Nodes   int `json:"nodes"`
+	// Outside counts the copies placed outside the scope (preferred
+	// streams, when it lacks nodes) and OutsideStreams their streams;
+	// Short the strict streams left with fewer than R copies.
+	Outside        int       `json:"outside_copies"`
+	OutsideStreams int       `json:"outside_streams"`
+	Short          int       `json:"short_streams"`
+	Tiers          []TierRow `json:"tiers"`
+}
+
 // Scenario is the movement caused by one what-if change.
 type Scenario struct {
 	Name               string  `json:"name"`
@@ -64,18 +81,20 @@ type Scenario struct {
 
 // Report is everything the tool prints.
 type Report struct {
-	Level                string     `json:"-"`
-	Epsilon              float64    `json:"-"`
-	Overload             float64    `json:"-"`
-	Streams              int        `json:"-"`
-	Copies               int        `json:"-"`
-	Nodes                []NodeRow  `json:"nodes"`
-	MaxOverFairCopies    float64    `json:"max_over_fair_copies"`
-	MaxOverFairHomes     float64    `json:"max_over_fair_homes"`
-	DispersionViolations int        `json:"dispersion_violations"`
-	Tiers                []TierRow  `json:"tiers"`
-	ElapsedMS            float64    `json:"elapsed_ms"`
-	Scenarios            []Scenario `json:"scenarios"`
+	Level                string    `json:"-"`
+	Epsilon              float64   `json:"-"`
+	Overload             float64   `json:"-"`
+	Streams              int       `json:"-"`
+	Copies               int       `json:"-"`
+	Nodes                []NodeRow `json:"nodes"`
+	MaxOverFairCopies    float64   `json:"max_over_fair_copies"`
+	MaxOverFairHomes     float64   `json:"max_over_fair_homes"`
+	DispersionViolations int       `json:"dispersion_violations"`
+	Tiers                []TierRow `json:"tiers"`
+	// Scopes is set when some stream has a scope.
+	Scopes    []ScopeRow `json:"scopes,omitempty"`
+	ElapsedMS float64    `json:"elapsed_ms"`
+	Scenarios []Scenario `json:"scenarios"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -125,6 +144,16 @@ func Run(nodes []placement.Node, streams []placement.Stream, opts Options) (*Rep
 	rep.DispersionViolations = v
 	for _, t := range tiers {
 		rep.Tiers = append(rep.Tiers, TierRow(t))
+	}
+	if sc := base.Scopes(); len(sc) > 1 || (len(sc) == 1 && sc[0].Scope != "") {
+		for _, st := range sc {
+			row := ScopeRow{Scope: st.Scope, Streams: st.Streams, Strict: st.Strict, Nodes: st.Nodes,
+				Outside: st.Outside, OutsideStreams: st.OutsideStreams, Short: st.Short}
+			for _, t := range st.Tiers {
+				row.Tiers = append(row.Tiers, TierRow(t))
+			}
+			rep.Scopes = append(rep.Scopes, row)
+		}
 	}
 
 	scenario := func(name string, change func(*placement.Placer) error) error {
