@@ -459,3 +459,32 @@ func TestCandidatesArePrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestMovementTargets: single-node failures, additions, drains and
+// re-weights (20 of each) on 4 zones × 5 racks × 5 hosts, R=2 and R=3,
+// weighted and not: movement near optimal, every placement within the
+// caps, and failed homes taken over by a holder about as often as the
+// zone tier allows (see the package doc: 1 − 1/zones with copies unique
+// at the zone tier).
+func TestMovementTargets(t *testing.T) {
+	for _, bc := range benchCases {
+		ns := topology(4, 5, 5, bc.weighted, 31)
+		ss := streamSet(20000, bc.r, bc.weighted, 31)
+		f := measure(t, ns, ss, Config{}, 20)
+		for k, name := range changeKinds {
+			r := ratio(f.moved[k], f.opt[k])
+			t.Logf("%s %s: moved %.3f× optimal", bc.name, name, r)
+			if r > 1.15 {
+				t.Errorf("%s %s: moved %.3f× optimal", bc.name, name, r)
+			}
+		}
+		held := 100 * ratio(f.toCopy, f.failedOver)
+		t.Logf("%s: max/fair copies %.3f homes %.3f, failed homes to a holder %.1f%%", bc.name, f.maxCopies, f.maxHomes, held)
+		if f.maxCopies > 1.10 || f.maxHomes > 1.10 {
+			t.Errorf("%s: max/fair copies %.3f homes %.3f", bc.name, f.maxCopies, f.maxHomes)
+		}
+		if held < 70 {
+			t.Errorf("%s: %.1f%% of failed homes went to a holder", bc.name, held)
+		}
+	}
+}
