@@ -1,9 +1,10 @@
 // Package placement is the pure function at the heart of N:M failover: given
 // the live nodes (id, failure-domain path, capacity weight, state) and the
-// streams (id, replicas, load weight) it returns, for each stream, an ordered
-// list of distinct nodes in distinct failure domains, the first being the
-// home. It owns the topology model, failure-domain-aware weighted consistent
-// hashing with bounded loads, and the movement and balance reports.
+// streams (id, replicas, load weight, optional scope) it returns, for each
+// stream, an ordered list of distinct nodes spread as far apart as the
+// topology allows, the first being the home. It owns the topology model,
+// failure-domain-aware weighted consistent hashing with bounded loads, and
+// the movement, balance, dispersion and scope reports.
 //
 // placement imports the standard library only: it knows nothing of networks
 // or disks, and the same inputs give byte-identical output on every node.
@@ -19,22 +20,45 @@
 //     comparison per node within each weight class, on all CPUs); a stream
 //     that needs more falls back to its full order, so the result never
 //     depends on that number.
-//  2. Copies. Streams are taken in a fixed order (light streams first, then
-//     by stream hash). Each walks its preference order and takes the first
-//     min(R, active nodes) active nodes that are under their copy cap and
-//     in domains (at Config.Level) no earlier copy uses. When that cannot
-//     be done, the cap gives way before the domains do, then the domain
-//     level steps down one tier at a time to distinct nodes; the shortfall
-//     is reported by Placement.Dispersion, never hidden.
-//  3. Homes. The home is the first copy in preference order under its home
-//     cap, so when it fails the next copy, already recording, becomes home.
-//     Homes left over their cap are then moved between the copies of a
-//     stream (never moving a copy).
+//  2. Copies, as unique as possible. Streams are taken in a fixed order
+//     (light streams first, then by stream hash). Each takes its copies one
+//     at a time, walking its preference order: the next copy is the first
+//     active node under its copy cap in a domain no earlier copy uses at
+//     the outermost tier where the copies do not yet cover every domain
+//     with an active node. So copies spread over zones first, then racks,
+//     then hosts, and at every tier t the copies use min(copies, domains
+//     at t) distinct domains (Swift's "as unique as possible"; Dispersion
+//     reports any shortfall per tier).
+//  3. When the cap stands in the way. If every node that keeps the copies
+//     unique is at its cap, the copy goes to the first such node under the
+//     overload cap (1+Epsilon+Overload)·fair; failing that, the tiers above
+//     Config.Level give way (the copy may share a zone) but the level does
+//     not; only when every node keeping the level is full does the cap give
+//     way, to the lightest of them. On balanced topologies the cap never
+//     forces sharing; on uneven ones (a small zone) Overload is the one
+//     knob trading dispersion against load: 0 (the default) lets the cap
+//     win, a large value lets dispersion win.
+//  4. Homes. The home is the first copy in preference order under its home
+//     cap. Homes left over their cap are then moved between the copies of
+//     a stream (never moving a copy).
 //
 // Caps are at most ⌊(1+ε)·fair share⌋ of load weight, for copies and for
 // homes, rounded with a per-node dither so that one node joining or leaving
 // (which shifts every fair share a little) changes few caps: each cap
 // change would move streams.
+//
+// # Scopes (node groups)
+//
+// A stream may name a scope, a prefix of the failure-domain path
+// (zone=hq, zone=eu/rack=3): its copies go only to nodes under it, spread
+// as uniquely as possible inside it. When the scope has fewer active nodes
+// than R, a preferred stream (the default) places the missing copies on the
+// nearest nodes outside (those sharing the longest prefix of the path), a
+// strict one places fewer copies. Placement.Scopes counts, per scope, the
+// copies outside and the short strict streams, and its dispersion within
+// the scope. A stream whose scope is a small part of the cluster seldom
+// finds its copies among its 16 cached candidates and walks its full
+// preference order: correct, but some 50 µs per stream at 1,000 nodes.
 //
 // Placement depends on nothing but its inputs; stability comes from the
 // hashing. A Placer caches step 1 so that a membership change is re-placed
@@ -43,19 +67,39 @@
 // # What the caps cost in movement
 //
 // With the cap off, a membership change moves exactly the optimum. With it
-// on, each node held at its cap (its first-choice load exceeds the cap)
-// costs about a third of a copy per change. One node joining shifts every
-// fair share by 1/N, which lowers such a node's cap one time in about five
-// (1.1 × 200/1000 copies of drift at R=2), forcing out a copy; and it takes
-// one of the node's accepted copies about one time in six, after which the
-// cap lets a displaced stream back in. The two are independent, and a pure
-// function of (load, cap) that tried to absorb them would have to follow
-// their random walk, paying the same at every crossing. The hashing's
-// spread (√200 ≈ 7 % at R=2, 5.8 % at R=3) against ε = 10 % holds about
-// 90 of 1,000 nodes at their cap at R=2: some 30 copies over an optimum of
-// 200, so 1.15-1.19× (1.07-1.10× at R=3); BenchmarkMovementIDSets shows the
-// spread over ID draws. Doing better would need the previous placement as
-// an input (keep a copy where it is while its node has room), which the
-// architecture rules out: every node computes the same answer from the
-// same inputs, with no stored assignments.
+// on, a node held at its cap (its first-choice load exceeds the cap) costs
+// movement twice. One node joining or leaving shifts every fair share by
+// 1/N, which changes a held node's cap about one time in five, letting a
+// displaced stream back in or forcing one out; and a copy arriving at a
+// held node displaces the node's latest-processed copy unless it comes
+// later in the processing order itself, which it seldom does. The
+// hashing's spread (√200 ≈ 7 % at R=2, 5.8 % at R=3) against ε = 10 %
+// holds about 80 of 1,000 nodes at their cap at R=2; measured on 100,000
+// streams × 1,000 nodes (BenchmarkMovement), the cap changes cost about
+// 0.06× the optimum and the displacements 0.10×: 1.13-1.17× at R=2
+// (1.14-1.21× over other ID draws, BenchmarkMovementIDSets), 1.07-1.10× at
+// R=3. With fewer copies per node the spread is wider and more nodes are
+// held; with more it is narrower (1.003-1.04× at 400 copies per node,
+// TestMovementTargets). Deferred acceptance (full nodes keep the copies
+// whose streams rank them best, evicting the others) was measured too: no
+// better at R=2 unweighted, 1.6× with weighted streams, and 3-7× slower.
+// Doing better would need the previous placement as an input (keep a copy
+// where it is while its node has room), which the architecture rules out:
+// every node computes the same answer from the same inputs, with no
+// stored assignments.
+//
+// # What dispersion costs in failover
+//
+// When a home fails, its stream's next home is the first of its new copies
+// in preference order. That is a node already recording it unless the
+// replacement copy ranks above the surviving ones, which happens when the
+// replacement was held back only by sharing a domain with the failed home:
+// a zone-mate of it ranked between it and the next copy. With copies unique
+// across Z zones that is about one failed home in Z (one in four on 4
+// zones: 75-77 % of failed homes go to a holder, against 95-97 % when only
+// the rack level was kept unique, one in 40 racks). A pure function of the
+// current nodes cannot tell that replacement from a stream's ordinary first
+// choice, so no rule on the copies alone does better than about 1 − 1/Z
+// while keeping the zones unique; the engine's handoff (the old replica
+// records until the new home has caught up) covers the gap.
 package placement

@@ -43,3 +43,39 @@ func streamSet(n, r int, weighted bool, seed uint64) []Stream {
 	}
 	return ss
 }
+
+// unevenTopology makes 1-4 zones of 1-4 racks of 1-5 hosts each (so zones
+// and racks differ in size), node weights from {1, 2, 4} when weighted,
+// and a tenth of the nodes draining or saturated.
+func unevenTopology(rng *rand.Rand, weighted bool) []Node {
+	var ns []Node
+	zones := 1 + rng.IntN(4)
+	rack := 0
+	for z := 0; z < zones; z++ {
+		racks := 1 + rng.IntN(4)
+		for r := 0; r < racks; r++ {
+			hosts := 1 + rng.IntN(5)
+			for h := 0; h < hosts; h++ {
+				w := int64(1)
+				if weighted {
+					w = []int64{1, 2, 4}[rng.IntN(3)]
+				}
+				n := Node{
+					ID: fmt.Sprintf("node-%04d", len(ns)),
+					Domain: Domain{{"zone", fmt.Sprintf("z%d", z)}, {"rack", fmt.Sprintf("r%d", rack)},
+						{"host", fmt.Sprintf("h%d", len(ns))}},
+					Weight: w,
+				}
+				switch rng.IntN(10) {
+				case 0:
+					n.State = Draining
+				case 1:
+					n.State = Saturated
+				}
+				ns = append(ns, n)
+			}
+			rack++
+		}
+	}
+	return ns
+}

@@ -68,6 +68,7 @@ var (
 	ErrBadID       = errors.New("bad id")
 	ErrBadConfig   = errors.New("bad config")
 	ErrUnknownNode = errors.New("unknown node")
+	ErrBadScope    = errors.New("bad scope")
 )
 
 // Tier is one level of a failure-domain path, such as zone=z0.
@@ -135,6 +136,19 @@ type Stream struct {
 	Weight int64
 	// Replicas is R, the number of copies (home included). 1 ≤ R ≤ MaxReplicas.
 	Replicas int
+	// Scope keeps the copies near the camera: a prefix of the
+	// failure-domain path ("zone=hq", "zone=eu/rack=3"), whose keys are the
+	// outermost tier keys of the nodes. The copies go only to nodes under
+	// it, spread as uniquely as possible inside it. "" is the whole
+	// cluster.
+	Scope string
+	// Strict, with a Scope that has fewer than R active nodes, places
+	// only as many copies as it has nodes, never one outside. Otherwise
+	// (preferred, the default) the missing copies go to the nearest
+	// nodes outside the scope: those sharing the longest prefix of its
+	// path (the other racks of zone=eu before other zones).
+	// Placement.Scopes counts both.
+	Strict bool
 }
 
 // Config tunes Place. The zero value is usable after EnsureDefaults.
@@ -151,6 +165,17 @@ type Config struct {
 	// whose movement on a membership change is exactly optimal.
 	// Default false.
 	NoLoadCap bool
+	// Overload is how far past its cap, as a fraction of its fair share, a
+	// node may be loaded so that copies stay unique at the tiers above
+	// Level (zones, when Level is rack): Swift's overload. Copies are
+	// spread over zones, then racks, then hosts; when every node of an
+	// unused zone is at its cap (1+Epsilon)·fair, a copy goes to such a
+	// node anyway if it is under (1+Epsilon+Overload)·fair, and otherwise
+	// shares a zone with another copy (never a domain at Level while an
+	// unused one has a node). 0, the default, lets the cap win; a large
+	// value lets dispersion win. Only uneven topologies (a small zone)
+	// need it: on balanced ones the cap never forces sharing.
+	Overload float64
 }
 
 // EnsureDefaults applies the defaults documented on the fields.
@@ -167,6 +192,9 @@ func (c *Config) validate() error {
 	if c.Epsilon < 0 || c.Epsilon > 100 || c.Epsilon != c.Epsilon {
 		return fmt.Errorf("%w: epsilon %v out of [0, 100]", ErrBadConfig, c.Epsilon)
 	}
+	if c.Overload < 0 || c.Overload > 100 || c.Overload != c.Overload {
+		return fmt.Errorf("%w: overload %v out of [0, 100]", ErrBadConfig, c.Overload)
+	}
 	return nil
 }
 
@@ -175,6 +203,11 @@ func (c *Config) validate() error {
 // and identical under IEEE 754 on every architecture).
 func (c *Config) epsilonPPM() uint64 {
 	return uint64(c.Epsilon*1e6 + 0.5)
+}
+
+// overloadPPM converts Overload to parts per million.
+func (c *Config) overloadPPM() uint64 {
+	return uint64(c.Overload*1e6 + 0.5)
 }
 
 func validID(what, id string) error {
@@ -219,6 +252,11 @@ func ValidateStream(s Stream) error {
 	}
 	if s.Replicas < 1 || s.Replicas > MaxReplicas {
 		return fmt.Errorf("stream %q: %w: %d (want 1..%d)", s.ID, ErrBadReplicas, s.Replicas, MaxReplicas)
+	}
+	if s.Scope != "" {
+		if _, err := ParseDomain(s.Scope); err != nil {
+			return fmt.Errorf("stream %q: %w: %v", s.ID, ErrBadScope, err)
+		}
 	}
 	return nil
 }

@@ -55,6 +55,9 @@ type Placer struct {
 
 	cand  []int32 // len(streams)*candidates: node indices, best first
 	candN []uint8
+
+	scopes  []Domain // distinct stream scopes
+	scopeOf []int32  // per stream: index in scopes, -1 for none
 }
 
 // NewPlacer validates the input and computes every stream's preferred nodes.
@@ -81,6 +84,9 @@ func NewPlacer(nodes []Node, streams []Stream, cfg Config) (*Placer, error) {
 		}
 	}
 	p.streams = ss
+	if err := p.setScopes(); err != nil {
+		return nil, err
+	}
 	p.sh = make([]uint64, len(ss))
 	p.order = make([]int32, len(ss))
 	for i := range ss {
@@ -475,10 +481,12 @@ func (p *Placer) rescore(a int32, present bool) {
 	}
 }
 
-// pass is one round of the copy walk: its constraints.
+// pass is one rung of the ladder a copy walks down when it cannot be
+// placed: which cap it respects and from which tier its domains must be as
+// unique as possible.
 type pass struct {
-	capped bool // respect the copy load cap
-	tier   int  // copies must differ at this tier (len(tiers): nodes only)
+	caps []int64 // copy caps to respect; nil: none, take the lightest node
+	from int     // outermost tier that counts (0: all; len(tiers): nodes only)
 }
 
 // walker is the sequential phase: it gives each stream, in processing
@@ -486,13 +494,20 @@ type pass struct {
 type walker struct {
 	p                  *Placer
 	copyLoad, homeLoad []int64
-	capC, capH         []int64
+	capC, capH, capO   []int64 // copy, home and overload caps
 	eligible           int
-	passes             []pass
-	chosen, pos        []int32
-	home               int
-	buf                []int32
-	rk                 []rank
+	// activeDoms[t] is the number of domains at tier t with an active node.
+	activeDoms []int
+	// sc is the scope of the stream being placed (nil: none) and L the
+	// number of its leading tiers a copy must share: len(sc.path) until
+	// the scope has no active node left, then less, nearest first.
+	sc          *scopeInfo
+	L           int
+	passes      []pass
+	chosen, pos []int32
+	home        int
+	buf         []int32
+	rk          []rank
 }
 
 // Placement runs the sequential phase and returns the placement.
@@ -504,6 +519,7 @@ func (p *Placer) Placement() *Placement {
 		homeLoad: make([]int64, N),
 		capC:     make([]int64, N),
 		capH:     make([]int64, N),
+		capO:     make([]int64, N),
 		chosen:   make([]int32, 0, MaxReplicas),
 		pos:      make([]int32, 0, MaxReplicas),
 	}
@@ -525,39 +541,63 @@ func (p *Placer) Placement() *Placement {
 			continue
 		}
 		if p.cfg.NoLoadCap {
-			w.capC[i], w.capH[i] = math.MaxInt64, math.MaxInt64
+			w.capC[i], w.capH[i], w.capO[i] = math.MaxInt64, math.MaxInt64, math.MaxInt64
 			continue
 		}
 		w.capC[i] = loadCap(dc, uint64(p.nodes[i].Weight), wsum, ppm, p.nh[i])
 		w.capH[i] = loadCap(dh, uint64(p.nodes[i].Weight), wsum, ppm, p.nh[i]>>16)
+		w.capO[i] = loadCap(dc, uint64(p.nodes[i].Weight), wsum, ppm+p.cfg.overloadPPM(), p.nh[i])
 	}
-	w.passes = []pass{{true, p.level}, {false, p.level}}
-	for t := p.level + 1; t <= T; t++ {
-		w.passes = append(w.passes, pass{true, t}, pass{false, t})
+	w.activeDoms = make([]int, T)
+	for t := 0; t < T; t++ {
+		seen := map[int32]bool{}
+		for i := range p.nodes {
+			if p.nodes[i].State == Active {
+				seen[p.dom[i*T+t]] = true
+			}
+		}
+		w.activeDoms[t] = len(seen)
 	}
+	// The ladder: unique at every tier under the cap; then under the
+	// overload cap; then unique only from the level down (tiers above it
+	// give way to the load cap); then, every such node being full, the
+	// lightest node that keeps the level.
+	w.passes = []pass{{w.capC, 0}}
+	if p.cfg.Overload > 0 {
+		w.passes = append(w.passes, pass{w.capO, 0})
+	}
+	if p.level > 0 {
+		w.passes = append(w.passes, pass{w.capO, p.level})
+	}
+	w.passes = append(w.passes, pass{nil, p.level})
 
+	scopes := p.scopeInfos()
+	scopeOf := func(i int) *scopeInfo {
+		if j := p.scopeOf[i]; j >= 0 {
+			return scopes[j]
+		}
+		return nil
+	}
 	out := &Placement{
 		cfg: p.cfg, nodes: p.nodes, streams: p.streams,
 		tierKeys: p.tierKeys, level: p.level, dom: p.dom,
-		off: make([]int32, len(p.streams)+1),
+		off:     make([]int32, len(p.streams)+1),
+		scopeOf: p.scopeOf, scopeInfo: scopes, activeDoms: w.activeDoms,
 	}
-	total := 0
-	for _, s := range p.streams {
-		total += min(s.Replicas, w.eligible)
-	}
-	copies := make([]int32, total)
 	homeAt := make([]uint8, len(p.streams))
 	// Offsets in stream (ID) order, filled in processing order.
-	for i, s := range p.streams {
-		out.off[i+1] = out.off[i] + int32(min(s.Replicas, w.eligible))
+	for i := range p.streams {
+		out.off[i+1] = out.off[i] + int32(wantCopies(&p.streams[i], w.eligible, scopeOf(i)))
 	}
+	copies := make([]int32, out.off[len(p.streams)])
 	for _, s := range p.order {
 		si := int(s)
 		st := &p.streams[si]
-		want := min(st.Replicas, w.eligible)
+		want := int(out.off[si+1] - out.off[si])
 		if want == 0 {
 			continue
 		}
+		w.sc = scopeOf(si)
 		list := p.cand[si*candidates : si*candidates+int(p.candN[si])]
 		if !w.choose(st, want, list, len(list) == N) {
 			if w.buf == nil {
@@ -705,55 +745,35 @@ func loadCap(d, w, wsum, ppm, nodeHash uint64) int64 {
 // after it are already recording when it fails). With a truncated ord it
 // returns false, charging nothing, when the first pass cannot complete.
 func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
-	p := w.p
 	w.chosen, w.pos = w.chosen[:0], w.pos[:0]
 	sw := st.Weight
-	for pi, ps := range w.passes {
-		if !ps.capped {
-			// Every node that fits the domains is over its cap: take the
-			// least loaded relative to its cap, one copy at a time.
-			for len(w.chosen) < want {
-				best, bi := int32(-1), 0
-				for i, n := range ord {
-					if p.nodes[n].State != Active || w.clash(n, ps.tier) {
-						continue
-					}
-					if best < 0 || w.lighter(n, best, sw) {
-						best, bi = n, i
-					}
-				}
-				if best < 0 {
-					break
-				}
-				w.chosen = append(w.chosen, best)
-				w.pos = append(w.pos, int32(bi))
+	if w.sc != nil {
+		w.L = len(w.sc.path)
+	}
+	for len(w.chosen) < want {
+		if sc := w.sc; sc != nil {
+			// Step out of the scope, nearest first, once it has no
+			// active node left.
+			for w.L > 0 && sc.active[w.L] <= w.within(w.L) {
+				w.L--
 			}
-			if len(w.chosen) == want {
+		}
+		placed := false
+		for _, ps := range w.passes {
+			if ps.caps == nil && !complete {
+				return false
+			}
+			if placed = w.pick(ord, ps, sw); placed {
 				break
 			}
-			continue
+			if !complete {
+				// The first rung failed on a truncated order: the
+				// answer may lie beyond it.
+				return false
+			}
 		}
-		for i, n := range ord {
-			if len(w.chosen) == want {
-				break
-			}
-			if p.nodes[n].State != Active {
-				continue
-			}
-			if w.copyLoad[n]+sw > w.capC[n] {
-				continue
-			}
-			if w.clash(n, ps.tier) {
-				continue
-			}
-			w.chosen = append(w.chosen, n)
-			w.pos = append(w.pos, int32(i))
-		}
-		if len(w.chosen) == want {
-			break
-		}
-		if pi == 0 && !complete {
-			return false
+		if !placed {
+			break // cannot happen: the last rung takes any node keeping the level
 		}
 	}
 	// Copies in preference order, then the first that can be home in front.
@@ -788,9 +808,88 @@ func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 	return true
 }
 
-// clash tells whether node n is chosen already or shares a domain at tier
-// with a chosen node.
-func (w *walker) clash(n int32, tier int) bool {
+// pick adds to w.chosen the first node of ord that rung ps accepts: active,
+// not chosen, under the rung's cap, and in a domain no chosen copy uses at
+// the outermost tier (from ps.from on) where the chosen copies do not yet
+// use every domain with an active node. Taking the copies one at a time by
+// that rule makes the number of distinct domains at every tier t equal to
+// min(copies, domains at t): as unique as possible at each tier, outermost
+// first. A rung without a cap takes the lightest such node relative to
+// its copy cap instead of the first.
+func (w *walker) pick(ord []int32, ps pass, sw int64) bool {
+	p := w.p
+	T := len(p.tierKeys)
+	doms := w.activeDoms
+	if w.sc != nil {
+		doms = w.sc.doms[w.L]
+	}
+	t0 := T
+	for t := ps.from; t < T; t++ {
+		if w.distinct(t) < doms[t] {
+			t0 = t
+			break
+		}
+	}
+	best, bi := int32(-1), 0
+	for i, n := range ord {
+		if p.nodes[n].State != Active || w.taken(n, t0) || (w.sc != nil && int(w.sc.lvl[n]) < w.L) {
+			continue
+		}
+		if ps.caps == nil {
+			if best < 0 || w.lighter(n, best, sw) {
+				best, bi = n, i
+			}
+			continue
+		}
+		if w.copyLoad[n]+sw > ps.caps[n] {
+			continue
+		}
+		best, bi = n, i
+		break
+	}
+	if best < 0 {
+		return false
+	}
+	w.chosen = append(w.chosen, best)
+	w.pos = append(w.pos, int32(bi))
+	return true
+}
+
+// within is the number of chosen copies sharing at least L leading tiers
+// with the scope.
+func (w *walker) within(L int) int {
+	k := 0
+	for _, c := range w.chosen {
+		if int(w.sc.lvl[c]) >= L {
+			k++
+		}
+	}
+	return k
+}
+
+// distinct is the number of distinct domains at tier t among the chosen.
+func (w *walker) distinct(t int) int {
+	T := len(w.p.tierKeys)
+	k := 0
+	for i, c := range w.chosen {
+		d := w.p.dom[int(c)*T+t]
+		dup := false
+		for _, e := range w.chosen[:i] {
+			if w.p.dom[int(e)*T+t] == d {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			k++
+		}
+	}
+	return k
+}
+
+// taken tells whether node n is chosen already or shares its domain at
+// tier (len(tiers): none) with a chosen node.
+func (w *walker) taken(n int32, tier int) bool {
 	T := len(w.p.tierKeys)
 	for _, c := range w.chosen {
 		if c == n || (tier < T && w.p.dom[int(c)*T+tier] == w.p.dom[int(n)*T+tier]) {

@@ -19,6 +19,10 @@ type Placement struct {
 	dom      []int32
 	off      []int32 // copies of stream i: copies[off[i]:off[i+1]]
 	copies   []int32 // node indices
+
+	scopeOf    []int32 // per stream: index in scopeInfo, -1 for none
+	scopeInfo  []*scopeInfo
+	activeDoms []int // per tier: domains with an active node
 }
 
 // Config returns the configuration the placement was made with, defaults
@@ -155,7 +159,8 @@ type TierDispersion struct {
 
 // Dispersion reports, for each tier, how many streams have copies sharing a
 // domain, and the number of failure-domain violations: streams whose copies
-// share a domain at the configured level although enough domains exist.
+// share a domain at the configured level although enough domains exist
+// (for a scoped stream: in its scope).
 func (p *Placement) Dispersion() (tiers []TierDispersion, violations int) {
 	T := len(p.tierKeys)
 	seen := make([]int32, 0, MaxReplicas)
@@ -179,7 +184,7 @@ func (p *Placement) Dispersion() (tiers []TierDispersion, violations int) {
 			}
 			if len(seen) < len(c) {
 				td.Shared++
-				if len(seen) < min(len(c), td.Domains) {
+				if p.avoidable(i, t, c, td.Domains) {
 					td.Avoidable++
 				}
 			}
@@ -190,6 +195,30 @@ func (p *Placement) Dispersion() (tiers []TierDispersion, violations int) {
 		tiers = append(tiers, td)
 	}
 	return tiers, violations
+}
+
+// avoidable tells whether the copies c of stream i could have used more
+// distinct domains at tier t, with doms domains there. For a scoped
+// stream only its copies inside the scope count, against the scope's
+// domains: a copy outside is there because the scope is short of nodes.
+func (p *Placement) avoidable(i, t int, c []int32, doms int) bool {
+	T := len(p.tierKeys)
+	si := p.scopeFor(i)
+	if si != nil {
+		doms = si.doms[len(si.path)][t]
+	}
+	var buf [MaxReplicas]int32
+	seen, k := buf[:0], 0
+	for _, n := range c {
+		if si != nil && int(si.lvl[n]) < len(si.path) {
+			continue
+		}
+		k++
+		if d := p.dom[int(n)*T+t]; !slices.Contains(seen, d) {
+			seen = append(seen, d)
+		}
+	}
+	return len(seen) < min(k, doms)
 }
 
 // Movement compares two placements of the same streams, before and after a

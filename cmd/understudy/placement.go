@@ -43,10 +43,11 @@ func runPlacement(args []string) int {
 	}
 	topo := fs.String("topology", "", "topology YAML file (required)")
 	n := fs.Int("streams", 0, "place N generated streams of weight 1")
-	file := fs.String("streams-file", "", "streams CSV file with header id,weight,replicas")
+	file := fs.String("streams-file", "", "streams CSV file with header id,weight,replicas[,scope[,mode]] (scope: a domain prefix such as zone=hq; mode: preferred or strict)")
 	replicas := fs.Int("replicas", 2, "replicas of generated streams")
 	level := fs.String("level", "rack", "failure-domain tier the copies of a stream must not share (or \"node\")")
 	eps := fs.Float64("epsilon", 0.10, "load bound: at most (1+epsilon) times the fair share")
+	overload := fs.Float64("overload", 0, "how far past its load bound, as a fraction of its fair share, a node may go so that copies stay unique at the tiers above --level (0: the bound wins)")
 	nocap := fs.Bool("no-load-cap", false, "turn the load bound off")
 	var fail, drain listFlag
 	var add addFlag
@@ -92,6 +93,9 @@ func runPlacement(args []string) int {
 	if *eps <= 0 || *eps > 100 {
 		return bad("--epsilon %v: want a value in (0, 100]", *eps)
 	}
+	if *overload < 0 || *overload > 100 || *overload != *overload {
+		return bad("--overload %v: want a value in [0, 100]", *overload)
+	}
 	if *replicas < 1 || *replicas > placement.MaxReplicas {
 		return bad("--replicas %d: want 1..%d", *replicas, placement.MaxReplicas)
 	}
@@ -108,7 +112,7 @@ func runPlacement(args []string) int {
 		streams = dryrun.GenerateStreams(*n, *replicas)
 	}
 	opts := dryrun.Options{
-		Config: placement.Config{Level: *level, Epsilon: *eps, NoLoadCap: *nocap},
+		Config: placement.Config{Level: *level, Epsilon: *eps, Overload: *overload, NoLoadCap: *nocap},
 		Fail:   fail, Drain: drain,
 	}
 	for _, spec := range add {

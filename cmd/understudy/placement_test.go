@@ -34,6 +34,9 @@ func TestPlacementExitCodes(t *testing.T) {
 		// Refused before generating 100 million streams (5.6 GB, 30 s).
 		{[]string{"--topology", topo, "--streams", "100000000"}, 2},
 		{[]string{"--topology", topo, "--streams", "10", "--fail", "node-01,node-01"}, 2},
+		{[]string{"--topology", topo, "--streams", "10", "--overload", "0.5"}, 0},
+		{[]string{"--topology", topo, "--streams-file", "../../placement/dryrun/testdata/scoped.csv", "--format", "json"}, 0},
+		{[]string{"--topology", topo, "--streams", "10", "--overload", "-1"}, 2},
 	}
 	for _, c := range cases {
 		if got := runPlacement(c.args); got != c.want {

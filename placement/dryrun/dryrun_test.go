@@ -69,6 +69,10 @@ func TestReportGolden(t *testing.T) {
 		{"generated", GenerateStreams(1200, 3), Options{Fail: []string{"node-03"}, Add: []placement.Node{add}, Drain: []string{"node-07"}}},
 		{"csv", readStreams(t, "../../examples/streams.csv"), Options{Fail: []string{"node-01", "node-08"}}},
 		{"nocap", GenerateStreams(1200, 2), Options{Config: placement.Config{NoLoadCap: true}, Fail: []string{"node-05"}}},
+		// A branch scope of two nodes (rack r5): its preferred R=3 stream
+		// takes one node nearest outside (zone z1), its strict ones fewer
+		// copies; the failure of a branch node shows the fallback grow.
+		{"scoped", readStreams(t, "testdata/scoped.csv"), Options{Fail: []string{"node-12"}}},
 	}
 	for _, c := range cases {
 		rep, err := Run(ns, c.streams, c.opts)
@@ -151,6 +155,11 @@ func TestParseStreams(t *testing.T) {
 	if err != nil || len(ss) != 2 || ss[0] != (placement.Stream{ID: "cam-1", Weight: 4, Replicas: 3}) {
 		t.Fatalf("parsed %+v, %v", ss, err)
 	}
+	ss, err = ParseStreams(strings.NewReader("id,weight,replicas,scope,mode\na,1,2,zone=hq,strict\nb,1,2,zone=hq,\nc,1,2,,\n"))
+	if err != nil || len(ss) != 3 || ss[0] != (placement.Stream{ID: "a", Weight: 1, Replicas: 2, Scope: "zone=hq", Strict: true}) ||
+		ss[1].Strict || ss[1].Scope != "zone=hq" || ss[2].Scope != "" {
+		t.Fatalf("parsed %+v, %v", ss, err)
+	}
 	bad := []struct{ name, csv, want string }{
 		{"header", "id,replicas,weight\na,1,1\n", "line 1: header"},
 		{"duplicate", "id,weight,replicas\na,1,1\nb,1,1\na,2,2\n", `line 4: stream "a": duplicate id (first at line 2)`},
@@ -159,6 +168,11 @@ func TestParseStreams(t *testing.T) {
 		{"weight not int", "id,weight,replicas\na,x,1\n", `line 2: stream "a": weight "x"`},
 		{"zero replicas", "id,weight,replicas\na,1,0\n", `line 2: stream "a": bad replica count`},
 		{"fields", "id,weight,replicas\na,1\n", "wrong number of fields"},
+		{"scope fields", "id,weight,replicas,scope\na,1,1\n", "wrong number of fields"},
+		{"bad scope", "id,weight,replicas,scope\na,1,1,zone\n", `line 2: stream "a": bad scope`},
+		{"bad mode", "id,weight,replicas,scope,mode\na,1,1,zone=a,loose\n", `mode "loose"`},
+		{"strict no scope", "id,weight,replicas,scope,mode\na,1,1,,strict\n", "strict without a scope"},
+		{"extra column", "id,weight,replicas,scope,mode,x\na,1,1,,,\n", "line 1: header"},
 		{"empty", "", "empty file"},
 		{"no streams", "id,weight,replicas\n", "no streams"},
 	}
@@ -182,6 +196,7 @@ func TestRunBadInput(t *testing.T) {
 		{"unknown fail", GenerateStreams(3, 2), Options{Fail: []string{"zz"}}, `node "zz" is not in the topology`},
 		{"add existing", GenerateStreams(3, 2), Options{Add: []placement.Node{ns[0]}}, `node "node-01" to add is already`},
 		{"unknown level", GenerateStreams(3, 2), Options{Config: placement.Config{Level: "room"}}, `level "room"`},
+		{"scope not a prefix", []placement.Stream{{ID: "a", Weight: 1, Replicas: 1, Scope: "rack=r1"}}, Options{}, `bad scope`},
 	}
 	for _, c := range cases {
 		_, err := Run(ns, c.ss, c.opts)

@@ -180,10 +180,12 @@ func ParseNodeSpec(spec string) (placement.Node, error) {
 	return n, nil
 }
 
-// ParseStreams reads a streams CSV file whose header is id,weight,replicas.
+// ParseStreams reads a streams CSV file whose header is id,weight,replicas,
+// optionally followed by scope (a domain prefix such as zone=hq, empty for
+// none) and mode (preferred, the default, or strict).
 func ParseStreams(r io.Reader) ([]placement.Stream, error) {
 	cr := csv.NewReader(io.LimitReader(r, maxInput))
-	cr.FieldsPerRecord = 3
+	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	head, err := cr.Read()
 	if err != nil {
@@ -192,9 +194,15 @@ func ParseStreams(r io.Reader) ([]placement.Stream, error) {
 		}
 		return nil, fmt.Errorf("%w: streams: %v", ErrBadInput, err)
 	}
-	if strings.TrimPrefix(head[0], "\ufeff") != "id" || head[1] != "weight" || head[2] != "replicas" {
-		return nil, fmt.Errorf("%w: streams: line 1: header %q, want id,weight,replicas", ErrBadInput, strings.Join(head, ","))
+	want := []string{"id", "weight", "replicas", "scope", "mode"}
+	okHead := len(head) >= 3 && len(head) <= len(want)
+	for i := 0; okHead && i < len(head); i++ {
+		okHead = strings.TrimPrefix(head[i], "\ufeff") == want[i]
 	}
+	if !okHead {
+		return nil, fmt.Errorf("%w: streams: line 1: header %q, want id,weight,replicas[,scope[,mode]]", ErrBadInput, strings.Join(head, ","))
+	}
+	fields := len(head)
 	var ss []placement.Stream
 	first := map[string]int{}
 	for {
@@ -206,7 +214,25 @@ func ParseStreams(r io.Reader) ([]placement.Stream, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: streams: %v", ErrBadInput, err)
 		}
+		if len(rec) != fields {
+			return nil, fmt.Errorf("%w: streams: line %d: wrong number of fields: %d, want %d", ErrBadInput, line, len(rec), fields)
+		}
 		s := placement.Stream{ID: rec[0]}
+		if fields > 3 {
+			s.Scope = rec[3]
+		}
+		if fields > 4 {
+			switch rec[4] {
+			case "", "preferred":
+			case "strict":
+				s.Strict = true
+			default:
+				return nil, fmt.Errorf("%w: streams: line %d: stream %q: mode %q, want preferred or strict", ErrBadInput, line, rec[0], rec[4])
+			}
+			if s.Strict && s.Scope == "" {
+				return nil, fmt.Errorf("%w: streams: line %d: stream %q: mode strict without a scope", ErrBadInput, line, rec[0])
+			}
+		}
 		if s.Weight, err = strconv.ParseInt(rec[1], 10, 64); err != nil {
 			return nil, fmt.Errorf("%w: streams: line %d: stream %q: weight %q is not an integer", ErrBadInput, line, rec[0], rec[1])
 		}

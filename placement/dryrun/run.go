@@ -11,7 +11,8 @@ import (
 
 // Options are the what-if scenarios and the placement settings.
 type Options struct {
-	// Config is passed to placement (defaults: level rack, epsilon 0.10).
+	// Config is passed to placement (defaults: level rack, epsilon 0.10,
+	// overload 0).
 	Config placement.Config
 	// Fail lists nodes that fail together (one scenario).
 	Fail []string
@@ -42,6 +43,23 @@ type TierRow struct {
 	Avoidable int    `json:"avoidable"`
 }
 
+// ScopeRow is how the streams of one scope were placed.
+type ScopeRow struct {
+	Scope string `json:"scope"`
+	// Streams and Strict count the streams of the scope and its strict
+	// ones; Nodes the active nodes in it.
+	Streams int `json:"streams"`
+	Strict  int `json:"strict"`
+	Nodes   int `json:"nodes"`
+	// Outside counts the copies placed outside the scope (preferred
+	// streams, when it lacks nodes) and OutsideStreams their streams;
+	// Short the strict streams left with fewer than R copies.
+	Outside        int       `json:"outside_copies"`
+	OutsideStreams int       `json:"outside_streams"`
+	Short          int       `json:"short_streams"`
+	Tiers          []TierRow `json:"tiers"`
+}
+
 // Scenario is the movement caused by one what-if change.
 type Scenario struct {
 	Name               string  `json:"name"`
@@ -50,8 +68,12 @@ type Scenario struct {
 	MoveRatio          float64 `json:"move_ratio"`
 	HomesMoved         int     `json:"homes_moved"`
 	NewHomeWithoutCopy int     `json:"new_home_without_copy"`
-	UnderReplicated    int     `json:"under_replicated"`
-	ElapsedMS          float64 `json:"elapsed_ms"`
+	// HomesFailedOver counts streams whose home failed or left;
+	// FailoverToCopy those of them whose new home already held a copy.
+	HomesFailedOver int     `json:"homes_failed_over"`
+	FailoverToCopy  int     `json:"failover_to_copy"`
+	UnderReplicated int     `json:"under_replicated"`
+	ElapsedMS       float64 `json:"elapsed_ms"`
 	// MaxOverFairCopies and MaxOverFairHomes are the balance after it.
 	MaxOverFairCopies float64 `json:"-"`
 	MaxOverFairHomes  float64 `json:"-"`
@@ -59,17 +81,20 @@ type Scenario struct {
 
 // Report is everything the tool prints.
 type Report struct {
-	Level                string     `json:"-"`
-	Epsilon              float64    `json:"-"`
-	Streams              int        `json:"-"`
-	Copies               int        `json:"-"`
-	Nodes                []NodeRow  `json:"nodes"`
-	MaxOverFairCopies    float64    `json:"max_over_fair_copies"`
-	MaxOverFairHomes     float64    `json:"max_over_fair_homes"`
-	DispersionViolations int        `json:"dispersion_violations"`
-	Tiers                []TierRow  `json:"tiers"`
-	ElapsedMS            float64    `json:"elapsed_ms"`
-	Scenarios            []Scenario `json:"scenarios"`
+	Level                string    `json:"-"`
+	Epsilon              float64   `json:"-"`
+	Overload             float64   `json:"-"`
+	Streams              int       `json:"-"`
+	Copies               int       `json:"-"`
+	Nodes                []NodeRow `json:"nodes"`
+	MaxOverFairCopies    float64   `json:"max_over_fair_copies"`
+	MaxOverFairHomes     float64   `json:"max_over_fair_homes"`
+	DispersionViolations int       `json:"dispersion_violations"`
+	Tiers                []TierRow `json:"tiers"`
+	// Scopes is set when some stream has a scope.
+	Scopes    []ScopeRow `json:"scopes,omitempty"`
+	ElapsedMS float64    `json:"elapsed_ms"`
+	Scenarios []Scenario `json:"scenarios"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -104,7 +129,7 @@ func Run(nodes []placement.Node, streams []placement.Stream, opts Options) (*Rep
 		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
 	}
 	base := pl.Placement()
-	rep := &Report{ElapsedMS: ms(time.Since(t0)), Level: cfg.Level, Epsilon: cfg.Epsilon, Streams: len(streams)}
+	rep := &Report{ElapsedMS: ms(time.Since(t0)), Level: cfg.Level, Epsilon: cfg.Epsilon, Overload: cfg.Overload, Streams: len(streams)}
 	bal := base.Balance()
 	rep.MaxOverFairCopies, rep.MaxOverFairHomes = bal.MaxOverFairCopies, bal.MaxOverFairHomes
 	for _, nb := range bal.Nodes {
@@ -119,6 +144,16 @@ func Run(nodes []placement.Node, streams []placement.Stream, opts Options) (*Rep
 	rep.DispersionViolations = v
 	for _, t := range tiers {
 		rep.Tiers = append(rep.Tiers, TierRow(t))
+	}
+	if sc := base.Scopes(); len(sc) > 1 || (len(sc) == 1 && sc[0].Scope != "") {
+		for _, st := range sc {
+			row := ScopeRow{Scope: st.Scope, Streams: st.Streams, Strict: st.Strict, Nodes: st.Nodes,
+				Outside: st.Outside, OutsideStreams: st.OutsideStreams, Short: st.Short}
+			for _, t := range st.Tiers {
+				row.Tiers = append(row.Tiers, TierRow(t))
+			}
+			rep.Scopes = append(rep.Scopes, row)
+		}
 	}
 
 	scenario := func(name string, change func(*placement.Placer) error) error {
@@ -137,6 +172,7 @@ func Run(nodes []placement.Node, streams []placement.Stream, opts Options) (*Rep
 		rep.Scenarios = append(rep.Scenarios, Scenario{
 			Name: name, CopiesMoved: m.CopiesMoved, OptimalMoves: m.OptimalMoves, MoveRatio: m.MoveRatio(),
 			HomesMoved: m.HomesMoved, NewHomeWithoutCopy: m.NewHomeWithoutCopy, UnderReplicated: m.UnderReplicated,
+			HomesFailedOver: m.HomesFailedOver, FailoverToCopy: m.FailoverToCopy,
 			ElapsedMS: ms(el), MaxOverFairCopies: b.MaxOverFairCopies, MaxOverFairHomes: b.MaxOverFairHomes,
 		})
 		return nil
