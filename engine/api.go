@@ -614,9 +614,7 @@ func (a api) ListSegments(_ context.Context, req *connect.Request[understudyv1.L
 		resp.NextPageToken = segCursorOf(page[size-1]).String()
 	}
 	for _, si := range page {
-		resp.Segments = append(resp.Segments, &understudyv1.Segment{
-			StreamId: si.Stream, NodeId: si.Node, Start: timestamppb.New(si.Start), End: timestamppb.New(si.End),
-			Bytes: uint64(max(si.Bytes, 0)), Checksum: si.Checksum, Class: classToProto(si.Class), Origin: originToProto(si.Origin)})
+		resp.Segments = append(resp.Segments, segmentProto(si))
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -677,11 +675,14 @@ func (a api) ExportClip(ctx context.Context, req *connect.Request[understudyv1.E
 	// The metadata goes first: cutting the clip yields it (and checks every
 	// segment) before a byte of the file is written; then the file streams
 	// straight from the segments.
-	cut, err := a.n.store.CutClip(ctx, m.GetStreamId(), start, end)
+	cut, missing, err := a.n.cutClip(ctx, m.GetStreamId(), start, end)
 	if err != nil {
 		return exportError(err)
 	}
-	defer cut.Close()
+	defer cut.Release()
+	if missing != "" {
+		out.ResponseHeader().Set("Understudy-Partial", missing)
+	}
 	info := cut.Info()
 	cw := &chunkSender{buf: make([]byte, 0, exportChunk), send: func(chunk []byte, first bool) error {
 		msg := &understudyv1.ExportClipResponse{Chunk: chunk}
@@ -702,6 +703,77 @@ func (a api) ExportClip(ctx context.Context, req *connect.Request[understudyv1.E
 		return exportError(err)
 	}
 	return nil
+}
+
+// cutClip cuts the clip [start, end) of a stream from what any node holds:
+// this node's segments first, the peers' copied where this node has none
+// (segment.Store.CutClipFrom). missing names the peers that did not
+// answer.
+func (n *Node) cutClip(ctx context.Context, stream string, start, end time.Time) (c *segment.Cut, missing string, err error) {
+	var remote []segment.RemoteSegment
+	if n.cl != nil {
+		remote, missing = n.remoteSegments(ctx, stream, start, end)
+	}
+	c, err = n.store.CutClipFrom(ctx, stream, start, end, remote)
+	if err == nil && c.Info().Remote > 0 {
+		n.log.Debug("clip cut from other nodes' segments too", "stream", stream, "segments", c.Info().Segments, "remote", c.Info().Remote)
+	}
+	return c, missing, err
+}
+
+// ReadSegment sends one segment this node holds, in chunks from the
+// offset asked for.
+func (a api) ReadSegment(ctx context.Context, req *connect.Request[understudyv1.ReadSegmentRequest], out *connect.ServerStream[understudyv1.ReadSegmentResponse]) error {
+	m := req.Msg
+	if err := a.checkStream(m.GetStreamId()); err != nil {
+		return err
+	}
+	if m.GetStart() == nil {
+		return invalid("start", "required: the segment's start as ListSegments gives it")
+	}
+	if err := m.GetStart().CheckValid(); err != nil {
+		return invalid("start", "%v", err)
+	}
+	done, err := a.n.startExport()
+	if err != nil {
+		return connect.NewError(connect.CodeResourceExhausted, err)
+	}
+	defer done()
+	si, data, err := a.n.store.SegmentAt(m.GetStreamId(), m.GetStart().AsTime(), m.GetChecksum())
+	switch {
+	case errors.Is(err, segment.ErrNoSegment):
+		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, segment.ErrChecksumMismatch):
+		return connect.NewError(connect.CodeDataLoss, err)
+	case err != nil:
+		return connect.NewError(connect.CodeInternal, err)
+	}
+	if m.GetOffset() > uint64(len(data)) {
+		return connect.NewError(connect.CodeOutOfRange, fmt.Errorf("offset %d: the segment has %d bytes", m.GetOffset(), len(data)))
+	}
+	off, first := int(m.GetOffset()), true
+	for first || off < len(data) {
+		if err := ctx.Err(); err != nil {
+			return connect.NewError(connect.CodeCanceled, err)
+		}
+		k := min(off+readChunk, len(data))
+		msg := &understudyv1.ReadSegmentResponse{Chunk: data[off:k]}
+		if first {
+			msg.Segment = segmentProto(si)
+			first = false
+		}
+		if err := out.Send(msg); err != nil {
+			return err
+		}
+		off = k
+	}
+	return nil
+}
+
+func segmentProto(si segment.SegmentInfo) *understudyv1.Segment {
+	return &understudyv1.Segment{
+		StreamId: si.Stream, NodeId: si.Node, Start: timestamppb.New(si.Start), End: timestamppb.New(si.End),
+		Bytes: uint64(max(si.Bytes, 0)), Checksum: si.Checksum, Class: classToProto(si.Class), Origin: originToProto(si.Origin)}
 }
 
 // chunkSender cuts what is written to it into messages of exportChunk

@@ -23,8 +23,18 @@ type Role int
 const (
 	RoleNone Role = iota
 	RoleRead
+	// RolePeer is another node of the cluster (its cluster credential):
+	// it reads, and passes on the node settings an operator changed
+	// through it (peerProcedures).
+	RolePeer
 	RoleAdmin
 )
+
+// peerProcedures are the writes a node passes to the node they concern,
+// with its cluster credential, after checking the caller's admin role.
+var peerProcedures = map[string]bool{
+	understudyv1connect.ClusterServiceUpdateNodeProcedure: true,
+}
 
 // readProcedures are the read-only calls. Every other procedure (the
 // writes of StreamService, and any added later) needs the admin role.
@@ -34,6 +44,7 @@ var readProcedures = map[string]bool{
 	understudyv1connect.RecordingServiceGetTimelineProcedure:  true,
 	understudyv1connect.RecordingServiceListSegmentsProcedure: true,
 	understudyv1connect.RecordingServiceExportClipProcedure:   true,
+	understudyv1connect.RecordingServiceReadSegmentProcedure:  true,
 	understudyv1connect.ClusterServiceListNodesProcedure:      true,
 	understudyv1connect.ClusterServiceGetPlacementProcedure:   true,
 	understudyv1connect.ClusterServiceWatchEventsProcedure:    true,
@@ -122,7 +133,9 @@ func (a *Authenticator) Authenticate(header string) (Role, error) {
 	switch {
 	case isAdmin:
 		return RoleAdmin, nil
-	case isRead, isPeer:
+	case isPeer:
+		return RolePeer, nil
+	case isRead:
 		return RoleRead, nil
 	}
 	return RoleNone, errBadToken
@@ -130,8 +143,11 @@ func (a *Authenticator) Authenticate(header string) (Role, error) {
 
 // required is the role a procedure needs.
 func required(procedure string) Role {
-	if readProcedures[procedure] {
+	switch {
+	case readProcedures[procedure]:
 		return RoleRead
+	case peerProcedures[procedure]:
+		return RolePeer
 	}
 	return RoleAdmin
 }

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -174,3 +176,109 @@ func federatedEnd(localLive bool, localEnd time.Time, pts []peerTimeline, end ti
 	}
 	return slices.MaxFunc(edges, func(a, b time.Time) int { return a.Compare(b) })
 }
+
+// readChunk is the size of the ReadSegment messages.
+const readChunk = 256 << 10
+
+// fetchAttempts bounds the calls one segment copy makes: an interrupted
+// copy resumes at the offset it reached.
+const fetchAttempts = 3
+
+// remoteSegments lists the segments the live peers hold of stream over
+// [start, end), each with a Fetch that copies it with ReadSegment, and the
+// ids of the peers that did not answer (for Understudy-Partial).
+func (n *Node) remoteSegments(ctx context.Context, stream string, start, end time.Time) ([]segment.RemoteSegment, string) {
+	ps := n.peers("")
+	lists := make([][]segment.RemoteSegment, len(ps))
+	errs := make([]peerTimeline, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i].node = p.id
+			lists[i], errs[i].err = n.peerSegments(ctx, p, stream, start, end)
+		}()
+	}
+	wg.Wait()
+	var out []segment.RemoteSegment
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out, unreachable(errs, n.log.Warn)
+}
+
+func (n *Node) peerSegments(ctx context.Context, p peer, stream string, start, end time.Time) ([]segment.RemoteSegment, error) {
+	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
+	defer cancel()
+	client := n.recordingClient(p)
+	var out []segment.RemoteSegment
+	token := ""
+	for {
+		resp, err := client.ListSegments(ctx, connect.NewRequest(&understudyv1.ListSegmentsRequest{
+			StreamId: stream, Start: timestamppb.New(start), End: timestamppb.New(end), NodeId: p.id,
+			PageSize: 1000, PageToken: token}))
+		if err != nil {
+			return nil, err
+		}
+		for _, sg := range resp.Msg.Segments {
+			si := segment.SegmentInfo{Stream: stream, Node: cmp.Or(sg.NodeId, p.id), Start: sg.Start.AsTime(), End: sg.End.AsTime(),
+				Bytes: int64(sg.Bytes), Checksum: sg.Checksum}
+			out = append(out, segment.RemoteSegment{Info: si, Fetch: func(ctx context.Context) ([]byte, error) {
+				return n.fetchSegment(ctx, p, si)
+			}})
+		}
+		if token = resp.Msg.NextPageToken; token == "" {
+			return out, nil
+		}
+	}
+}
+
+// fetchSegment copies one segment of peer p with ReadSegment, resuming
+// where an interrupted call stopped.
+func (n *Node) fetchSegment(ctx context.Context, p peer, si segment.SegmentInfo) ([]byte, error) {
+	client := n.recordingClient(p)
+	var data []byte
+	var size int64 = -1
+	var err error
+	for range fetchAttempts {
+		err = func() error {
+			ctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			st, err := client.ReadSegment(ctx, connect.NewRequest(&understudyv1.ReadSegmentRequest{
+				StreamId: si.Stream, Start: timestamppb.New(si.Start), Checksum: si.Checksum, Offset: uint64(len(data))}))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			for st.Receive() {
+				msg := st.Msg()
+				if sg := msg.GetSegment(); sg != nil && size < 0 {
+					size = int64(sg.Bytes)
+					if size > maxSegmentCopy {
+						return fmt.Errorf("segment of %d bytes: larger than a segment can be", size)
+					}
+					data = slices.Grow(data, int(size)-len(data))
+				}
+				if int64(len(data)+len(msg.Chunk)) > max(size, 0) {
+					return fmt.Errorf("peer sent more than the %d bytes of the segment", size)
+				}
+				data = append(data, msg.Chunk...)
+			}
+			return st.Err()
+		}()
+		if err == nil && int64(len(data)) == size {
+			return data, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("copy ended at byte %d of %d", len(data), size)
+		}
+		if ctx.Err() != nil || connect.CodeOf(err) == connect.CodeNotFound || connect.CodeOf(err) == connect.CodeDataLoss {
+			break
+		}
+	}
+	return nil, fmt.Errorf("copy segment %s@%s from %s: %w", si.Stream, si.Start.UTC().Format(time.RFC3339Nano), p.id, err)
+}
+
+// maxSegmentCopy bounds the size a peer may announce for one segment.
+const maxSegmentCopy = 4 << 30

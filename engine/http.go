@@ -163,11 +163,11 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 	defer done()
 	rg := strings.TrimSpace(r.Header.Get("Range"))
 	key := clipKey(id, start, end)
-	c, err := n.exportCut(r.Context(), key, rg, id, start, end)
+	c, missing, err := n.exportCut(r.Context(), key, rg, id, start, end)
 	var size int64
 	var etag string
 	if err == nil {
-		defer c.Close()
+		defer c.Release()
 		size, etag, err = c.Size()
 	}
 	switch {
@@ -184,6 +184,9 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
+	if missing != "" {
+		h.Set("Understudy-Partial", missing)
+	}
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("ETag", etag)
 	off, length, status := int64(0), size, http.StatusOK
@@ -243,21 +246,23 @@ func clipKey(id string, start, end time.Time) string {
 // seek: a range not from byte 0) the clip comes from the cache its first
 // request filled. Other requests cut afresh; those with a range fill the
 // cache.
-func (n *Node) exportCut(ctx context.Context, key, rg, id string, start, end time.Time) (*segment.Cut, error) {
+func (n *Node) exportCut(ctx context.Context, key, rg, id string, start, end time.Time) (*segment.Cut, string, error) {
 	if rg != "" && !strings.HasPrefix(rg, "bytes=0-") {
 		if c := n.clips.get(key); c != nil {
-			return c, nil
+			return c, "", nil
 		}
 	}
-	c, err := n.store.CutClip(ctx, id, start, end)
-	if err != nil || rg == "" {
-		return c, err
+	c, missing, err := n.cutClip(ctx, id, start, end)
+	if err != nil || rg == "" || c.Federated() {
+		// A clip holding copies of other nodes' segments is not kept:
+		// they go with the request.
+		return c, missing, err
 	}
 	if _, _, err := c.Size(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	n.clips.put(key, c)
-	return c, nil
+	return c, missing, nil
 }
 
 // clientWriter keeps the error of writing to the client.

@@ -74,6 +74,7 @@ type Node struct {
 	digest     uint64              // placementDigest(placed)
 	selfState  string              // cluster state of this node
 	selfWeight int
+	settingsMu sync.Mutex // serialises UpdateNode's changes of the settings file
 }
 
 // runningSession is one supervised recording.
@@ -232,6 +233,19 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	n.wake = make(chan struct{}, 1)
 	n.auth = NewAuthenticator(cfg.AdminToken, cfg.ReadToken, cfg.AnonymousRead)
 	n.selfState, n.selfWeight = cluster.StateActive, cfg.Weight
+	ns, err := loadNodeSettings(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if ns.State != "" {
+		n.selfState = ns.State
+	}
+	if ns.Weight > 0 {
+		if ns.Weight != cfg.Weight {
+			log.Info("capacity weight set through the API overrides the config's", "weight", ns.Weight, "config", cfg.Weight, "file", nodeSettingsFile)
+		}
+		n.selfWeight = ns.Weight
+	}
 	n.rec = reconcile.New(reconcile.Config{Self: cfg.ID, Level: cfg.PlacementLevel,
 		HandoffTimeout: cfg.HandoffTimeout, RejoinHold: cfg.RejoinHold})
 	if err := n.startCluster(); err != nil {

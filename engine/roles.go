@@ -41,7 +41,7 @@ func (n *Node) startCluster() error {
 	}
 	c, err := cluster.Start(cluster.Config{
 		Meta: cluster.Meta{ID: n.cfg.ID, Domain: n.cfg.Domain, APIAddress: n.addr, Version: n.version,
-			Weight: n.cfg.Weight, State: cluster.StateActive},
+			Weight: n.selfWeight, State: n.selfState},
 		BindAddr:      host,
 		BindPort:      bindPort,
 		AdvertiseAddr: ahost,

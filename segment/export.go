@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
-	"math"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
@@ -108,6 +107,8 @@ type ExportInfo struct {
 	// Truncated is set when the clip stops early because the codec
 	// parameters changed between segments.
 	Truncated bool
+	// Remote is how many of the segments are other nodes' (CutClipFrom).
+	Remote int
 }
 
 // Export writes the clip [from, to) of one stream to w as one
@@ -142,7 +143,9 @@ type Cut struct {
 	stream string
 	info   ExportInfo
 	pres   pmp4.Presentation
-	paths  []string      // segment files, indexed by sampleRef.seg
+	paths  []string      // segment files (absolute), indexed by sampleRef.seg
+	names  []string      // and what they are: node and relative path
+	temp   []string      // copies of other nodes' segments, removed by Release
 	refs   [][]sampleRef // per track of pres, per sample
 	next   []int         // per track, the sample whose payload is asked for next
 	// dataBytes is the sum of the payload sizes; header the bytes of the
@@ -175,191 +178,6 @@ type cutFile struct {
 
 // Info describes the clip.
 func (c *Cut) Info() ExportInfo { return c.info }
-
-// CutClip reads and verifies, one at a time, the segments of one stream
-// that cover [from, to) and keeps the sample tables of the clip: it starts
-// at the keyframe at or before from and stops before the first segment
-// whose codec parameters differ from the first one's (Info().Truncated).
-// At most one segment's bytes are in memory at a time. Every closed
-// segment used is verified against its checksum before CutClip returns, so
-// a corrupt segment fails an export before a byte is written. No coverage
-// in [from, to) gives an error wrapping ErrNoCoverage; a clip beyond the
-// MP4 size limit ErrClipTooLarge.
-func (s *Store) CutClip(ctx context.Context, stream string, from, to time.Time) (*Cut, error) {
-	if !to.After(from) {
-		return nil, fmt.Errorf("segment: export %s: empty range %v..%v", stream, from, to)
-	}
-	all, err := s.entries(stream, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("segment: export %s: %w", stream, err)
-	}
-	var es []*entry
-	for _, e := range all {
-		if e.End.After(e.Start) {
-			es = append(es, e)
-		}
-	}
-	if len(es) == 0 {
-		return nil, fmt.Errorf("segment: export %s [%s, %s): %w", stream, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), ErrNoCoverage)
-	}
-	c := &Cut{s: s, stream: stream}
-
-	// load reads, verifies and parses one segment; nil when its codecs
-	// differ from the first segment's. The segment parsed last is kept:
-	// the first pass below usually ends in the segment the second starts
-	// with.
-	var first []*fmp4.InitTrack
-	var last struct {
-		e  *entry
-		ps *parsedSegment
-	}
-	load := func(e *entry) (*parsedSegment, error) {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if last.e == e {
-			return last.ps, nil
-		}
-		last.e, last.ps = nil, nil // let the previous segment's bytes go before reading the next
-		data, err := s.readVerified(e)
-		if err != nil {
-			return nil, fmt.Errorf("segment: export %s: %w", stream, err)
-		}
-		ps, err := parseSegment(data)
-		if err != nil {
-			return nil, fmt.Errorf("segment: export %s: %s: %w", stream, e.Path, err)
-		}
-		if first == nil {
-			first = ps.Init.Tracks
-		} else if !codecsEqual(first, ps.Init.Tracks) {
-			return nil, nil
-		}
-		last.e, last.ps = e, ps
-		return ps, nil
-	}
-
-	// Pass 1: the clip starts at the last reference keyframe at or before
-	// from (or the first one after it).
-	var t0 time.Time
-	refID := 0
-	for i, e := range es {
-		ps, err := load(e)
-		if err != nil {
-			return nil, err
-		}
-		if ps == nil {
-			es = es[:i] // codec change: the clip ends before this segment
-			c.info.Truncated = true
-			break
-		}
-		if i == 0 {
-			refID = ps.Ref.ID
-		}
-		more := forEachSample(e, ps, func(tid int, wall time.Time, smp *fmp4.Sample) bool {
-			if tid != refID || smp.IsNonSyncSample {
-				return true
-			}
-			if t0.IsZero() || !wall.After(from) {
-				t0 = wall
-				return true
-			}
-			return false
-		})
-		if !more {
-			break
-		}
-	}
-	if !t0.Before(to) {
-		return nil, fmt.Errorf("segment: export %s: %w", stream, ErrNoCoverage)
-	}
-
-	// Pass 2: the samples of every track in [t0, to).
-	type outTrack struct {
-		t       *pmp4.Track
-		refs    []sampleRef
-		lastEnd time.Time
-	}
-	tracks := map[int]*outTrack{}
-	var order []*outTrack
-	for _, it := range first {
-		ot := &outTrack{t: &pmp4.Track{ID: it.ID, TimeScale: it.TimeScale, Codec: it.Codec}}
-		tracks[it.ID] = ot
-		order = append(order, ot)
-	}
-	samples := 0
-	for _, e := range es {
-		ps, err := load(e)
-		if err != nil {
-			return nil, err
-		}
-		if ps == nil {
-			c.info.Truncated = true
-			break
-		}
-		seg := int32(len(c.paths))
-		c.paths = append(c.paths, e.Path)
-		n := 0
-		for _, p := range ps.Parts {
-			for _, pt := range p.Part.Tracks {
-				n += len(pt.Samples)
-			}
-		}
-		block := make([]pmp4.Sample, 0, n) // one allocation for the segment's samples
-		used := false
-		forEachSample(e, ps, func(tid int, wall time.Time, smp *fmp4.Sample) bool {
-			ot := tracks[tid]
-			if ot == nil || wall.Before(t0) || !wall.Before(to) {
-				return true
-			}
-			ts := int64(ot.t.TimeScale)
-			if len(ot.t.Samples) == 0 {
-				ot.t.TimeOffset = int32(durationToTicks(wall.Sub(t0), ts))
-			} else if gap := wall.Sub(ot.lastEnd); gap > 0 {
-				if g := durationToTicks(gap, ts); g > 0 {
-					ot.t.Samples[len(ot.t.Samples)-1].Duration += uint32(g)
-				}
-				if tid == refID && gap > time.Millisecond {
-					c.info.Gaps = append(c.info.Gaps, Interval{ot.lastEnd, wall})
-				}
-			}
-			size := uint32(len(smp.Payload))
-			ot.refs = append(ot.refs, sampleRef{off: ps.payloadOffset(smp.Payload), seg: seg, size: size})
-			samples++
-			c.dataBytes += int64(size)
-			block = append(block, pmp4.Sample{
-				Duration:        smp.Duration,
-				PTSOffset:       smp.PTSOffset,
-				IsNonSyncSample: smp.IsNonSyncSample,
-				PayloadSize:     size,
-			})
-			ot.t.Samples = append(ot.t.Samples, &block[len(block)-1])
-			ot.lastEnd = wall.Add(ticksToDuration(int64(smp.Duration), ts))
-			if tid == refID {
-				c.info.End = ot.lastEnd
-				used = true
-			}
-			return true
-		})
-		if used {
-			c.info.Segments++
-		}
-		if c.dataBytes+int64(samples)*moovBytesPerSample+64<<10 > math.MaxUint32 {
-			return nil, fmt.Errorf("segment: export %s: %w", stream, ErrClipTooLarge)
-		}
-	}
-	for _, ot := range order {
-		if len(ot.t.Samples) > 0 {
-			c.pres.Tracks = append(c.pres.Tracks, ot.t)
-			c.refs = append(c.refs, ot.refs)
-		}
-	}
-	if tracks[refID] == nil || len(tracks[refID].t.Samples) == 0 {
-		return nil, fmt.Errorf("segment: export %s: %w", stream, ErrNoCoverage)
-	}
-	c.info.Start = t0
-	c.bind()
-	return c, nil
-}
 
 // bind points every sample's GetPayload at c: one function per track,
 // which hands out the track's payloads in order. A muxer asks for them in
@@ -397,7 +215,7 @@ func (c *Cut) Samples() int {
 // are copied, the samples' places on disk shared. Nothing is read. Size has
 // run on the clone when it had on c.
 func (c *Cut) Clone() *Cut {
-	d := &Cut{s: c.s, stream: c.stream, info: c.info, paths: c.paths, refs: c.refs,
+	d := &Cut{s: c.s, stream: c.stream, info: c.info, paths: c.paths, names: c.names, refs: c.refs,
 		dataBytes: c.dataBytes, header: c.header, size: c.size, etag: c.etag}
 	d.pres.Tracks = make([]*pmp4.Track, len(c.pres.Tracks))
 	for t, tr := range c.pres.Tracks {
@@ -444,7 +262,7 @@ func (c *Cut) Size() (int64, string, error) {
 	if err := c.pres.Marshal(io.MultiWriter(h, &n)); err != nil {
 		return 0, "", fmt.Errorf("segment: export %s: size mp4: %w", c.stream, err)
 	}
-	for _, p := range c.paths {
+	for _, p := range c.names {
 		io.WriteString(h, p)
 		h.Write([]byte{0})
 	}
@@ -569,7 +387,7 @@ func (c *Cut) payload(t, k int) ([]byte, error) {
 	}
 	b := c.buf[:r.size]
 	if _, err := f.ReadAt(b, r.off); err != nil {
-		return nil, fmt.Errorf("segment %s: read at %d: %w", c.paths[r.seg], r.off, err)
+		return nil, fmt.Errorf("segment %s: read at %d: %w", c.names[r.seg], r.off, err)
 	}
 	return b, nil
 }
@@ -590,13 +408,13 @@ func (c *Cut) file(seg int32) (vfs.File, error) {
 	}
 	if slot.f != nil {
 		if err := slot.f.Close(); err != nil {
-			return nil, fmt.Errorf("segment %s: %w", c.paths[slot.seg], err)
+			return nil, fmt.Errorf("segment %s: %w", c.names[slot.seg], err)
 		}
 		slot.f = nil
 	}
-	f, err := c.s.fs.Open(c.s.abs(c.paths[seg]))
+	f, err := c.s.fs.Open(c.paths[seg])
 	if err != nil {
-		return nil, fmt.Errorf("segment %s: %w", c.paths[seg], err)
+		return nil, fmt.Errorf("segment %s: %w", c.names[seg], err)
 	}
 	slot.seg, slot.f = seg, f
 	return f, nil
@@ -628,4 +446,33 @@ func forEachSample(e *entry, ps *parsedSegment, fn func(trackID int, wall time.T
 		}
 	}
 	return true
+}
+
+// ErrNoSegment means the store holds no segment of the stream that starts
+// at the time asked for (with the checksum asked for).
+var ErrNoSegment = errors.New("no such segment")
+
+// SegmentAt returns the segment of stream that starts exactly at start
+// (with checksum, when not empty) and its bytes: a closed segment verified
+// against its checksum (on a mismatch it is quarantined and the error
+// wraps ErrChecksumMismatch), an open one up to its last durable part.
+// Other nodes copy segments with it.
+func (s *Store) SegmentAt(stream string, start time.Time, checksum string) (SegmentInfo, []byte, error) {
+	es, err := s.entries(stream, start, start.Add(time.Nanosecond))
+	if err != nil {
+		return SegmentInfo{}, nil, err
+	}
+	for _, e := range es {
+		si := e.info()
+		if !e.Start.Equal(start) || (checksum != "" && si.Checksum != checksum) {
+			continue
+		}
+		data, err := s.readVerified(e)
+		if err != nil {
+			return SegmentInfo{}, nil, err
+		}
+		si.Bytes = int64(len(data))
+		return si, data, nil
+	}
+	return SegmentInfo{}, nil, fmt.Errorf("segment: %s at %s: %w", stream, start.UTC().Format(time.RFC3339Nano), ErrNoSegment)
 }

@@ -345,7 +345,7 @@ func TestExportRange(t *testing.T) {
 
 	// Remove the first segment's file: a range in the last segment does
 	// not read it, a range at the start fails.
-	if err := os.Remove(s.abs(c.paths[0])); err != nil {
+	if err := os.Remove(c.paths[0]); err != nil {
 		t.Fatal(err)
 	}
 	var tail bytes.Buffer

@@ -100,7 +100,7 @@ func init() {
 		"streams":   {"streams add|list|get|update|enable|disable|rm ...", ctlStreams},
 		"timeline":  {"timeline --stream ID --from T --to T [--node ID] [--class archive|buffer]", ctlTimeline},
 		"export":    {"export --stream ID --from T --to T -o FILE", ctlExport},
-		"nodes":     {"nodes", ctlNodes},
+		"nodes":     {"nodes [list] | nodes drain|activate ID | nodes update ID [--state S] [--capacity N]", ctlNodes},
 		"placement": {"placement [--stream ID]", ctlPlacement},
 		"events":    {"events [--stream ID]... [--node ID]... [--kind KIND]...", ctlEvents},
 	}

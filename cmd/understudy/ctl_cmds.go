@@ -486,7 +486,39 @@ func ctlExportTo(ctx context.Context, c *ctlEnv, req *understudyv1.ExportClipReq
 }
 
 func ctlNodes(ctx context.Context, c *ctlEnv, args []string) error {
-	fs := c.flags("nodes")
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch sub, rest := args[0], args[1:]; sub {
+		case "list", "ls":
+			return ctlNodesList(ctx, c, rest)
+		case "drain":
+			return ctlNodesUpdate(ctx, c, rest, "nodes drain", understudyv1.NodeState_NODE_STATE_DRAINING)
+		case "activate":
+			return ctlNodesUpdate(ctx, c, rest, "nodes activate", understudyv1.NodeState_NODE_STATE_ACTIVE)
+		case "update":
+			return ctlNodesUpdate(ctx, c, rest, "nodes update", understudyv1.NodeState_NODE_STATE_UNSPECIFIED)
+		default:
+			return ctlUsagef("nodes: unknown subcommand %q (want list, drain, activate, update)", sub)
+		}
+	}
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprint(c.stdout, `usage: understudy ctl nodes [SUBCOMMAND] [flags]
+
+  list              list the nodes (the default)
+  drain ID          hand the node's streams to others before it is taken out
+  activate ID       give a drained node streams again
+  update ID [--state active|draining] [--capacity N]
+                    change a node's state or capacity weight
+
+Any node passes the change to the node named, which keeps it across
+restarts; placement follows within a gossip round.
+`)
+		return flag.ErrHelp
+	}
+	return ctlNodesList(ctx, c, args)
+}
+
+func ctlNodesList(ctx context.Context, c *ctlEnv, args []string) error {
+	fs := c.flags("nodes list")
 	if err := c.parse(fs, args, 0, ""); err != nil {
 		return err
 	}
@@ -503,6 +535,49 @@ func ctlNodes(ctx context.Context, c *ctlEnv, args []string) error {
 		return writeCtlJSON(c.stdout, res.Msg)
 	}
 	return writeCtlNodes(c.stdout, res.Msg.GetNodes())
+}
+
+// ctlNodesUpdate changes a node's settings: state fixed by the
+// subcommand (drain, activate), or from --state (update).
+func ctlNodesUpdate(ctx context.Context, c *ctlEnv, args []string, name string, state understudyv1.NodeState) error {
+	fs := c.flags(name)
+	var stateFlag string
+	capacity := fs.Uint("capacity", 0, "capacity weight, 1 to 1048576 (0: keep)")
+	if state == understudyv1.NodeState_NODE_STATE_UNSPECIFIED {
+		fs.StringVar(&stateFlag, "state", "", "active or draining (empty: keep)")
+	}
+	if err := c.parse(fs, args, 1, "a node id"); err != nil {
+		return err
+	}
+	switch strings.ToLower(stateFlag) {
+	case "":
+	case "active":
+		state = understudyv1.NodeState_NODE_STATE_ACTIVE
+	case "draining", "drain":
+		state = understudyv1.NodeState_NODE_STATE_DRAINING
+	default:
+		return ctlUsagef("%s: --state: want active or draining, got %q", name, stateFlag)
+	}
+	if *capacity > 1<<20 {
+		return ctlUsagef("%s: --capacity: want 1 to 1048576, got %d", name, *capacity)
+	}
+	if state == understudyv1.NodeState_NODE_STATE_UNSPECIFIED && *capacity == 0 {
+		return ctlUsagef("%s: nothing to change: give --state or --capacity", name)
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+	ctx, cancel := c.unary(ctx)
+	defer cancel()
+	res, err := c.cluster.UpdateNode(ctx, connect.NewRequest(&understudyv1.UpdateNodeRequest{
+		NodeId: c.pos[0], State: state, Capacity: uint32(*capacity)}))
+	if err != nil {
+		return err
+	}
+	if c.opts.json {
+		return writeCtlJSON(c.stdout, res.Msg)
+	}
+	return writeCtlNodes(c.stdout, []*understudyv1.Node{res.Msg.GetNode()})
 }
 
 func ctlPlacement(ctx context.Context, c *ctlEnv, args []string) error {

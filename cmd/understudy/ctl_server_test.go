@@ -41,6 +41,7 @@ type ctlFake struct {
 	auth     []string // Authorization headers, in call order
 	protos   []int    // HTTP major versions, in call order
 	lists    int      // ListStreams calls
+	nodeUpd  []*understudyv1.UpdateNodeRequest
 }
 
 var ctlT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -216,6 +217,17 @@ func (f *ctlFake) ListNodes(_ context.Context, r *connect.Request[understudyv1.L
 		{Id: "a", State: understudyv1.NodeState_NODE_STATE_ACTIVE, ApiAddress: "127.0.0.1:1", Domain: "zone=a"},
 		{Id: "b", State: understudyv1.NodeState_NODE_STATE_SUSPECT, ApiAddress: "127.0.0.1:2", Domain: "zone=b"},
 	}}), nil
+}
+
+func (f *ctlFake) UpdateNode(_ context.Context, r *connect.Request[understudyv1.UpdateNodeRequest]) (*connect.Response[understudyv1.UpdateNodeResponse], error) {
+	if err := f.check(r.Header()); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.nodeUpd = append(f.nodeUpd, r.Msg)
+	f.mu.Unlock()
+	return connect.NewResponse(&understudyv1.UpdateNodeResponse{Node: &understudyv1.Node{
+		Id: r.Msg.NodeId, State: r.Msg.State, Capacity: float64(max(r.Msg.Capacity, 1))}}), nil
 }
 
 func (f *ctlFake) GetPlacement(_ context.Context, r *connect.Request[understudyv1.GetPlacementRequest]) (*connect.Response[understudyv1.GetPlacementResponse], error) {
@@ -594,7 +606,7 @@ func TestCtlUsageErrors(t *testing.T) {
 		{[]string{"timeline", "--stream", "door", "--from", "now-1m", "--to", "now", "--class", "hot"}, "--class"},
 		{[]string{"export", "--stream", "door", "--from", "now-1m", "--to", "now"}, "-o is required"},
 		{[]string{"events", "--kind", "explosion"}, "unknown event kind"},
-		{[]string{"nodes", "extra"}, "unexpected argument"},
+		{[]string{"nodes", "extra"}, "unknown subcommand \"extra\""},
 		{[]string{"--server", "ftp://x:1", "nodes"}, "--server"},
 		{[]string{"--ca-file", "/nonexistent", "nodes"}, "need an https:// server"},
 		{[]string{"--token-file", "/nonexistent/token", "nodes"}, "--token-file"},
@@ -683,5 +695,51 @@ func TestCtlEventsJSONAndHelp(t *testing.T) {
 		if strings.Contains(o.String()+e.String(), "topsecret") {
 			t.Errorf("ctl %q prints the token", args)
 		}
+	}
+}
+
+// TestCtlNodesUpdate: drain, activate and update send the settings asked
+// for to the node named; bad use says what is wrong and sends nothing.
+func TestCtlNodesUpdate(t *testing.T) {
+	f, srv := ctlServe(t)
+	for _, tc := range []struct {
+		args  []string
+		state understudyv1.NodeState
+		capa  uint32
+	}{
+		{[]string{"nodes", "drain", "n2"}, understudyv1.NodeState_NODE_STATE_DRAINING, 0},
+		{[]string{"nodes", "activate", "n2"}, understudyv1.NodeState_NODE_STATE_ACTIVE, 0},
+		{[]string{"nodes", "update", "n2", "--capacity", "3"}, understudyv1.NodeState_NODE_STATE_UNSPECIFIED, 3},
+		{[]string{"nodes", "update", "--state", "draining", "n2", "--capacity", "5"}, understudyv1.NodeState_NODE_STATE_DRAINING, 5},
+	} {
+		code, out, errs := ctlCall(t, srv, "good", tc.args...)
+		f.mu.Lock()
+		got := f.nodeUpd[len(f.nodeUpd)-1]
+		f.mu.Unlock()
+		if code != 0 || got.NodeId != "n2" || got.State != tc.state || got.Capacity != tc.capa || !strings.Contains(out, "n2") {
+			t.Errorf("%v: exit %d, sent %v, printed %q %q", tc.args, code, got, out, errs)
+		}
+	}
+	sent := len(f.nodeUpd)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nodes", "drain"}, "want a node id"},
+		{[]string{"nodes", "update", "n2"}, "nothing to change"},
+		{[]string{"nodes", "update", "n2", "--state", "saturated"}, "want active or draining"},
+		{[]string{"nodes", "update", "n2", "--capacity", "2000000"}, "1 to 1048576"},
+		{[]string{"nodes", "bogus"}, "unknown subcommand"},
+	} {
+		code, _, errs := ctlCall(t, srv, "good", tc.args...)
+		if code != 2 || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, %q; want exit 2 and %q", tc.args, code, errs, tc.want)
+		}
+	}
+	if len(f.nodeUpd) != sent {
+		t.Errorf("bad use sent %d UpdateNode calls", len(f.nodeUpd)-sent)
+	}
+	if code, out, _ := ctlCall(t, srv, "good", "nodes", "-h"); code != 0 || !strings.Contains(out, "drain ID") {
+		t.Errorf("nodes -h: exit %d, %q", code, out)
 	}
 }

@@ -347,6 +347,117 @@ func (x *Node) GetStatsTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// UpdateNodeRequest is the input of ClusterService.UpdateNode.
+type UpdateNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Node to change. Required.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// New state: NODE_STATE_ACTIVE or NODE_STATE_DRAINING; UNSPECIFIED keeps
+	// the state. A saturated node clears its mark by itself.
+	State NodeState `protobuf:"varint,2,opt,name=state,proto3,enum=understudy.v1.NodeState" json:"state,omitempty"`
+	// New capacity weight, a whole number from 1 to 1048576; 0 keeps it.
+	Capacity      uint32 `protobuf:"varint,3,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateNodeRequest) Reset() {
+	*x = UpdateNodeRequest{}
+	mi := &file_understudy_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNodeRequest) ProtoMessage() {}
+
+func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_understudy_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
+func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
+	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UpdateNodeRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *UpdateNodeRequest) GetState() NodeState {
+	if x != nil {
+		return x.State
+	}
+	return NodeState_NODE_STATE_UNSPECIFIED
+}
+
+func (x *UpdateNodeRequest) GetCapacity() uint32 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+// UpdateNodeResponse is the output of ClusterService.UpdateNode.
+type UpdateNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node as it announces itself after the change.
+	Node          *Node `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateNodeResponse) Reset() {
+	*x = UpdateNodeResponse{}
+	mi := &file_understudy_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNodeResponse) ProtoMessage() {}
+
+func (x *UpdateNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_understudy_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNodeResponse.ProtoReflect.Descriptor instead.
+func (*UpdateNodeResponse) Descriptor() ([]byte, []int) {
+	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UpdateNodeResponse) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
 // ListNodesRequest is the input of ClusterService.ListNodes.
 type ListNodesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -356,7 +467,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_understudy_v1_cluster_proto_msgTypes[1]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -368,7 +479,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_cluster_proto_msgTypes[1]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -381,7 +492,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 // ListNodesResponse is the output of ClusterService.ListNodes.
@@ -395,7 +506,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_understudy_v1_cluster_proto_msgTypes[2]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +518,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_cluster_proto_msgTypes[2]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +531,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -442,7 +553,7 @@ type GetPlacementRequest struct {
 
 func (x *GetPlacementRequest) Reset() {
 	*x = GetPlacementRequest{}
-	mi := &file_understudy_v1_cluster_proto_msgTypes[3]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +565,7 @@ func (x *GetPlacementRequest) String() string {
 func (*GetPlacementRequest) ProtoMessage() {}
 
 func (x *GetPlacementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_cluster_proto_msgTypes[3]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +578,7 @@ func (x *GetPlacementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPlacementRequest.ProtoReflect.Descriptor instead.
 func (*GetPlacementRequest) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetPlacementRequest) GetStreamId() string {
@@ -488,7 +599,7 @@ type GetPlacementResponse struct {
 
 func (x *GetPlacementResponse) Reset() {
 	*x = GetPlacementResponse{}
-	mi := &file_understudy_v1_cluster_proto_msgTypes[4]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +611,7 @@ func (x *GetPlacementResponse) String() string {
 func (*GetPlacementResponse) ProtoMessage() {}
 
 func (x *GetPlacementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_cluster_proto_msgTypes[4]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +624,7 @@ func (x *GetPlacementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPlacementResponse.ProtoReflect.Descriptor instead.
 func (*GetPlacementResponse) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetPlacementResponse) GetAssignments() []*Assignment {
@@ -540,7 +651,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_understudy_v1_cluster_proto_msgTypes[5]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -552,7 +663,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_cluster_proto_msgTypes[5]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -565,7 +676,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Assignment) GetStreamId() string {
@@ -606,7 +717,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_understudy_v1_cluster_proto_msgTypes[6]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +729,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_cluster_proto_msgTypes[6]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +742,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WatchEventsRequest) GetStreamIds() []string {
@@ -666,7 +777,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_understudy_v1_cluster_proto_msgTypes[7]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +789,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_cluster_proto_msgTypes[7]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +802,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WatchEventsResponse) GetEvent() *Event {
@@ -722,7 +833,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_understudy_v1_cluster_proto_msgTypes[8]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +845,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_cluster_proto_msgTypes[8]
+	mi := &file_understudy_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +858,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_understudy_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Event) GetTime() *timestamppb.Timestamp {
@@ -813,7 +924,13 @@ const file_understudy_v1_cluster_proto_rawDesc = "" +
 	" \x01(\tR\aversion\x12\x1a\n" +
 	"\bcapacity\x18\v \x01(\x01R\bcapacity\x129\n" +
 	"\n" +
-	"stats_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tstatsTime\"\x12\n" +
+	"stats_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tstatsTime\"x\n" +
+	"\x11UpdateNodeRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12.\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x18.understudy.v1.NodeStateR\x05state\x12\x1a\n" +
+	"\bcapacity\x18\x03 \x01(\rR\bcapacity\"=\n" +
+	"\x12UpdateNodeResponse\x12'\n" +
+	"\x04node\x18\x01 \x01(\v2\x13.understudy.v1.NodeR\x04node\"\x12\n" +
 	"\x10ListNodesRequest\">\n" +
 	"\x11ListNodesResponse\x12)\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x13.understudy.v1.NodeR\x05nodes\"2\n" +
@@ -866,11 +983,13 @@ const file_understudy_v1_cluster_proto_rawDesc = "" +
 	"\x12\x1f\n" +
 	"\x1bEVENT_KIND_SOURCE_REACHABLE\x10\v\x12\x1b\n" +
 	"\x17EVENT_KIND_ROLE_CHANGED\x10\f\x12!\n" +
-	"\x1dEVENT_KIND_NODE_STATE_CHANGED\x10\r2\x9b\x02\n" +
+	"\x1dEVENT_KIND_NODE_STATE_CHANGED\x10\r2\xf3\x02\n" +
 	"\x0eClusterService\x12S\n" +
 	"\tListNodes\x12\x1f.understudy.v1.ListNodesRequest\x1a .understudy.v1.ListNodesResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\fGetPlacement\x12\".understudy.v1.GetPlacementRequest\x1a#.understudy.v1.GetPlacementResponse\"\x03\x90\x02\x01\x12V\n" +
-	"\vWatchEvents\x12!.understudy.v1.WatchEventsRequest\x1a\".understudy.v1.WatchEventsResponse0\x01BGZEgithub.com/understudy-nvr/understudy/proto/understudy/v1;understudyv1b\x06proto3"
+	"\vWatchEvents\x12!.understudy.v1.WatchEventsRequest\x1a\".understudy.v1.WatchEventsResponse0\x01\x12V\n" +
+	"\n" +
+	"UpdateNode\x12 .understudy.v1.UpdateNodeRequest\x1a!.understudy.v1.UpdateNodeResponse\"\x03\x90\x02\x02BGZEgithub.com/understudy-nvr/understudy/proto/understudy/v1;understudyv1b\x06proto3"
 
 var (
 	file_understudy_v1_cluster_proto_rawDescOnce sync.Once
@@ -885,43 +1004,49 @@ func file_understudy_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_understudy_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_understudy_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_understudy_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_understudy_v1_cluster_proto_goTypes = []any{
 	(NodeState)(0),                // 0: understudy.v1.NodeState
 	(EventKind)(0),                // 1: understudy.v1.EventKind
 	(*Node)(nil),                  // 2: understudy.v1.Node
-	(*ListNodesRequest)(nil),      // 3: understudy.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 4: understudy.v1.ListNodesResponse
-	(*GetPlacementRequest)(nil),   // 5: understudy.v1.GetPlacementRequest
-	(*GetPlacementResponse)(nil),  // 6: understudy.v1.GetPlacementResponse
-	(*Assignment)(nil),            // 7: understudy.v1.Assignment
-	(*WatchEventsRequest)(nil),    // 8: understudy.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),   // 9: understudy.v1.WatchEventsResponse
-	(*Event)(nil),                 // 10: understudy.v1.Event
-	nil,                           // 11: understudy.v1.Event.DetailsEntry
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*UpdateNodeRequest)(nil),     // 3: understudy.v1.UpdateNodeRequest
+	(*UpdateNodeResponse)(nil),    // 4: understudy.v1.UpdateNodeResponse
+	(*ListNodesRequest)(nil),      // 5: understudy.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),     // 6: understudy.v1.ListNodesResponse
+	(*GetPlacementRequest)(nil),   // 7: understudy.v1.GetPlacementRequest
+	(*GetPlacementResponse)(nil),  // 8: understudy.v1.GetPlacementResponse
+	(*Assignment)(nil),            // 9: understudy.v1.Assignment
+	(*WatchEventsRequest)(nil),    // 10: understudy.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),   // 11: understudy.v1.WatchEventsResponse
+	(*Event)(nil),                 // 12: understudy.v1.Event
+	nil,                           // 13: understudy.v1.Event.DetailsEntry
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_understudy_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: understudy.v1.Node.state:type_name -> understudy.v1.NodeState
-	12, // 1: understudy.v1.Node.stats_time:type_name -> google.protobuf.Timestamp
-	2,  // 2: understudy.v1.ListNodesResponse.nodes:type_name -> understudy.v1.Node
-	7,  // 3: understudy.v1.GetPlacementResponse.assignments:type_name -> understudy.v1.Assignment
-	1,  // 4: understudy.v1.WatchEventsRequest.kinds:type_name -> understudy.v1.EventKind
-	10, // 5: understudy.v1.WatchEventsResponse.event:type_name -> understudy.v1.Event
-	12, // 6: understudy.v1.Event.time:type_name -> google.protobuf.Timestamp
-	1,  // 7: understudy.v1.Event.kind:type_name -> understudy.v1.EventKind
-	11, // 8: understudy.v1.Event.details:type_name -> understudy.v1.Event.DetailsEntry
-	3,  // 9: understudy.v1.ClusterService.ListNodes:input_type -> understudy.v1.ListNodesRequest
-	5,  // 10: understudy.v1.ClusterService.GetPlacement:input_type -> understudy.v1.GetPlacementRequest
-	8,  // 11: understudy.v1.ClusterService.WatchEvents:input_type -> understudy.v1.WatchEventsRequest
-	4,  // 12: understudy.v1.ClusterService.ListNodes:output_type -> understudy.v1.ListNodesResponse
-	6,  // 13: understudy.v1.ClusterService.GetPlacement:output_type -> understudy.v1.GetPlacementResponse
-	9,  // 14: understudy.v1.ClusterService.WatchEvents:output_type -> understudy.v1.WatchEventsResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 1: understudy.v1.Node.stats_time:type_name -> google.protobuf.Timestamp
+	0,  // 2: understudy.v1.UpdateNodeRequest.state:type_name -> understudy.v1.NodeState
+	2,  // 3: understudy.v1.UpdateNodeResponse.node:type_name -> understudy.v1.Node
+	2,  // 4: understudy.v1.ListNodesResponse.nodes:type_name -> understudy.v1.Node
+	9,  // 5: understudy.v1.GetPlacementResponse.assignments:type_name -> understudy.v1.Assignment
+	1,  // 6: understudy.v1.WatchEventsRequest.kinds:type_name -> understudy.v1.EventKind
+	12, // 7: understudy.v1.WatchEventsResponse.event:type_name -> understudy.v1.Event
+	14, // 8: understudy.v1.Event.time:type_name -> google.protobuf.Timestamp
+	1,  // 9: understudy.v1.Event.kind:type_name -> understudy.v1.EventKind
+	13, // 10: understudy.v1.Event.details:type_name -> understudy.v1.Event.DetailsEntry
+	5,  // 11: understudy.v1.ClusterService.ListNodes:input_type -> understudy.v1.ListNodesRequest
+	7,  // 12: understudy.v1.ClusterService.GetPlacement:input_type -> understudy.v1.GetPlacementRequest
+	10, // 13: understudy.v1.ClusterService.WatchEvents:input_type -> understudy.v1.WatchEventsRequest
+	3,  // 14: understudy.v1.ClusterService.UpdateNode:input_type -> understudy.v1.UpdateNodeRequest
+	6,  // 15: understudy.v1.ClusterService.ListNodes:output_type -> understudy.v1.ListNodesResponse
+	8,  // 16: understudy.v1.ClusterService.GetPlacement:output_type -> understudy.v1.GetPlacementResponse
+	11, // 17: understudy.v1.ClusterService.WatchEvents:output_type -> understudy.v1.WatchEventsResponse
+	4,  // 18: understudy.v1.ClusterService.UpdateNode:output_type -> understudy.v1.UpdateNodeResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_understudy_v1_cluster_proto_init() }
@@ -935,7 +1060,7 @@ func file_understudy_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_understudy_v1_cluster_proto_rawDesc), len(file_understudy_v1_cluster_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

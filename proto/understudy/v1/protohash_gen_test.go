@@ -5,14 +5,14 @@ package understudyv1_test
 // generatedHashes is the SHA-256 of every .proto file of this package and
 // of every file generated from them, as `make proto` left them.
 var generatedHashes = map[string]string{
-	"cluster.pb.go":                            "88d6d0060f70978c188d5ca56c6e67752ac8471f0d725ba16616b6afc030f527",
-	"cluster.proto":                            "4d85d6ec89ac6554051c35347173ba2975c33d2cdf8df5874e7fc1bf4872bff9",
-	"descriptor_set.binpb":                     "5053500dac7315c00acdce728d3073afce47454c8a1d2e2ea50c2725f122b04f",
-	"recording.pb.go":                          "912e276ce3e4816b6478eeaf8afa018bad10c32c3dedf5cd12a11a0ebac11480",
-	"recording.proto":                          "0fefab315faeb86a000fd4ed85bf41c539ea0883783ee4ed3399feb7bc783a85",
+	"cluster.pb.go":                            "ec4dbc7194842c94820df85b6c359b259f01deaaf6d8a0f9628b21300fde3301",
+	"cluster.proto":                            "5052cbe3c6d59af9b2a5275e0a9903294e5aebd4e0c962ed0078ede5ebad4cf7",
+	"descriptor_set.binpb":                     "7c58ebd62ed8d101a7afaf5f19efe4b2bafe175510284d977ae7f7e75313bb12",
+	"recording.pb.go":                          "4a5ca15d100e4ead486bf2c787aa73272ec82795cd86d8ab4a3f73096868701a",
+	"recording.proto":                          "22c707ee01c282776a443995dc8d34f98659ca4f9c6e84e7b3998305a477dd6f",
 	"stream.pb.go":                             "632003af255765bdf223120a36d9d2cd5df4df81d40c10daf7520e422b5f5122",
 	"stream.proto":                             "91c4db8e69c3e38f23f467fbe22ac70b6ebb2f87d4dc9ca21f39bd6f24643faa",
-	"understudyv1connect/cluster.connect.go":   "298385262a5b3cce0fa11d43876cb8e2813412a81748738e87ec930488dbb827",
-	"understudyv1connect/recording.connect.go": "01107d677d4737061f6978134b6515fb1abf6c757be7325bb170d5e59ec4a7ad",
+	"understudyv1connect/cluster.connect.go":   "6109ee56ef9bcc21d153215b43a5830ee8e3a4e1759342fe789f51987aae94af",
+	"understudyv1connect/recording.connect.go": "4b21f853b80b2e773ed604c6147f03d8e6f404ba2aa4d5ba9194fb4acd0baf77",
 	"understudyv1connect/stream.connect.go":    "8755f69eb83c5c92663b60fe014857b289fadc83aa1813cf223185fb3502ead9",
 }

@@ -879,6 +879,137 @@ func (x *ExportClipResponse) GetEnd() *timestamppb.Timestamp {
 	return nil
 }
 
+// ReadSegmentRequest is the input of RecordingService.ReadSegment.
+type ReadSegmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stream of the segment.
+	StreamId string `protobuf:"bytes,1,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	// Start of the segment, exactly as ListSegments gives it.
+	Start *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	// Optional: the segment's checksum as ListSegments gives it; the call
+	// fails with NOT_FOUND if the segment held now has another.
+	Checksum string `protobuf:"bytes,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	// Byte offset to start at; 0 for the whole file.
+	Offset        uint64 `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadSegmentRequest) Reset() {
+	*x = ReadSegmentRequest{}
+	mi := &file_understudy_v1_recording_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadSegmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadSegmentRequest) ProtoMessage() {}
+
+func (x *ReadSegmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_understudy_v1_recording_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadSegmentRequest.ProtoReflect.Descriptor instead.
+func (*ReadSegmentRequest) Descriptor() ([]byte, []int) {
+	return file_understudy_v1_recording_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReadSegmentRequest) GetStreamId() string {
+	if x != nil {
+		return x.StreamId
+	}
+	return ""
+}
+
+func (x *ReadSegmentRequest) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *ReadSegmentRequest) GetChecksum() string {
+	if x != nil {
+		return x.Checksum
+	}
+	return ""
+}
+
+func (x *ReadSegmentRequest) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+// ReadSegmentResponse is one chunk of a segment file. The first message
+// carries the metadata fields; later ones carry only `chunk`.
+type ReadSegmentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next bytes of the file.
+	Chunk []byte `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// Set in the first message only: the segment as ListSegments lists it
+	// (its size in `bytes`, its whole-file checksum in `checksum`).
+	Segment       *Segment `protobuf:"bytes,2,opt,name=segment,proto3" json:"segment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadSegmentResponse) Reset() {
+	*x = ReadSegmentResponse{}
+	mi := &file_understudy_v1_recording_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadSegmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadSegmentResponse) ProtoMessage() {}
+
+func (x *ReadSegmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_understudy_v1_recording_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadSegmentResponse.ProtoReflect.Descriptor instead.
+func (*ReadSegmentResponse) Descriptor() ([]byte, []int) {
+	return file_understudy_v1_recording_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReadSegmentResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *ReadSegmentResponse) GetSegment() *Segment {
+	if x != nil {
+		return x.Segment
+	}
+	return nil
+}
+
 var File_understudy_v1_recording_proto protoreflect.FileDescriptor
 
 const file_understudy_v1_recording_proto_rawDesc = "" +
@@ -931,7 +1062,15 @@ const file_understudy_v1_recording_proto_rawDesc = "" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12!\n" +
 	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x120\n" +
 	"\x05start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
-	"\x03end\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x03end*b\n" +
+	"\x03end\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\"\x97\x01\n" +
+	"\x12ReadSegmentRequest\x12\x1b\n" +
+	"\tstream_id\x18\x01 \x01(\tR\bstreamId\x120\n" +
+	"\x05start\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12\x1a\n" +
+	"\bchecksum\x18\x03 \x01(\tR\bchecksum\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\x04R\x06offset\"]\n" +
+	"\x13ReadSegmentResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x120\n" +
+	"\asegment\x18\x02 \x01(\v2\x16.understudy.v1.SegmentR\asegment*b\n" +
 	"\fSegmentClass\x12\x1d\n" +
 	"\x19SEGMENT_CLASS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15SEGMENT_CLASS_ARCHIVE\x10\x01\x12\x18\n" +
@@ -943,12 +1082,13 @@ const file_understudy_v1_recording_proto_rawDesc = "" +
 	"\aGapKind\x12\x18\n" +
 	"\x14GAP_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fGAP_KIND_SOURCE\x10\x01\x12\x13\n" +
-	"\x0fGAP_KIND_SYSTEM\x10\x022\xa5\x02\n" +
+	"\x0fGAP_KIND_SYSTEM\x10\x022\x82\x03\n" +
 	"\x10RecordingService\x12Y\n" +
 	"\vGetTimeline\x12!.understudy.v1.GetTimelineRequest\x1a\".understudy.v1.GetTimelineResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\fListSegments\x12\".understudy.v1.ListSegmentsRequest\x1a#.understudy.v1.ListSegmentsResponse\"\x03\x90\x02\x01\x12X\n" +
 	"\n" +
-	"ExportClip\x12 .understudy.v1.ExportClipRequest\x1a!.understudy.v1.ExportClipResponse\"\x03\x90\x02\x010\x01BGZEgithub.com/understudy-nvr/understudy/proto/understudy/v1;understudyv1b\x06proto3"
+	"ExportClip\x12 .understudy.v1.ExportClipRequest\x1a!.understudy.v1.ExportClipResponse\"\x03\x90\x02\x010\x01\x12[\n" +
+	"\vReadSegment\x12!.understudy.v1.ReadSegmentRequest\x1a\".understudy.v1.ReadSegmentResponse\"\x03\x90\x02\x010\x01BGZEgithub.com/understudy-nvr/understudy/proto/understudy/v1;understudyv1b\x06proto3"
 
 var (
 	file_understudy_v1_recording_proto_rawDescOnce sync.Once
@@ -963,7 +1103,7 @@ func file_understudy_v1_recording_proto_rawDescGZIP() []byte {
 }
 
 var file_understudy_v1_recording_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_understudy_v1_recording_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_understudy_v1_recording_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_understudy_v1_recording_proto_goTypes = []any{
 	(SegmentClass)(0),             // 0: understudy.v1.SegmentClass
 	(Origin)(0),                   // 1: understudy.v1.Origin
@@ -977,43 +1117,49 @@ var file_understudy_v1_recording_proto_goTypes = []any{
 	(*Segment)(nil),               // 9: understudy.v1.Segment
 	(*ExportClipRequest)(nil),     // 10: understudy.v1.ExportClipRequest
 	(*ExportClipResponse)(nil),    // 11: understudy.v1.ExportClipResponse
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*ReadSegmentRequest)(nil),    // 12: understudy.v1.ReadSegmentRequest
+	(*ReadSegmentResponse)(nil),   // 13: understudy.v1.ReadSegmentResponse
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_understudy_v1_recording_proto_depIdxs = []int32{
-	12, // 0: understudy.v1.GetTimelineRequest.start:type_name -> google.protobuf.Timestamp
-	12, // 1: understudy.v1.GetTimelineRequest.end:type_name -> google.protobuf.Timestamp
+	14, // 0: understudy.v1.GetTimelineRequest.start:type_name -> google.protobuf.Timestamp
+	14, // 1: understudy.v1.GetTimelineRequest.end:type_name -> google.protobuf.Timestamp
 	0,  // 2: understudy.v1.GetTimelineRequest.class:type_name -> understudy.v1.SegmentClass
 	5,  // 3: understudy.v1.GetTimelineResponse.coverage:type_name -> understudy.v1.CoverageInterval
 	6,  // 4: understudy.v1.GetTimelineResponse.gaps:type_name -> understudy.v1.Gap
-	12, // 5: understudy.v1.CoverageInterval.start:type_name -> google.protobuf.Timestamp
-	12, // 6: understudy.v1.CoverageInterval.end:type_name -> google.protobuf.Timestamp
+	14, // 5: understudy.v1.CoverageInterval.start:type_name -> google.protobuf.Timestamp
+	14, // 6: understudy.v1.CoverageInterval.end:type_name -> google.protobuf.Timestamp
 	1,  // 7: understudy.v1.CoverageInterval.origin:type_name -> understudy.v1.Origin
-	12, // 8: understudy.v1.Gap.start:type_name -> google.protobuf.Timestamp
-	12, // 9: understudy.v1.Gap.end:type_name -> google.protobuf.Timestamp
+	14, // 8: understudy.v1.Gap.start:type_name -> google.protobuf.Timestamp
+	14, // 9: understudy.v1.Gap.end:type_name -> google.protobuf.Timestamp
 	2,  // 10: understudy.v1.Gap.kind:type_name -> understudy.v1.GapKind
-	12, // 11: understudy.v1.ListSegmentsRequest.start:type_name -> google.protobuf.Timestamp
-	12, // 12: understudy.v1.ListSegmentsRequest.end:type_name -> google.protobuf.Timestamp
+	14, // 11: understudy.v1.ListSegmentsRequest.start:type_name -> google.protobuf.Timestamp
+	14, // 12: understudy.v1.ListSegmentsRequest.end:type_name -> google.protobuf.Timestamp
 	0,  // 13: understudy.v1.ListSegmentsRequest.class:type_name -> understudy.v1.SegmentClass
 	9,  // 14: understudy.v1.ListSegmentsResponse.segments:type_name -> understudy.v1.Segment
-	12, // 15: understudy.v1.Segment.start:type_name -> google.protobuf.Timestamp
-	12, // 16: understudy.v1.Segment.end:type_name -> google.protobuf.Timestamp
+	14, // 15: understudy.v1.Segment.start:type_name -> google.protobuf.Timestamp
+	14, // 16: understudy.v1.Segment.end:type_name -> google.protobuf.Timestamp
 	0,  // 17: understudy.v1.Segment.class:type_name -> understudy.v1.SegmentClass
 	1,  // 18: understudy.v1.Segment.origin:type_name -> understudy.v1.Origin
-	12, // 19: understudy.v1.ExportClipRequest.start:type_name -> google.protobuf.Timestamp
-	12, // 20: understudy.v1.ExportClipRequest.end:type_name -> google.protobuf.Timestamp
-	12, // 21: understudy.v1.ExportClipResponse.start:type_name -> google.protobuf.Timestamp
-	12, // 22: understudy.v1.ExportClipResponse.end:type_name -> google.protobuf.Timestamp
-	3,  // 23: understudy.v1.RecordingService.GetTimeline:input_type -> understudy.v1.GetTimelineRequest
-	7,  // 24: understudy.v1.RecordingService.ListSegments:input_type -> understudy.v1.ListSegmentsRequest
-	10, // 25: understudy.v1.RecordingService.ExportClip:input_type -> understudy.v1.ExportClipRequest
-	4,  // 26: understudy.v1.RecordingService.GetTimeline:output_type -> understudy.v1.GetTimelineResponse
-	8,  // 27: understudy.v1.RecordingService.ListSegments:output_type -> understudy.v1.ListSegmentsResponse
-	11, // 28: understudy.v1.RecordingService.ExportClip:output_type -> understudy.v1.ExportClipResponse
-	26, // [26:29] is the sub-list for method output_type
-	23, // [23:26] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	14, // 19: understudy.v1.ExportClipRequest.start:type_name -> google.protobuf.Timestamp
+	14, // 20: understudy.v1.ExportClipRequest.end:type_name -> google.protobuf.Timestamp
+	14, // 21: understudy.v1.ExportClipResponse.start:type_name -> google.protobuf.Timestamp
+	14, // 22: understudy.v1.ExportClipResponse.end:type_name -> google.protobuf.Timestamp
+	14, // 23: understudy.v1.ReadSegmentRequest.start:type_name -> google.protobuf.Timestamp
+	9,  // 24: understudy.v1.ReadSegmentResponse.segment:type_name -> understudy.v1.Segment
+	3,  // 25: understudy.v1.RecordingService.GetTimeline:input_type -> understudy.v1.GetTimelineRequest
+	7,  // 26: understudy.v1.RecordingService.ListSegments:input_type -> understudy.v1.ListSegmentsRequest
+	10, // 27: understudy.v1.RecordingService.ExportClip:input_type -> understudy.v1.ExportClipRequest
+	12, // 28: understudy.v1.RecordingService.ReadSegment:input_type -> understudy.v1.ReadSegmentRequest
+	4,  // 29: understudy.v1.RecordingService.GetTimeline:output_type -> understudy.v1.GetTimelineResponse
+	8,  // 30: understudy.v1.RecordingService.ListSegments:output_type -> understudy.v1.ListSegmentsResponse
+	11, // 31: understudy.v1.RecordingService.ExportClip:output_type -> understudy.v1.ExportClipResponse
+	13, // 32: understudy.v1.RecordingService.ReadSegment:output_type -> understudy.v1.ReadSegmentResponse
+	29, // [29:33] is the sub-list for method output_type
+	25, // [25:29] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_understudy_v1_recording_proto_init() }
@@ -1027,7 +1173,7 @@ func file_understudy_v1_recording_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_understudy_v1_recording_proto_rawDesc), len(file_understudy_v1_recording_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

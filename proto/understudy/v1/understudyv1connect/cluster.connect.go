@@ -42,6 +42,9 @@ const (
 	// ClusterServiceWatchEventsProcedure is the fully-qualified name of the ClusterService's
 	// WatchEvents RPC.
 	ClusterServiceWatchEventsProcedure = "/understudy.v1.ClusterService/WatchEvents"
+	// ClusterServiceUpdateNodeProcedure is the fully-qualified name of the ClusterService's UpdateNode
+	// RPC.
+	ClusterServiceUpdateNodeProcedure = "/understudy.v1.ClusterService/UpdateNode"
 )
 
 // ClusterServiceClient is a client for the understudy.v1.ClusterService service.
@@ -58,6 +61,16 @@ type ClusterServiceClient interface {
 	// of its own recordings, disks and backfills and the membership changes it
 	// observes.
 	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest]) (*connect.ServerStreamForClient[v1.WatchEventsResponse], error)
+	// UpdateNode changes the cluster settings of a node: its state (ACTIVE,
+	// or DRAINING to hand its streams over before it is taken out) and its
+	// capacity weight. Any node accepts the call and passes it to the node
+	// named, which keeps the settings in its data directory (a restart keeps
+	// them) and announces them in its membership metadata; every node's
+	// placement follows within a gossip round. Errors: NOT_FOUND for a node
+	// the serving node does not know, UNAVAILABLE when that node is down or
+	// does not answer, INVALID_ARGUMENT for another state or a weight out of
+	// range.
+	UpdateNode(context.Context, *connect.Request[v1.UpdateNodeRequest]) (*connect.Response[v1.UpdateNodeResponse], error)
 }
 
 // NewClusterServiceClient constructs a client for the understudy.v1.ClusterService service. By
@@ -91,6 +104,13 @@ func NewClusterServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(clusterServiceMethods.ByName("WatchEvents")),
 			connect.WithClientOptions(opts...),
 		),
+		updateNode: connect.NewClient[v1.UpdateNodeRequest, v1.UpdateNodeResponse](
+			httpClient,
+			baseURL+ClusterServiceUpdateNodeProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("UpdateNode")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -99,6 +119,7 @@ type clusterServiceClient struct {
 	listNodes    *connect.Client[v1.ListNodesRequest, v1.ListNodesResponse]
 	getPlacement *connect.Client[v1.GetPlacementRequest, v1.GetPlacementResponse]
 	watchEvents  *connect.Client[v1.WatchEventsRequest, v1.WatchEventsResponse]
+	updateNode   *connect.Client[v1.UpdateNodeRequest, v1.UpdateNodeResponse]
 }
 
 // ListNodes calls understudy.v1.ClusterService.ListNodes.
@@ -116,6 +137,11 @@ func (c *clusterServiceClient) WatchEvents(ctx context.Context, req *connect.Req
 	return c.watchEvents.CallServerStream(ctx, req)
 }
 
+// UpdateNode calls understudy.v1.ClusterService.UpdateNode.
+func (c *clusterServiceClient) UpdateNode(ctx context.Context, req *connect.Request[v1.UpdateNodeRequest]) (*connect.Response[v1.UpdateNodeResponse], error) {
+	return c.updateNode.CallUnary(ctx, req)
+}
+
 // ClusterServiceHandler is an implementation of the understudy.v1.ClusterService service.
 type ClusterServiceHandler interface {
 	// ListNodes returns every node the serving node knows of, down ones
@@ -130,6 +156,16 @@ type ClusterServiceHandler interface {
 	// of its own recordings, disks and backfills and the membership changes it
 	// observes.
 	WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error
+	// UpdateNode changes the cluster settings of a node: its state (ACTIVE,
+	// or DRAINING to hand its streams over before it is taken out) and its
+	// capacity weight. Any node accepts the call and passes it to the node
+	// named, which keeps the settings in its data directory (a restart keeps
+	// them) and announces them in its membership metadata; every node's
+	// placement follows within a gossip round. Errors: NOT_FOUND for a node
+	// the serving node does not know, UNAVAILABLE when that node is down or
+	// does not answer, INVALID_ARGUMENT for another state or a weight out of
+	// range.
+	UpdateNode(context.Context, *connect.Request[v1.UpdateNodeRequest]) (*connect.Response[v1.UpdateNodeResponse], error)
 }
 
 // NewClusterServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -159,6 +195,13 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 		connect.WithSchema(clusterServiceMethods.ByName("WatchEvents")),
 		connect.WithHandlerOptions(opts...),
 	)
+	clusterServiceUpdateNodeHandler := connect.NewUnaryHandler(
+		ClusterServiceUpdateNodeProcedure,
+		svc.UpdateNode,
+		connect.WithSchema(clusterServiceMethods.ByName("UpdateNode")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/understudy.v1.ClusterService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ClusterServiceListNodesProcedure:
@@ -167,6 +210,8 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 			clusterServiceGetPlacementHandler.ServeHTTP(w, r)
 		case ClusterServiceWatchEventsProcedure:
 			clusterServiceWatchEventsHandler.ServeHTTP(w, r)
+		case ClusterServiceUpdateNodeProcedure:
+			clusterServiceUpdateNodeHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -186,4 +231,8 @@ func (UnimplementedClusterServiceHandler) GetPlacement(context.Context, *connect
 
 func (UnimplementedClusterServiceHandler) WatchEvents(context.Context, *connect.Request[v1.WatchEventsRequest], *connect.ServerStream[v1.WatchEventsResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("understudy.v1.ClusterService.WatchEvents is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) UpdateNode(context.Context, *connect.Request[v1.UpdateNodeRequest]) (*connect.Response[v1.UpdateNodeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("understudy.v1.ClusterService.UpdateNode is not implemented"))
 }

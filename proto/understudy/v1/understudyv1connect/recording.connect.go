@@ -42,6 +42,9 @@ const (
 	// RecordingServiceExportClipProcedure is the fully-qualified name of the RecordingService's
 	// ExportClip RPC.
 	RecordingServiceExportClipProcedure = "/understudy.v1.RecordingService/ExportClip"
+	// RecordingServiceReadSegmentProcedure is the fully-qualified name of the RecordingService's
+	// ReadSegment RPC.
+	RecordingServiceReadSegmentProcedure = "/understudy.v1.RecordingService/ReadSegment"
 )
 
 // RecordingServiceClient is a client for the understudy.v1.RecordingService service.
@@ -59,6 +62,15 @@ type RecordingServiceClient interface {
 	// sends it as a stream of chunks; concatenated in order, the chunks are
 	// the clip file. Errors: NOT_FOUND when nothing is recorded in the range.
 	ExportClip(context.Context, *connect.Request[v1.ExportClipRequest]) (*connect.ServerStreamForClient[v1.ExportClipResponse], error)
+	// ReadSegment sends the bytes of one closed segment the serving node holds
+	// itself, from an offset, as a stream of chunks: nodes copy segments from
+	// each other with it (federated exports, backfill), and an interrupted
+	// copy resumes at the offset it reached. The caller checks the bytes
+	// against the checksum. Errors: NOT_FOUND when the node holds no closed
+	// segment of the stream starting at `start` (with that checksum, if
+	// given), OUT_OF_RANGE for an offset past the end, DATA_LOSS when the file
+	// no longer matches its checksum (it is quarantined).
+	ReadSegment(context.Context, *connect.Request[v1.ReadSegmentRequest]) (*connect.ServerStreamForClient[v1.ReadSegmentResponse], error)
 }
 
 // NewRecordingServiceClient constructs a client for the understudy.v1.RecordingService service. By
@@ -93,6 +105,13 @@ func NewRecordingServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		readSegment: connect.NewClient[v1.ReadSegmentRequest, v1.ReadSegmentResponse](
+			httpClient,
+			baseURL+RecordingServiceReadSegmentProcedure,
+			connect.WithSchema(recordingServiceMethods.ByName("ReadSegment")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -101,6 +120,7 @@ type recordingServiceClient struct {
 	getTimeline  *connect.Client[v1.GetTimelineRequest, v1.GetTimelineResponse]
 	listSegments *connect.Client[v1.ListSegmentsRequest, v1.ListSegmentsResponse]
 	exportClip   *connect.Client[v1.ExportClipRequest, v1.ExportClipResponse]
+	readSegment  *connect.Client[v1.ReadSegmentRequest, v1.ReadSegmentResponse]
 }
 
 // GetTimeline calls understudy.v1.RecordingService.GetTimeline.
@@ -118,6 +138,11 @@ func (c *recordingServiceClient) ExportClip(ctx context.Context, req *connect.Re
 	return c.exportClip.CallServerStream(ctx, req)
 }
 
+// ReadSegment calls understudy.v1.RecordingService.ReadSegment.
+func (c *recordingServiceClient) ReadSegment(ctx context.Context, req *connect.Request[v1.ReadSegmentRequest]) (*connect.ServerStreamForClient[v1.ReadSegmentResponse], error) {
+	return c.readSegment.CallServerStream(ctx, req)
+}
+
 // RecordingServiceHandler is an implementation of the understudy.v1.RecordingService service.
 type RecordingServiceHandler interface {
 	// GetTimeline returns, for a time range of one stream, which stretches are
@@ -133,6 +158,15 @@ type RecordingServiceHandler interface {
 	// sends it as a stream of chunks; concatenated in order, the chunks are
 	// the clip file. Errors: NOT_FOUND when nothing is recorded in the range.
 	ExportClip(context.Context, *connect.Request[v1.ExportClipRequest], *connect.ServerStream[v1.ExportClipResponse]) error
+	// ReadSegment sends the bytes of one closed segment the serving node holds
+	// itself, from an offset, as a stream of chunks: nodes copy segments from
+	// each other with it (federated exports, backfill), and an interrupted
+	// copy resumes at the offset it reached. The caller checks the bytes
+	// against the checksum. Errors: NOT_FOUND when the node holds no closed
+	// segment of the stream starting at `start` (with that checksum, if
+	// given), OUT_OF_RANGE for an offset past the end, DATA_LOSS when the file
+	// no longer matches its checksum (it is quarantined).
+	ReadSegment(context.Context, *connect.Request[v1.ReadSegmentRequest], *connect.ServerStream[v1.ReadSegmentResponse]) error
 }
 
 // NewRecordingServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -163,6 +197,13 @@ func NewRecordingServiceHandler(svc RecordingServiceHandler, opts ...connect.Han
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	recordingServiceReadSegmentHandler := connect.NewServerStreamHandler(
+		RecordingServiceReadSegmentProcedure,
+		svc.ReadSegment,
+		connect.WithSchema(recordingServiceMethods.ByName("ReadSegment")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/understudy.v1.RecordingService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RecordingServiceGetTimelineProcedure:
@@ -171,6 +212,8 @@ func NewRecordingServiceHandler(svc RecordingServiceHandler, opts ...connect.Han
 			recordingServiceListSegmentsHandler.ServeHTTP(w, r)
 		case RecordingServiceExportClipProcedure:
 			recordingServiceExportClipHandler.ServeHTTP(w, r)
+		case RecordingServiceReadSegmentProcedure:
+			recordingServiceReadSegmentHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -190,4 +233,8 @@ func (UnimplementedRecordingServiceHandler) ListSegments(context.Context, *conne
 
 func (UnimplementedRecordingServiceHandler) ExportClip(context.Context, *connect.Request[v1.ExportClipRequest], *connect.ServerStream[v1.ExportClipResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("understudy.v1.RecordingService.ExportClip is not implemented"))
+}
+
+func (UnimplementedRecordingServiceHandler) ReadSegment(context.Context, *connect.Request[v1.ReadSegmentRequest], *connect.ServerStream[v1.ReadSegmentResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("understudy.v1.RecordingService.ReadSegment is not implemented"))
 }
