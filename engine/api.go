@@ -568,7 +568,7 @@ func (a api) checkNode(id string) error {
 	return invalid("node_id", "%q is not a node of this cluster", id)
 }
 
-func (a api) ListSegments(_ context.Context, req *connect.Request[understudyv1.ListSegmentsRequest]) (*connect.Response[understudyv1.ListSegmentsResponse], error) {
+func (a api) ListSegments(ctx context.Context, req *connect.Request[understudyv1.ListSegmentsRequest]) (*connect.Response[understudyv1.ListSegmentsResponse], error) {
 	m := req.Msg
 	if err := a.checkStream(m.GetStreamId()); err != nil {
 		return nil, err
@@ -594,6 +594,19 @@ func (a api) ListSegments(_ context.Context, req *connect.Request[understudyv1.L
 	if err != nil {
 		return nil, err
 	}
+	// Without a node filter the listing is the cluster's: every live
+	// peer's segments too.
+	missing := ""
+	if m.GetNodeId() == "" && a.n.cl != nil {
+		var remote []segment.RemoteSegment
+		remote, missing = a.n.remoteSegments(ctx, m.GetStreamId(), start, end)
+		cls, byClass, _ := classFilter(m.GetClass())
+		for _, r := range remote {
+			if !byClass || r.Info.Class == cls {
+				segs = append(segs, r.Info)
+			}
+		}
+	}
 	// Pages continue after the last segment returned (by start, then
 	// path), not at an offset: segments that retention deletes or
 	// recording adds between two calls shift no page.
@@ -616,17 +629,21 @@ func (a api) ListSegments(_ context.Context, req *connect.Request[understudyv1.L
 	for _, si := range page {
 		resp.Segments = append(resp.Segments, segmentProto(si))
 	}
-	return connect.NewResponse(resp), nil
+	r := connect.NewResponse(resp)
+	if missing != "" {
+		r.Header().Set("Understudy-Partial", missing)
+	}
+	return r, nil
 }
 
 // segCursor is the position of a segment in a ListSegments listing.
 type segCursor struct {
-	start int64 // Unix ns
-	path  string
+	start int64  // Unix ns
+	path  string // the node, NUL, and the path (empty for another node's)
 }
 
 func segCursorOf(si segment.SegmentInfo) segCursor {
-	return segCursor{si.Start.UnixNano(), si.Path}
+	return segCursor{si.Start.UnixNano(), si.Node + "\x00" + si.Path}
 }
 
 func (c segCursor) compare(d segCursor) int {

@@ -223,7 +223,13 @@ func (n *Node) peerSegments(ctx context.Context, p peer, stream string, start, e
 		}
 		for _, sg := range resp.Msg.Segments {
 			si := segment.SegmentInfo{Stream: stream, Node: cmp.Or(sg.NodeId, p.id), Start: sg.Start.AsTime(), End: sg.End.AsTime(),
-				Bytes: int64(sg.Bytes), Checksum: sg.Checksum}
+				Bytes: int64(sg.Bytes), Checksum: sg.Checksum, Class: segment.ClassArchive, Origin: segment.OriginLive}
+			if sg.Class == understudyv1.SegmentClass_SEGMENT_CLASS_BUFFER {
+				si.Class = segment.ClassBuffer
+			}
+			if sg.Origin == understudyv1.Origin_ORIGIN_BACKFILL {
+				si.Origin = segment.OriginBackfill
+			}
 			out = append(out, segment.RemoteSegment{Info: si, Fetch: func(ctx context.Context) ([]byte, error) {
 				return n.fetchSegment(ctx, p, si)
 			}})

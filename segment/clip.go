@@ -180,7 +180,7 @@ func (s *Store) CutClipFrom(ctx context.Context, stream string, from, to time.Ti
 			continue
 		}
 		cands = append(cands, &clipSeg{node: r.Info.Node, start: r.Info.Start, end: r.Info.End, remote: r,
-			name: r.Info.Node + ":" + r.Info.Path})
+			name: r.Info.Node + ":" + cmp.Or(r.Info.Path, r.Info.Start.UTC().Format(time.RFC3339Nano))})
 	}
 	noCoverage := fmt.Errorf("segment: export %s [%s, %s): %w", stream, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), ErrNoCoverage)
 	c := &Cut{s: s, stream: stream}

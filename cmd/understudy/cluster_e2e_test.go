@@ -455,6 +455,39 @@ func TestClusterFailoverNoGap(t *testing.T) {
 		t.Logf("exports of the %d streams over the %s episode through %s: %d of %d frames sent present, %d lost, %d twice",
 			cams, end.Sub(t0).Round(time.Second), c.id, present, sent, lost, dups)
 	}
+	// ListSegments without a node answers for the cluster: page by page,
+	// every node's segments once.
+	listAll := func(c *clusterNode, stream, node string, size uint32) []string {
+		var out []string
+		token := ""
+		for {
+			resp, err := c.recording().ListSegments(ctx, connect.NewRequest(&understudyv1.ListSegmentsRequest{StreamId: stream,
+				Start: timestamppb.New(t0), End: timestamppb.New(end), NodeId: node, PageSize: size, PageToken: token}))
+			if err != nil {
+				t.Fatalf("ListSegments %s through %s: %v", stream, c.id, err)
+			}
+			for _, sg := range resp.Msg.Segments {
+				out = append(out, sg.NodeId+"@"+sg.Start.AsTime().Format(time.RFC3339Nano))
+			}
+			if token = resp.Msg.NextPageToken; token == "" {
+				return out
+			}
+		}
+	}
+	for _, id := range homes[victim.id] {
+		var want []string
+		for _, c := range nodes {
+			want = append(want, listAll(c, id, c.id, 1000)...)
+		}
+		slices.Sort(want)
+		for _, c := range nodes {
+			got := listAll(c, id, "", 5)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("ListSegments of %s through %s, in pages of 5: %d segments, want the %d of the 3 nodes", id, c.id, len(got), len(want))
+			}
+		}
+	}
 	// The catalogs are identical.
 	var catalogs []string
 	for _, c := range nodes {

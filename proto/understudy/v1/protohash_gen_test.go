@@ -7,12 +7,12 @@ package understudyv1_test
 var generatedHashes = map[string]string{
 	"cluster.pb.go":                            "ec4dbc7194842c94820df85b6c359b259f01deaaf6d8a0f9628b21300fde3301",
 	"cluster.proto":                            "5052cbe3c6d59af9b2a5275e0a9903294e5aebd4e0c962ed0078ede5ebad4cf7",
-	"descriptor_set.binpb":                     "7c58ebd62ed8d101a7afaf5f19efe4b2bafe175510284d977ae7f7e75313bb12",
+	"descriptor_set.binpb":                     "5d0c2a21384e7f60e275613f37c7ebdd44788cd20a98db1d358c2dc7f0449a7a",
 	"recording.pb.go":                          "4a5ca15d100e4ead486bf2c787aa73272ec82795cd86d8ab4a3f73096868701a",
-	"recording.proto":                          "22c707ee01c282776a443995dc8d34f98659ca4f9c6e84e7b3998305a477dd6f",
+	"recording.proto":                          "654daa02c3ddad4ec10ccc567877394b19eaeabe7a851f813855876fc96f2be1",
 	"stream.pb.go":                             "632003af255765bdf223120a36d9d2cd5df4df81d40c10daf7520e422b5f5122",
 	"stream.proto":                             "91c4db8e69c3e38f23f467fbe22ac70b6ebb2f87d4dc9ca21f39bd6f24643faa",
 	"understudyv1connect/cluster.connect.go":   "6109ee56ef9bcc21d153215b43a5830ee8e3a4e1759342fe789f51987aae94af",
-	"understudyv1connect/recording.connect.go": "4b21f853b80b2e773ed604c6147f03d8e6f404ba2aa4d5ba9194fb4acd0baf77",
+	"understudyv1connect/recording.connect.go": "ed864eb612c4661cea7b320f828618a12ba1546977bd94a068227f3ac9039270",
 	"understudyv1connect/stream.connect.go":    "8755f69eb83c5c92663b60fe014857b289fadc83aa1813cf223185fb3502ead9",
 }

@@ -55,21 +55,28 @@ type RecordingServiceClient interface {
 	// or empty range.
 	GetTimeline(context.Context, *connect.Request[v1.GetTimelineRequest]) (*connect.Response[v1.GetTimelineResponse], error)
 	// ListSegments returns the segments of one stream that overlap a time
-	// range, one page at a time. Errors: NOT_FOUND for an unknown stream,
-	// INVALID_ARGUMENT for a missing or empty range or a bad page token.
+	// range, one page at a time: of every live node, or of the node named.
+	// When a node does not answer, the response header Understudy-Partial
+	// names it. Errors: NOT_FOUND for an unknown stream, INVALID_ARGUMENT for
+	// a missing or empty range or a bad page token.
 	ListSegments(context.Context, *connect.Request[v1.ListSegmentsRequest]) (*connect.Response[v1.ListSegmentsResponse], error)
 	// ExportClip cuts a clip of one stream out of the recorded segments and
 	// sends it as a stream of chunks; concatenated in order, the chunks are
-	// the clip file. Errors: NOT_FOUND when nothing is recorded in the range.
+	// the clip file. The clip takes each moment from one node's recording:
+	// the serving node's where it has one, another node's (copied with
+	// ReadSegment) where it has not; where it passes from one node to
+	// another it cuts at a keyframe both hold, so no frame plays twice.
+	// Errors: NOT_FOUND when nothing is recorded in the range.
 	ExportClip(context.Context, *connect.Request[v1.ExportClipRequest]) (*connect.ServerStreamForClient[v1.ExportClipResponse], error)
-	// ReadSegment sends the bytes of one closed segment the serving node holds
-	// itself, from an offset, as a stream of chunks: nodes copy segments from
-	// each other with it (federated exports, backfill), and an interrupted
-	// copy resumes at the offset it reached. The caller checks the bytes
-	// against the checksum. Errors: NOT_FOUND when the node holds no closed
-	// segment of the stream starting at `start` (with that checksum, if
-	// given), OUT_OF_RANGE for an offset past the end, DATA_LOSS when the file
-	// no longer matches its checksum (it is quarantined).
+	// ReadSegment sends the bytes of one segment the serving node holds
+	// itself (one being written: up to its last durable part), from an
+	// offset, as a stream of chunks: nodes copy segments from each other with
+	// it (federated exports, backfill), and an interrupted copy resumes at the
+	// offset it reached. The caller checks the bytes against the checksum.
+	// Errors: NOT_FOUND when the node holds no segment of the stream starting
+	// at `start` (with that checksum, if given), OUT_OF_RANGE for an offset
+	// past the end, DATA_LOSS when the file no longer matches its checksum
+	// (it is quarantined).
 	ReadSegment(context.Context, *connect.Request[v1.ReadSegmentRequest]) (*connect.ServerStreamForClient[v1.ReadSegmentResponse], error)
 }
 
@@ -151,21 +158,28 @@ type RecordingServiceHandler interface {
 	// or empty range.
 	GetTimeline(context.Context, *connect.Request[v1.GetTimelineRequest]) (*connect.Response[v1.GetTimelineResponse], error)
 	// ListSegments returns the segments of one stream that overlap a time
-	// range, one page at a time. Errors: NOT_FOUND for an unknown stream,
-	// INVALID_ARGUMENT for a missing or empty range or a bad page token.
+	// range, one page at a time: of every live node, or of the node named.
+	// When a node does not answer, the response header Understudy-Partial
+	// names it. Errors: NOT_FOUND for an unknown stream, INVALID_ARGUMENT for
+	// a missing or empty range or a bad page token.
 	ListSegments(context.Context, *connect.Request[v1.ListSegmentsRequest]) (*connect.Response[v1.ListSegmentsResponse], error)
 	// ExportClip cuts a clip of one stream out of the recorded segments and
 	// sends it as a stream of chunks; concatenated in order, the chunks are
-	// the clip file. Errors: NOT_FOUND when nothing is recorded in the range.
+	// the clip file. The clip takes each moment from one node's recording:
+	// the serving node's where it has one, another node's (copied with
+	// ReadSegment) where it has not; where it passes from one node to
+	// another it cuts at a keyframe both hold, so no frame plays twice.
+	// Errors: NOT_FOUND when nothing is recorded in the range.
 	ExportClip(context.Context, *connect.Request[v1.ExportClipRequest], *connect.ServerStream[v1.ExportClipResponse]) error
-	// ReadSegment sends the bytes of one closed segment the serving node holds
-	// itself, from an offset, as a stream of chunks: nodes copy segments from
-	// each other with it (federated exports, backfill), and an interrupted
-	// copy resumes at the offset it reached. The caller checks the bytes
-	// against the checksum. Errors: NOT_FOUND when the node holds no closed
-	// segment of the stream starting at `start` (with that checksum, if
-	// given), OUT_OF_RANGE for an offset past the end, DATA_LOSS when the file
-	// no longer matches its checksum (it is quarantined).
+	// ReadSegment sends the bytes of one segment the serving node holds
+	// itself (one being written: up to its last durable part), from an
+	// offset, as a stream of chunks: nodes copy segments from each other with
+	// it (federated exports, backfill), and an interrupted copy resumes at the
+	// offset it reached. The caller checks the bytes against the checksum.
+	// Errors: NOT_FOUND when the node holds no segment of the stream starting
+	// at `start` (with that checksum, if given), OUT_OF_RANGE for an offset
+	// past the end, DATA_LOSS when the file no longer matches its checksum
+	// (it is quarantined).
 	ReadSegment(context.Context, *connect.Request[v1.ReadSegmentRequest], *connect.ServerStream[v1.ReadSegmentResponse]) error
 }
 
