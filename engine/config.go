@@ -89,6 +89,13 @@ type Config struct {
 	// RetentionInterval is how often archive segments older than their
 	// stream's retention are deleted. Default 1m.
 	RetentionInterval time.Duration `yaml:"retention-interval"`
+	// BackfillInterval is how often a node repairs the archives of the
+	// streams it is home for from its buffer and its peers (also at once
+	// on start and on promotion). Default 30s.
+	BackfillInterval time.Duration `yaml:"backfill-interval"`
+	// BackfillRateMiB bounds the backfill copy rate in MiB/s, so live
+	// recording keeps the disk. Default 100; 0 in the file is the default.
+	BackfillRateMiB int `yaml:"backfill-rate-mib"`
 	// MaxExports bounds the clip exports (ExportClip and GET /v1/export
 	// together) running at once on this node; one more is refused with
 	// RESOURCE_EXHAUSTED (HTTP 429). Each holds the sample tables of its
@@ -171,6 +178,8 @@ var settings = []setting{
 	{"shutdown-timeout", "graceful shutdown bound (default 10s)", "ShutdownTimeout"},
 	{"retention-interval", "how often expired archive segments are deleted (default 1m)", "RetentionInterval"},
 	{"max-exports", "clip exports running at once; more are refused (default 4)", "MaxExports"},
+	{"backfill-interval", "how often archives are repaired from buffers and peers (default 30s)", "BackfillInterval"},
+	{"backfill-rate-mib", "backfill copy rate bound in MiB/s (default 100)", "BackfillRateMiB"},
 	{"queue-memory-mib", "MiB all recording queues may hold together to ride out disk stalls (default 1024)", "QueueMemoryMiB"},
 	{"gossip-listen", "cluster gossip address host:port, UDP and TCP (default none: a single node)", "GossipListen"},
 	{"gossip-advertise", "gossip address announced to peers (default: gossip-listen)", "GossipAdvertise"},
@@ -238,6 +247,12 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.RetentionInterval == 0 {
 		c.RetentionInterval = time.Minute
+	}
+	if c.BackfillInterval == 0 {
+		c.BackfillInterval = 30 * time.Second
+	}
+	if c.BackfillRateMiB == 0 {
+		c.BackfillRateMiB = 100
 	}
 	if c.QueueMemoryMiB == 0 {
 		c.QueueMemoryMiB = DefaultQueueMemoryMiB
@@ -358,10 +373,14 @@ func (c *Config) Validate() error {
 		{"segment-duration", c.SegmentDuration, time.Second, 24 * time.Hour},
 		{"shutdown-timeout", c.ShutdownTimeout, 100 * time.Millisecond, time.Hour},
 		{"retention-interval", c.RetentionInterval, time.Second, 24 * time.Hour},
+		{"backfill-interval", c.BackfillInterval, time.Second, time.Hour},
 	} {
 		if d.v < d.min || d.v > d.max {
 			return fmt.Errorf("%s: must be between %v and %v, got %v", d.name, d.min, d.max, d.v)
 		}
+	}
+	if c.BackfillRateMiB < 1 || c.BackfillRateMiB > 100_000 {
+		return fmt.Errorf("backfill-rate-mib: must be between 1 and 100000 MiB/s, got %d", c.BackfillRateMiB)
 	}
 	if c.EventBuffer < 1 || c.EventBuffer > MaxEventBuffer {
 		return fmt.Errorf("event-buffer: must be between 1 and %d events, got %d", MaxEventBuffer, c.EventBuffer)

@@ -230,6 +230,9 @@ func (n *Node) peerSegments(ctx context.Context, p peer, stream string, start, e
 			if sg.Origin == understudyv1.Origin_ORIGIN_BACKFILL {
 				si.Origin = segment.OriginBackfill
 			}
+			// Not a path: which node holds the copy (one it backfilled keeps
+			// the recording node's id in Node), its class and origin.
+			si.Path = "@" + p.id + "/" + si.Class.String() + "/" + si.Origin.String()
 			out = append(out, segment.RemoteSegment{Info: si, Fetch: func(ctx context.Context) ([]byte, error) {
 				return n.fetchSegment(ctx, p, si)
 			}})

@@ -26,12 +26,19 @@ const (
 	MetricPartsWritten     = "understudy_parts_written_total"
 	MetricSegmentsDeleted  = "understudy_retention_segments_deleted_total"
 	MetricBytesDeleted     = "understudy_retention_bytes_deleted_total"
+	MetricBackfillBytes    = "understudy_backfill_bytes_total"
+	MetricBackfillSegments = "understudy_backfill_segments_total"
+	MetricBackfillPending  = "understudy_backfill_pending_seconds"
+	MetricBackfillLag      = "understudy_backfill_oldest_pending_seconds"
 )
 
 // nodeMetrics is the node's Prometheus registry; every value is read from
 // the node when scraped.
 type nodeMetrics struct {
 	reg *prometheus.Registry
+	// Set by the backfill loop.
+	backfillBytes, backfillSegments prometheus.Counter
+	backfillPending, backfillLag    prometheus.Gauge
 }
 
 func newNodeMetrics(n *Node) *nodeMetrics {
@@ -105,6 +112,13 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	counter(MetricBytesDeleted, "Bytes of archive segments deleted by retention.", func() float64 {
 		return float64(n.store.Stats().BytesDeleted)
 	})
+	m := &nodeMetrics{reg: reg,
+		backfillBytes:    prometheus.NewCounter(prometheus.CounterOpts{Name: MetricBackfillBytes, Help: "Bytes copied into this node's archive by backfill (from its buffer or peers)."}),
+		backfillSegments: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricBackfillSegments, Help: "Segments copied into this node's archive by backfill."}),
+		backfillPending:  prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricBackfillPending, Help: "Seconds of holes in the archives this node is home for that a peer holds and backfill has not filled yet."}),
+		backfillLag:      prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricBackfillLag, Help: "Age in seconds of the oldest hole backfill has not filled yet (0: none)."}),
+	}
+	reg.MustRegister(m.backfillBytes, m.backfillSegments, m.backfillPending, m.backfillLag)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &nodeMetrics{reg: reg}
+	return m
 }

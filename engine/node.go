@@ -20,6 +20,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/understudy-nvr/understudy/backfill"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/engine/reconcile"
@@ -69,12 +70,14 @@ type Node struct {
 	auth      *Authenticator
 	peerToken atomic.Pointer[string] // the credential this node presents to peers
 
-	placeMu    sync.Mutex
-	placed     map[string][]string // the last round's placement
-	digest     uint64              // placementDigest(placed)
-	selfState  string              // cluster state of this node
-	selfWeight int
-	settingsMu sync.Mutex // serialises UpdateNode's changes of the settings file
+	placeMu      sync.Mutex
+	placed       map[string][]string // the last round's placement
+	digest       uint64              // placementDigest(placed)
+	selfState    string              // cluster state of this node
+	selfWeight   int
+	settingsMu   sync.Mutex // serialises UpdateNode's changes of the settings file
+	filler       *backfill.Filler
+	backfillWake chan struct{}
 }
 
 // runningSession is one supervised recording.
@@ -231,6 +234,10 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	}
 	n.metrics = newNodeMetrics(n)
 	n.wake = make(chan struct{}, 1)
+	n.backfillWake = make(chan struct{}, 1)
+	if n.filler, err = n.newFiller(); err != nil {
+		return nil, err
+	}
 	n.auth = NewAuthenticator(cfg.AdminToken, cfg.ReadToken, cfg.AnonymousRead)
 	n.selfState, n.selfWeight = cluster.StateActive, cfg.Weight
 	ns, err := loadNodeSettings(cfg.DataDir)
@@ -392,6 +399,8 @@ func (n *Node) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); n.supervise(runCtx) }()
 	go func() { defer wg.Done(); n.sampleCPU(runCtx) }()
 	go func() { defer wg.Done(); n.retain(runCtx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); n.backfillLoop(runCtx) }()
 
 	serveErr := make(chan error, 1)
 	go func() {

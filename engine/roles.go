@@ -250,6 +250,9 @@ func (n *Node) reconcile(ctx context.Context) {
 				r.sess.SetClass(roleClass(a.To))
 				r.role = a.To
 				n.log.Info("role changed", "stream", a.Stream, "from", a.From.String(), "to", a.To.String())
+				if a.To == reconcile.Home {
+					defer n.pokeBackfill() // the new home archives what it recorded as replica
+				}
 				n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_ROLE_CHANGED, Stream: a.Stream, Node: n.cfg.ID,
 					Message: fmt.Sprintf("%s → %s", a.From, a.To),
 					Details: map[string]string{"from": a.From.String(), "to": a.To.String(), "class": roleClass(a.To).String()}})
@@ -275,6 +278,9 @@ func (n *Node) reconcile(ctx context.Context) {
 		if a.Kind == reconcile.Start {
 			if err := n.startSession(ctx, byID[a.Stream], a.To); err != nil {
 				n.log.Error("cannot record stream", "stream", byID[a.Stream], "err", err)
+			}
+			if a.To == reconcile.Home {
+				defer n.pokeBackfill() // a home back after an outage repairs it at once
 			}
 		}
 	}
