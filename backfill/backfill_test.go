@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -280,4 +282,38 @@ func TestRepairCrashResumes(t *testing.T) {
 		t.Errorf("fsck after the resumed repair: %v %v", rep, err)
 	}
 	wantRun(t, framesOf(t, n1, at(0), at(12)), 0, 12*fps)
+}
+
+// TestRepairRefillsQuarantined: a segment of the home's archive whose
+// bytes were flipped on disk fails its checksum when read, is quarantined
+// (a hole), and the next repair refills it from a peer: the export plays
+// every frame again.
+func TestRepairRefillsQuarantined(t *testing.T) {
+	cam := newCamera(t, 8)
+	n1, n2 := openStore(t, "n1", ""), openStore(t, "n2", "")
+	cam.record(t, n1, segment.ClassArchive, 0, 8, 2*time.Second, 0)
+	cam.record(t, n2, segment.ClassBuffer, 0, 8, 4*time.Second, 5*time.Millisecond)
+	segs, _ := n1.Segments("cam", at(0), at(8))
+	victim := segs[1] // 2..4 s
+	path := filepath.Join(n1.Dir(), filepath.FromSlash(victim.Path))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-100] ^= 0x01
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n1.ReadSegment(victim); !errors.Is(err, segment.ErrChecksumMismatch) {
+		t.Fatalf("reading the flipped segment: %v, want a checksum mismatch", err)
+	}
+	f, _ := New(Config{Store: n1, Self: "n1", Remote: peers([]*segment.Store{n2}, nil), Now: func() time.Time { return at(3600) }})
+	res, err := f.Repair(context.Background(), "cam", at(0), at(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Holes) != 1 || !res.Holes[0].Start.Equal(at(2)) || len(res.Filled) == 0 {
+		t.Fatalf("repair after the quarantine: holes %v, filled %d", res.Holes, len(res.Filled))
+	}
+	wantRun(t, framesOf(t, n1, at(0), at(8)), 0, 8*fps)
 }

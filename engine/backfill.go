@@ -39,6 +39,17 @@ func (n *Node) newFiller() (*backfill.Filler, error) {
 	})
 }
 
+// quarantined is told of a segment that failed its checksum and was
+// quarantined: the disk fault is an event, and backfill refills the range.
+func (n *Node) quarantined(si segment.SegmentInfo) {
+	n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_DISK_FAULT, Stream: si.Stream, Node: n.cfg.ID,
+		Message: fmt.Sprintf("segment %s..%s failed its checksum: quarantined, backfill refills it", si.Start.UTC().Format(time.RFC3339), si.End.UTC().Format(time.RFC3339)),
+		Details: map[string]string{"path": si.Path, "reason": "checksum mismatch"}})
+	if n.backfillWake != nil {
+		n.pokeBackfill()
+	}
+}
+
 // pokeBackfill asks the backfill loop for a round now.
 func (n *Node) pokeBackfill() {
 	select {

@@ -209,7 +209,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 		policy = segment.FsyncInterval
 	}
 	if n.store, err = segment.Open(segment.Options{Dir: cfg.DataDir, Node: cfg.ID, Logger: log, Fsync: policy,
-		OnIndexFailure: n.indexFailure}); err != nil {
+		OnIndexFailure: n.indexFailure, OnQuarantine: n.quarantined}); err != nil {
 		return nil, fmt.Errorf("open segment store: %w", err)
 	}
 	if rep := n.store.Recovery(); !rep.Consistent() {

@@ -88,6 +88,9 @@ func (s *Store) readVerified(e *entry) ([]byte, error) {
 	if derr := s.deleteEntry(e); derr != nil {
 		return nil, errors.Join(err, derr)
 	}
+	if s.opts.OnQuarantine != nil {
+		s.opts.OnQuarantine(e.info())
+	}
 	return nil, err
 }
 

@@ -184,6 +184,10 @@ type Options struct {
 	// later index write returns that error. The process should restart;
 	// crash recovery on Open puts the index back in step with the files.
 	OnIndexFailure func(error)
+	// OnQuarantine, if set, is called (outside the store's locks) when a
+	// closed segment that failed its checksum on a read was quarantined:
+	// its range is a hole for backfill to fill.
+	OnQuarantine func(SegmentInfo)
 	// ReadOnly opens the index read-only and skips crash recovery: for
 	// inspection tools. Writers, repairs and quarantining are refused.
 	// Pebble still takes the directory lock, so a read-only store cannot
