@@ -199,7 +199,7 @@ type Session struct {
 	store *segment.Store
 	log   *slog.Logger
 
-	queue  chan item
+	queue  *itemQueue
 	queued atomic.Int64
 	// writerBroken is set by the write loop when it could not open a writer;
 	// the producer then asks for a new one at the next keyframe.
@@ -252,7 +252,7 @@ func NewSession(store *segment.Store, cfg SessionConfig) (*Session, error) {
 		cfg:   cfg,
 		store: store,
 		log:   cfg.Logger.With("stream", cfg.Stream, "url", catalog.RedactURL(cfg.URL)),
-		queue: make(chan item, 16384),
+		queue: newItemQueue(),
 	}, nil
 }
 
@@ -335,7 +335,7 @@ func (s *Session) Run(ctx context.Context) error {
 		s.writeLoop()
 	}()
 	defer func() {
-		close(s.queue)
+		s.queue.close()
 		<-writerDone
 	}()
 
@@ -549,7 +549,7 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 	}
 	if !s.outageSince.IsZero() && f.Wall.After(s.outageSince) {
 		// Written by the write loop: no disk I/O on the packet path.
-		s.queue <- item{outage: &segment.Interval{Start: s.outageSince, End: f.Wall}}
+		s.queue.push(item{outage: &segment.Interval{Start: s.outageSince, End: f.Wall}})
 		s.outageSince = time.Time{}
 		s.failedInARow = 0
 	}
@@ -586,13 +586,13 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 			Tracks:          cn.tracks(),
 			SegmentDuration: s.cfg.SegmentDuration,
 		}
-		s.queue <- item{open: &cfg}
+		s.queue.push(item{open: &cfg})
 		cn.writerOpen = true
 		cn.paramsChanged = false
 	}
 
 	it := item{frame: f}
-	full := s.queued.Load()+it.size() > s.cfg.QueueBytes || len(s.queue) >= cap(s.queue)-controlHeadroom
+	full := s.queued.Load()+it.size() > s.cfg.QueueBytes || s.queue.len() >= maxQueueItems-controlHeadroom
 	if full || !s.cfg.Memory.take(it.size()) {
 		s.dropping = true
 		s.dropStart = f.Wall
@@ -609,7 +609,7 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 		return
 	}
 	s.queued.Add(it.size())
-	s.queue <- it
+	s.queue.push(it)
 }
 
 // noteVideoInterval counts and logs a stall: video that stopped for 1 to 2 s
@@ -689,7 +689,7 @@ func (b *MemoryBudget) give(n int64) {
 func (s *Session) enqueueClose() {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	s.queue <- item{close: true}
+	s.queue.push(item{close: true})
 }
 
 // writeLoop owns the segment.Writer: all disk I/O of the session happens
@@ -709,7 +709,11 @@ func (s *Session) writeLoop() {
 		w = nil
 	}
 	var lastErrLog time.Time
-	for it := range s.queue {
+	for {
+		it, ok := s.queue.pop()
+		if !ok {
+			break
+		}
 		switch {
 		case it.outage != nil:
 			if err := s.store.AddSourceOutage(s.cfg.Stream, *it.outage); err != nil {
