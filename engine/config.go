@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"gopkg.in/yaml.v3"
 
 	"github.com/understudy-nvr/understudy/engine/catalog"
@@ -141,6 +142,11 @@ type Config struct {
 	// keeps recording it until the stream's new recorders say they record
 	// it, or this long. Default 30s.
 	HandoffTimeout time.Duration `yaml:"handoff-timeout"`
+	// GossipTransport, when set, carries the gossip instead of UDP/TCP
+	// sockets on GossipListen (which must name its address): tests cut a
+	// node off with cluster.FaultTransport. Not settable from a file or
+	// flag.
+	GossipTransport memberlist.NodeAwareTransport `yaml:"-"`
 	// RejoinHold is the hysteresis against a flapping node: a node that
 	// (re)appears takes streams only after it stayed this long. Default
 	// 10s.

@@ -50,6 +50,7 @@ func (n *Node) startCluster() error {
 		Keys:          keys,
 		Catalog:       n.catalog,
 		Logger:        n.log,
+		Transport:     n.cfg.GossipTransport,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/understudy-nvr/understudy/chaos/camsim"
+	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/engine/cluster"
+)
+
+// TestPartitionKeepsRecording is done-when 4 of the cluster: a node cut
+// off from the others' gossip (a fault-injecting transport) keeps
+// recording every stream it now places on itself, the others re-place its
+// copies among themselves, and after the healing the three agree on the
+// original placement again within 30 s.
+func TestPartitionKeepsRecording(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a partition and its healing: about 30 s")
+	}
+	const streams = 3
+	cams := startCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 300_000})
+	var nodes []*Node
+	var fts []*cluster.FaultTransport
+	for i := range 3 {
+		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fts = append(fts, ft)
+		cfg := Config{ID: fmt.Sprintf("n%d", i+1), Domain: fmt.Sprintf("rack=r%d", i+1), DataDir: t.TempDir(),
+			Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead, SegmentDuration: 2 * time.Second,
+			GossipListen: "127.0.0.1:" + strconv.Itoa(ft.GetAutoBindPort()), GossipTransport: ft,
+			InsecureGossip: true, RejoinHold: 2 * time.Second}
+		if i > 0 {
+			cfg.Join = nodes[0].cfg.GossipListen
+		}
+		nodes = append(nodes, runNode(t, cfg))
+	}
+	for i := range streams {
+		if _, err := nodes[0].catalog.Create(catalog.Stream{ID: fmt.Sprintf("cam%d", i), URL: cams.URL(i), Enabled: true, Replicas: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait := func(timeout time.Duration, what string, cond func() bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for !cond() {
+			if time.Since(start) > timeout {
+				t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	agree := func(ns []*Node, check func(map[string][]string) bool) bool {
+		p0 := ns[0].Placement()
+		for _, n := range ns[1:] {
+			if !maps.EqualFunc(p0, n.Placement(), slices.Equal[[]string]) {
+				return false
+			}
+		}
+		return len(p0) == streams && check(p0)
+	}
+	// recording: every stream n places on itself has media from since.
+	recording := func(n *Node, since time.Time) bool {
+		for id, ns := range n.Placement() {
+			if !slices.Contains(ns, n.cfg.ID) {
+				continue
+			}
+			cov, err := n.store.Coverage(id, since, time.Now())
+			if err != nil || len(cov) == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	var before map[string][]string
+	wait(30*time.Second, "3 nodes agreeing on 2 copies of every stream, all recording", func() bool {
+		ok := agree(nodes, func(p map[string][]string) bool {
+			for _, ns := range p {
+				if len(ns) != 2 {
+					return false
+				}
+			}
+			return true
+		})
+		for _, n := range nodes {
+			ok = ok && recording(n, time.Now().Add(-3*time.Second))
+		}
+		before = nodes[0].Placement()
+		return ok
+	})
+
+	cutAt := time.Now()
+	fts[2].Cut()
+	alone := wait(20*time.Second, "n3 places every stream on itself and records them all", func() bool {
+		p := nodes[2].Placement()
+		for i := range streams {
+			if ns := p[fmt.Sprintf("cam%d", i)]; len(ns) != 1 || ns[0] != "n3" {
+				return false
+			}
+		}
+		return recording(nodes[2], cutAt.Add(time.Second))
+	})
+	wait(20*time.Second, "n1 and n2 place every stream on the two of them", func() bool {
+		return agree(nodes[:2], func(p map[string][]string) bool {
+			for _, ns := range p {
+				if len(ns) != 2 || slices.Contains(ns, "n3") {
+					return false
+				}
+			}
+			return true
+		}) && recording(nodes[0], cutAt.Add(time.Second)) && recording(nodes[1], cutAt.Add(time.Second))
+	})
+	// n3 goes on recording through the partition.
+	time.Sleep(3 * time.Second)
+	for i := range streams {
+		id := fmt.Sprintf("cam%d", i)
+		cov, err := nodes[2].store.Coverage(id, cutAt, time.Now())
+		if err != nil || len(cov) == 0 || time.Since(cov[len(cov)-1].End) > 4*time.Second {
+			t.Errorf("n3 cut off: %s coverage %v (%v), want it recording now", id, cov, err)
+		}
+	}
+
+	fts[2].Heal()
+	healed := wait(30*time.Second, "the original placement on all 3 nodes after the healing", func() bool {
+		return agree(nodes, func(p map[string][]string) bool { return maps.EqualFunc(p, before, slices.Equal[[]string]) })
+	})
+	t.Logf("n3 cut off: alone it placed and recorded all %d streams %s after the cut; healed, the 3 nodes agreed on the original placement %s after (rejoin hold 2 s)",
+		streams, alone.Round(100*time.Millisecond), healed.Round(100*time.Millisecond))
+}
