@@ -30,6 +30,9 @@ const (
 	MetricBackfillSegments = "understudy_backfill_segments_total"
 	MetricBackfillPending  = "understudy_backfill_pending_seconds"
 	MetricBackfillLag      = "understudy_backfill_oldest_pending_seconds"
+	MetricLeader           = "understudy_cluster_leader"
+	MetricUnderReplicated  = "understudy_streams_under_replicated"
+	MetricRecordedNowhere  = "understudy_streams_recorded_nowhere"
 )
 
 // nodeMetrics is the node's Prometheus registry; every value is read from
@@ -111,6 +114,18 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	})
 	counter(MetricBytesDeleted, "Bytes of archive segments deleted by retention.", func() float64 {
 		return float64(n.store.Stats().BytesDeleted)
+	})
+	gauge(MetricLeader, "1 on the node that runs the cluster's audit (the leader), 0 elsewhere.", func() float64 {
+		if n.audit.leader.Load() {
+			return 1
+		}
+		return 0
+	})
+	gauge(MetricUnderReplicated, "Streams with fewer live recorders receiving media than they ask for, for over 20 s (set on the leader; 0 elsewhere).", func() float64 {
+		return float64(n.audit.under.Load())
+	})
+	gauge(MetricRecordedNowhere, "Streams no live node records with media flowing, for over 20 s (set on the leader; 0 elsewhere).", func() float64 {
+		return float64(n.audit.nowhere.Load())
 	})
 	m := &nodeMetrics{reg: reg,
 		backfillBytes:    prometheus.NewCounter(prometheus.CounterOpts{Name: MetricBackfillBytes, Help: "Bytes copied into this node's archive by backfill (from its buffer or peers)."}),

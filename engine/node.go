@@ -21,6 +21,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/understudy-nvr/understudy/backfill"
+	"github.com/understudy-nvr/understudy/engine/audit"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/engine/reconcile"
@@ -77,6 +78,7 @@ type Node struct {
 	selfWeight   int
 	settingsMu   sync.Mutex // serialises UpdateNode's changes of the settings file
 	filler       *backfill.Filler
+	audit        auditState
 	backfillWake chan struct{}
 }
 
@@ -235,6 +237,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	n.metrics = newNodeMetrics(n)
 	n.wake = make(chan struct{}, 1)
 	n.backfillWake = make(chan struct{}, 1)
+	n.audit.auditor = audit.New(auditGrace)
 	if n.filler, err = n.newFiller(); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 )
 
 // TestPartitionKeepsRecording is done-when 4 of the cluster: a node cut
@@ -46,6 +47,17 @@ func TestPartitionKeepsRecording(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A camera nobody can reach: the leader's audit reports it recorded
+	// nowhere, once, after the grace period.
+	subs := make([]*Subscription, len(nodes))
+	for i, n := range nodes {
+		subs[i] = n.bus.Subscribe(4096)
+		defer subs[i].Close()
+	}
+	if _, err := nodes[1].catalog.Create(catalog.Stream{ID: "dead", URL: "rtsp://127.0.0.1:1/x", Enabled: true, Replicas: 2}); err != nil {
+		t.Fatal(err)
+	}
+	createdDead := time.Now()
 	wait := func(timeout time.Duration, what string, cond func() bool) time.Duration {
 		t.Helper()
 		start := time.Now()
@@ -64,12 +76,13 @@ func TestPartitionKeepsRecording(t *testing.T) {
 				return false
 			}
 		}
+		delete(p0, "dead")
 		return len(p0) == streams && check(p0)
 	}
 	// recording: every stream n places on itself has media from since.
 	recording := func(n *Node, since time.Time) bool {
 		for id, ns := range n.Placement() {
-			if !slices.Contains(ns, n.cfg.ID) {
+			if !slices.Contains(ns, n.cfg.ID) || id == "dead" {
 				continue
 			}
 			cov, err := n.store.Coverage(id, since, time.Now())
@@ -93,8 +106,36 @@ func TestPartitionKeepsRecording(t *testing.T) {
 			ok = ok && recording(n, time.Now().Add(-3*time.Second))
 		}
 		before = nodes[0].Placement()
+		delete(before, "dead")
 		return ok
 	})
+
+	var leader *Node
+	wait(40*time.Second, "the leader's audit reporting the unreachable camera", func() bool {
+		leader = nil
+		for _, n := range nodes {
+			if n.audit.leader.Load() {
+				if leader != nil {
+					t.Fatalf("two leaders: %s and %s", leader.cfg.ID, n.cfg.ID)
+				}
+				leader = n
+			}
+		}
+		return leader != nil && leader.audit.nowhere.Load() == 1 && leader.audit.under.Load() == 0
+	})
+	for i, sub := range subs {
+		var got []string
+		for len(sub.C) > 0 {
+			if e := <-sub.C; e.Kind == understudyv1.EventKind_EVENT_KIND_REPLICATION_CHANGED {
+				got = append(got, e.Stream+": "+e.Details["state"])
+			}
+		}
+		if want := []string{"dead: recorded nowhere"}; nodes[i] == leader && !slices.Equal(got, want) || nodes[i] != leader && len(got) > 0 {
+			t.Errorf("REPLICATION_CHANGED events on %s (leader %s): %v", nodes[i].cfg.ID, leader.cfg.ID, got)
+		}
+	}
+	t.Logf("audit: leader %s reported the unreachable camera recorded nowhere %s after it was added (grace %s)",
+		leader.cfg.ID, time.Since(createdDead).Round(100*time.Millisecond), auditGrace)
 
 	cutAt := time.Now()
 	fts[2].Cut()

@@ -292,6 +292,7 @@ func (n *Node) reconcile(ctx context.Context) {
 	}
 	n.mu.Unlock()
 	n.publishStatus(place, digest)
+	n.runAudit(now, place, digest, enabled)
 }
 
 // stopReason says, once and precisely, why a session stops.

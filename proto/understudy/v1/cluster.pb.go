@@ -121,8 +121,9 @@ const (
 	// A node's CPU use crossed its threshold, upwards or back down (details
 	// "cpu_percent", "threshold").
 	EventKind_EVENT_KIND_CPU_THRESHOLD EventKind = 8
-	// Backfill of a stream's archive made progress (details "bytes",
-	// "segments", "remaining").
+	// Backfill of a stream's archive made progress (details "state": filled,
+	// with "segments", "bytes", "from_nodes", "pending_seconds"; or final,
+	// with "start", "end" of a range no node holds).
 	EventKind_EVENT_KIND_BACKFILL_PROGRESS EventKind = 9
 	// No recorder of the stream could reach the camera: a source gap begins.
 	EventKind_EVENT_KIND_SOURCE_UNREACHABLE EventKind = 10
@@ -133,6 +134,11 @@ const (
 	EventKind_EVENT_KIND_ROLE_CHANGED EventKind = 12
 	// A node's state changed (details "from", "to": NodeState names).
 	EventKind_EVENT_KIND_NODE_STATE_CHANGED EventKind = 13
+	// The cluster's audit (run by the leader node) found a stream with fewer
+	// live recorders receiving media than it asks for, for longer than a
+	// failover takes, or found it whole again (details "state":
+	// under-replicated, recorded nowhere or replicated; "recorders", "want").
+	EventKind_EVENT_KIND_REPLICATION_CHANGED EventKind = 14
 )
 
 // Enum value maps for EventKind.
@@ -152,22 +158,24 @@ var (
 		11: "EVENT_KIND_SOURCE_REACHABLE",
 		12: "EVENT_KIND_ROLE_CHANGED",
 		13: "EVENT_KIND_NODE_STATE_CHANGED",
+		14: "EVENT_KIND_REPLICATION_CHANGED",
 	}
 	EventKind_value = map[string]int32{
-		"EVENT_KIND_UNSPECIFIED":        0,
-		"EVENT_KIND_RECORDING_STARTED":  1,
-		"EVENT_KIND_RECORDING_STOPPED":  2,
-		"EVENT_KIND_GAP_OPENED":         3,
-		"EVENT_KIND_GAP_CLOSED":         4,
-		"EVENT_KIND_NODE_JOINED":        5,
-		"EVENT_KIND_NODE_LEFT":          6,
-		"EVENT_KIND_DISK_FAULT":         7,
-		"EVENT_KIND_CPU_THRESHOLD":      8,
-		"EVENT_KIND_BACKFILL_PROGRESS":  9,
-		"EVENT_KIND_SOURCE_UNREACHABLE": 10,
-		"EVENT_KIND_SOURCE_REACHABLE":   11,
-		"EVENT_KIND_ROLE_CHANGED":       12,
-		"EVENT_KIND_NODE_STATE_CHANGED": 13,
+		"EVENT_KIND_UNSPECIFIED":         0,
+		"EVENT_KIND_RECORDING_STARTED":   1,
+		"EVENT_KIND_RECORDING_STOPPED":   2,
+		"EVENT_KIND_GAP_OPENED":          3,
+		"EVENT_KIND_GAP_CLOSED":          4,
+		"EVENT_KIND_NODE_JOINED":         5,
+		"EVENT_KIND_NODE_LEFT":           6,
+		"EVENT_KIND_DISK_FAULT":          7,
+		"EVENT_KIND_CPU_THRESHOLD":       8,
+		"EVENT_KIND_BACKFILL_PROGRESS":   9,
+		"EVENT_KIND_SOURCE_UNREACHABLE":  10,
+		"EVENT_KIND_SOURCE_REACHABLE":    11,
+		"EVENT_KIND_ROLE_CHANGED":        12,
+		"EVENT_KIND_NODE_STATE_CHANGED":  13,
+		"EVENT_KIND_REPLICATION_CHANGED": 14,
 	}
 )
 
@@ -967,7 +975,7 @@ const file_understudy_v1_cluster_proto_rawDesc = "" +
 	"\x14NODE_STATE_SATURATED\x10\x03\x12\x16\n" +
 	"\x12NODE_STATE_SUSPECT\x10\x04\x12\x13\n" +
 	"\x0fNODE_STATE_DOWN\x10\x05\x12\x13\n" +
-	"\x0fNODE_STATE_LEFT\x10\x06*\xb6\x03\n" +
+	"\x0fNODE_STATE_LEFT\x10\x06*\xda\x03\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cEVENT_KIND_RECORDING_STARTED\x10\x01\x12 \n" +
@@ -983,7 +991,8 @@ const file_understudy_v1_cluster_proto_rawDesc = "" +
 	"\x12\x1f\n" +
 	"\x1bEVENT_KIND_SOURCE_REACHABLE\x10\v\x12\x1b\n" +
 	"\x17EVENT_KIND_ROLE_CHANGED\x10\f\x12!\n" +
-	"\x1dEVENT_KIND_NODE_STATE_CHANGED\x10\r2\xf3\x02\n" +
+	"\x1dEVENT_KIND_NODE_STATE_CHANGED\x10\r\x12\"\n" +
+	"\x1eEVENT_KIND_REPLICATION_CHANGED\x10\x0e2\xf3\x02\n" +
 	"\x0eClusterService\x12S\n" +
 	"\tListNodes\x12\x1f.understudy.v1.ListNodesRequest\x1a .understudy.v1.ListNodesResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\fGetPlacement\x12\".understudy.v1.GetPlacementRequest\x1a#.understudy.v1.GetPlacementResponse\"\x03\x90\x02\x01\x12V\n" +
