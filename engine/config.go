@@ -138,6 +138,11 @@ type Config struct {
 	// two nodes. Default "rack" (falling back to "node" when the domains
 	// name no racks).
 	PlacementLevel string `yaml:"placement-level"`
+	// PlacementOverload is how far past its load bound, as a fraction of
+	// its fair share, a node may go so that a stream's copies stay unique
+	// at the tiers above PlacementLevel (zones): Swift's overload, the same
+	// knob as `understudy placement --overload`. 0..100, default 0.
+	PlacementOverload float64 `yaml:"placement-overload"`
 	// HandoffTimeout bounds make-before-break: a node that loses a stream
 	// keeps recording it until the stream's new recorders say they record
 	// it, or this long. Default 30s.
@@ -194,6 +199,7 @@ var settings = []setting{
 	{"insecure-gossip", "allow unencrypted gossip (tests and demos only; default false)", "InsecureGossip"},
 	{"weight", "capacity weight of this node in placement (default 1)", "Weight"},
 	{"placement-level", "failure-domain key copies never share: rack, zone, node... (default rack)", "PlacementLevel"},
+	{"placement-overload", "fraction of its fair share a node may go past its load bound to keep copies in distinct zones (default 0)", "PlacementOverload"},
 	{"handoff-timeout", "longest a node records a stream that moved away, waiting for its new recorders (default 30s)", "HandoffTimeout"},
 	{"rejoin-hold", "how long a (re)appearing node waits before it takes streams (default 10s)", "RejoinHold"},
 }
@@ -429,6 +435,9 @@ func (c *Config) validateCluster() error {
 	}
 	if c.Weight < 1 || c.Weight > placement.MaxNodeWeight {
 		return fmt.Errorf("weight: must be between 1 and %d, got %d", placement.MaxNodeWeight, c.Weight)
+	}
+	if c.PlacementOverload < 0 || c.PlacementOverload > 100 || c.PlacementOverload != c.PlacementOverload {
+		return fmt.Errorf("placement-overload: must be between 0 and 100, got %v", c.PlacementOverload)
 	}
 	if c.PlacementLevel == "" || strings.ContainsAny(c.PlacementLevel, "/= \t\n") {
 		return fmt.Errorf("placement-level: %q is not a domain key (like rack or zone) or node", c.PlacementLevel)

@@ -256,7 +256,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 		}
 		n.selfWeight = ns.Weight
 	}
-	n.rec = reconcile.New(reconcile.Config{Self: cfg.ID, Level: cfg.PlacementLevel,
+	n.rec = reconcile.New(reconcile.Config{Self: cfg.ID, Level: cfg.PlacementLevel, Overload: cfg.PlacementOverload,
 		HandoffTimeout: cfg.HandoffTimeout, RejoinHold: cfg.RejoinHold})
 	if err := n.startCluster(); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)

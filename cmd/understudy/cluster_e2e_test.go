@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -259,6 +260,23 @@ func TestClusterFailoverNoGap(t *testing.T) {
 		return len(place) == cams
 	})
 	t.Logf("placement agreed on 3 nodes %s after the streams were created: %v", agreeIn, place)
+	// The dry-run of the live cluster's topology and catalog predicts
+	// exactly what the nodes compute.
+	out, err := exec.Command(bin, "ctl", "--server", nodes[1].api, "--token", e2eAdmin, "--json", "placement", "plan", "--assignments").Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("ctl placement plan: %v: %s", err, stderr)
+	}
+	var plan struct{ Assignments map[string][]string }
+	if err := json.Unmarshal(out, &plan); err != nil {
+		t.Fatalf("ctl placement plan: %v: %s", err, out)
+	}
+	if !maps.EqualFunc(plan.Assignments, place, slices.Equal[[]string]) {
+		t.Errorf("the dry-run of the cluster differs from its placement:\n plan %v\nnodes %v", plan.Assignments, place)
+	}
 
 	// The victim: the home of the most streams.
 	homes := map[string][]string{}

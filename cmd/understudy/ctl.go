@@ -101,7 +101,7 @@ func init() {
 		"timeline":  {"timeline --stream ID --from T --to T [--node ID] [--class archive|buffer]", ctlTimeline},
 		"export":    {"export --stream ID --from T --to T -o FILE", ctlExport},
 		"nodes":     {"nodes [list] | nodes drain|activate ID | nodes update ID [--state S] [--capacity N]", ctlNodes},
-		"placement": {"placement [--stream ID]", ctlPlacement},
+		"placement": {"placement [--stream ID] | placement plan [--fail IDS] [--drain IDS] [--add SPEC] [--assignments]", ctlPlacement},
 		"events":    {"events [--stream ID]... [--node ID]... [--kind KIND]...", ctlEvents},
 	}
 }

@@ -581,6 +581,9 @@ func ctlNodesUpdate(ctx context.Context, c *ctlEnv, args []string, name string, 
 }
 
 func ctlPlacement(ctx context.Context, c *ctlEnv, args []string) error {
+	if len(args) > 0 && args[0] == "plan" {
+		return ctlPlacementPlan(ctx, c, args[1:])
+	}
 	fs := c.flags("placement")
 	stream := fs.String("stream", "", "only this stream")
 	if err := c.parse(fs, args, 0, ""); err != nil {

@@ -114,6 +114,10 @@ type Config struct {
 	// Default "rack"; when placement refuses it, "node" is tried, and when
 	// that is refused too every live node records every stream.
 	Level string
+	// Overload is placement's overload (placement.Config.Overload): how far
+	// past its load bound a node may go so that copies stay unique at the
+	// tiers above Level. Default 0.
+	Overload float64
 	// HandoffTimeout bounds make-before-break: a session whose role moved
 	// elsewhere stops at the latest this long after the move.
 	// Default 30s.
@@ -263,9 +267,9 @@ func (r *Reconciler) compute(now time.Time) {
 			Replicas: min(max(s.Replicas, 1), placement.MaxReplicas),
 		})
 	}
-	p, err := placement.Place(pn, ps, placement.Config{Level: r.cfg.Level})
+	p, err := placement.Place(pn, ps, placement.Config{Level: r.cfg.Level, Overload: r.cfg.Overload})
 	if err != nil && r.cfg.Level != "node" {
-		p, err = placement.Place(pn, ps, placement.Config{Level: "node"})
+		p, err = placement.Place(pn, ps, placement.Config{Level: "node", Overload: r.cfg.Overload})
 	}
 	r.place = make(map[string][]string, len(r.streams))
 	for id := range r.streams {

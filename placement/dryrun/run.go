@@ -20,6 +20,8 @@ type Options struct {
 	Add []placement.Node
 	// Drain lists nodes set to draining together (one scenario).
 	Drain []string
+	// Assignments puts each stream's nodes (home first) in the report.
+	Assignments bool
 }
 
 // NodeRow is one node of the report. Loads are in stream weight units (the
@@ -95,6 +97,9 @@ type Report struct {
 	Scopes    []ScopeRow `json:"scopes,omitempty"`
 	ElapsedMS float64    `json:"elapsed_ms"`
 	Scenarios []Scenario `json:"scenarios"`
+	// Assignments, with Options.Assignments: each stream's nodes, home
+	// first, as the base placement gives them.
+	Assignments map[string][]string `json:"assignments,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -139,6 +144,12 @@ func Run(nodes []placement.Node, streams []placement.Stream, opts Options) (*Rep
 			Target: nb.TargetCopies, Copies: nb.Copies, Homes: nb.Homes, BalancePct: nb.BalancePct,
 		})
 		rep.Copies += nb.CopyCount
+	}
+	if opts.Assignments {
+		rep.Assignments = make(map[string][]string, len(streams))
+		for _, st := range streams {
+			rep.Assignments[st.ID] = base.Lookup(st.ID)
+		}
 	}
 	tiers, v := base.Dispersion()
 	rep.DispersionViolations = v
