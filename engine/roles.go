@@ -51,6 +51,10 @@ func (n *Node) startCluster() error {
 		Catalog:       n.catalog,
 		Logger:        n.log,
 		Transport:     n.cfg.GossipTransport,
+		OnProblem: func(kind, peer, msg string) {
+			n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_CLUSTER_PROBLEM, Node: n.cfg.ID, Message: msg,
+				Details: map[string]string{"problem": kind, "peer": peer}})
+		},
 	})
 	if err != nil {
 		return err

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +52,11 @@ type Config struct {
 	Catalog *catalog.Catalog
 	// Logger receives the cluster's log lines. Default slog.Default().
 	Logger *slog.Logger
+	// OnProblem, if set, is told of what a cluster operator must hear of
+	// beyond the log (at most once a minute per kind and peer): kind is
+	// ProblemDuplicateID, ProblemVersion, ProblemBadMessage or
+	// ProblemWrongKey. It must not block.
+	OnProblem func(kind, peer, msg string)
 	// Transport replaces memberlist's UDP/TCP transport (tests inject
 	// faults with FaultTransport). Default: a NetTransport on
 	// BindAddr:BindPort.
@@ -131,6 +138,9 @@ type Cluster struct {
 	statusSeq  uint64
 
 	badMsg rateLog
+	// problems: when each (kind, peer) was last passed to OnProblem.
+	problemMu sync.Mutex
+	problems  map[string]time.Time
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -197,7 +207,7 @@ func Start(cfg Config) (*Cluster, error) {
 	mc.Delegate = (*delegate)(c)
 	mc.Events = (*events)(c)
 	mc.Conflict = (*conflicts)(c)
-	mc.Logger = log.New(&logWriter{log: c.log}, "", 0)
+	mc.Logger = log.New(&logWriter{log: c.log, c: c}, "", 0)
 	if len(cfg.Keys) > 0 {
 		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
 		if err != nil {
@@ -452,11 +462,13 @@ func (d *delegate) NotifyMsg(b []byte) {
 	}
 	if len(b) == 0 || b[0] != msgEntry || len(b)-1 > MaxEntrySize {
 		c.badMsg.log(c.log, "gossip message dropped", "size", len(b), "err", "unknown type or oversized")
+		c.problem(ProblemBadMessage, "", fmt.Sprintf("a gossip message of %d bytes was dropped: unknown type or oversized", len(b)))
 		return
 	}
 	e, err := catalog.DecodeEntry(b[1:])
 	if err != nil {
 		c.badMsg.log(c.log, "gossip message dropped", "size", len(b), "err", err)
+		c.problem(ProblemBadMessage, "", fmt.Sprintf("a gossip message of %d bytes was dropped: %v", len(b), err))
 		return
 	}
 	if _, err := c.cat.Merge(e); err != nil {
@@ -477,6 +489,7 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	entries, err := DecodeState(buf)
 	if err != nil {
 		c.badMsg.log(c.log, "push/pull state dropped", "size", len(buf), "err", err)
+		c.problem(ProblemBadMessage, "", fmt.Sprintf("a push/pull state of %d bytes was dropped: %v", len(buf), err))
 		return
 	}
 	applied := 0
@@ -538,6 +551,7 @@ func (c *Cluster) nodeEvent(n *memberlist.Node, gone bool) {
 		c.log.Info("peer gone", "peer", n.Name, "state", stateName(n.State))
 	case warn:
 		c.log.Warn("peer runs a different build version", "peer", n.Name, "version", m.Version, "ours", c.cfg.Meta.Version)
+		c.problem(ProblemVersion, n.Name, fmt.Sprintf("node %s runs build %s, this node %s", n.Name, m.Version, c.cfg.Meta.Version))
 	}
 	c.notify()
 }
@@ -548,6 +562,37 @@ type conflicts Cluster
 func (cf *conflicts) NotifyConflict(existing, other *memberlist.Node) {
 	(*Cluster)(cf).log.Error("duplicate node id in the cluster", "id", existing.Name,
 		"existing", existing.Address(), "other", other.Address())
+	(*Cluster)(cf).problem(ProblemDuplicateID, existing.Name, fmt.Sprintf("two nodes call themselves %s: %s and %s; give each node its own --id", existing.Name, existing.Address(), other.Address()))
+}
+
+// The kinds of OnProblem.
+const (
+	ProblemDuplicateID = "duplicate-id"
+	ProblemVersion     = "version-mismatch"
+	ProblemBadMessage  = "bad-message"
+	ProblemWrongKey    = "wrong-key"
+)
+
+// problem passes a problem to Config.OnProblem, at most once a minute per
+// kind and peer.
+func (c *Cluster) problem(kind, peer, msg string) {
+	if c.cfg.OnProblem == nil {
+		return
+	}
+	now := time.Now()
+	key := kind + "\x00" + peer
+	c.problemMu.Lock()
+	if c.problems == nil {
+		c.problems = map[string]time.Time{}
+	}
+	last, seen := c.problems[key]
+	if seen && now.Sub(last) < time.Minute {
+		c.problemMu.Unlock()
+		return
+	}
+	c.problems[key] = now
+	c.problemMu.Unlock()
+	c.cfg.OnProblem(kind, peer, msg)
 }
 
 // rateLog logs at most one line per interval, counting the ones it drops.
@@ -572,11 +617,26 @@ func (r *rateLog) log(l *slog.Logger, msg string, args ...any) {
 	l.Warn(msg, append(args, "suppressed", dropped)...)
 }
 
-// logWriter turns memberlist's "[LEVEL] memberlist: text" lines into slog.
-type logWriter struct{ log *slog.Logger }
+// logWriter turns memberlist's "[LEVEL] memberlist: text" lines into slog;
+// a message no key decrypts (a peer with another gossip key) is also a
+// problem.
+type logWriter struct {
+	log *slog.Logger
+	c   *Cluster
+}
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	line := string(bytes.TrimSpace(p))
+	if w.c != nil && (strings.Contains(line, "decrypt") || strings.Contains(line, "No installed keys")) {
+		peer := ""
+		if i := strings.Index(line, "from="); i >= 0 {
+			peer = strings.Fields(line[i+len("from="):] + " ")[0]
+			if h, _, err := net.SplitHostPort(peer); err == nil {
+				peer = h // stream connections come from ephemeral ports
+			}
+		}
+		w.c.problem(ProblemWrongKey, peer, "gossip from "+cmpOr(peer, "a peer")+" that no key of this node decrypts: it has another gossip key, or is not part of this cluster")
+	}
 	level := slog.LevelInfo
 	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError} {
 		if rest, ok := cutPrefix(line, prefix); ok {
@@ -586,6 +646,13 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	}
 	w.log.Log(context.Background(), level, line, "source", "memberlist")
 	return len(p), nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func cutPrefix(s, prefix string) (string, bool) {

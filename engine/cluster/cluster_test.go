@@ -43,10 +43,36 @@ type node struct {
 }
 
 type opts struct {
-	join  []string
-	keys  [][]byte
-	fault bool
-	logs  *logBuf
+	join     []string
+	keys     [][]byte
+	fault    bool
+	logs     *logBuf
+	version  string
+	problems *problemLog
+}
+
+// problemLog collects what a node passes to Config.OnProblem.
+type problemLog struct {
+	mu   sync.Mutex
+	seen []string // kind peer
+}
+
+func (p *problemLog) add(kind, peer, _ string) {
+	p.mu.Lock()
+	p.seen = append(p.seen, kind+" "+peer)
+	p.mu.Unlock()
+}
+
+func (p *problemLog) count(kind string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, s := range p.seen {
+		if strings.HasPrefix(s, kind+" ") {
+			n++
+		}
+	}
+	return n
 }
 
 func startNode(t *testing.T, id string, o opts) *node {
@@ -69,7 +95,7 @@ func startNode(t *testing.T, id string, o opts) *node {
 		keys = [][]byte{testKey}
 	}
 	cfg := Config{
-		Meta:           Meta{ID: id, Domain: "rack-" + id, APIAddress: "127.0.0.1:80" + id[len(id)-1:], Version: "v1.2.3", Weight: 10},
+		Meta:           Meta{ID: id, Domain: "rack-" + id, APIAddress: "127.0.0.1:80" + id[len(id)-1:], Version: cmpOr(o.version, "v1.2.3"), Weight: 10},
 		BindAddr:       "127.0.0.1",
 		BindPort:       0,
 		Join:           o.join,
@@ -77,6 +103,9 @@ func startNode(t *testing.T, id string, o opts) *node {
 		Keys:           keys,
 		Catalog:        cat,
 		Logger:         log,
+	}
+	if o.problems != nil {
+		cfg.OnProblem = o.problems.add
 	}
 	n := &node{cat: cat}
 	if o.fault {
@@ -305,7 +334,10 @@ func TestPartitionHeals(t *testing.T) {
 }
 
 func TestWrongKeyCannotJoin(t *testing.T) {
-	nodes := startCluster(t, 2, false, nil)
+	probs := &problemLog{}
+	n1 := startNode(t, "n1", opts{problems: probs})
+	nodes := []*node{n1, startNode(t, "n2", opts{join: []string{n1.c.GossipAddr()}})}
+	waitFor(t, 5*time.Second, "n2 joined", func() bool { return aliveCount(n1.c) == 2 })
 	bad := startNode(t, "n9", opts{join: []string{nodes[0].c.GossipAddr()}, keys: [][]byte{[]byte("fedcba9876543210fedcba9876543210")}})
 	if _, err := bad.cat.Create(testStream("intruder")); err != nil {
 		t.Fatal(err)
@@ -321,6 +353,28 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	}
 	if got := len(bad.c.Members()); got != 1 {
 		t.Errorf("node with the wrong key sees %d members, want 1", got)
+	}
+	if got := probs.count(ProblemWrongKey); got != 1 {
+		t.Errorf("n1 reported %d wrong-key problems (%v), want 1 (at most one a minute)", got, probs.seen)
+	}
+}
+
+// TestProblemsReported: a peer of another build version and a second node
+// with an id already taken are each reported once (and the cluster goes on
+// working); the second node with the same id does not displace the first.
+func TestProblemsReported(t *testing.T) {
+	probs := &problemLog{}
+	n1 := startNode(t, "n1", opts{problems: probs})
+	startNode(t, "n2", opts{join: []string{n1.c.GossipAddr()}, version: "v9.9.9"})
+	waitFor(t, 5*time.Second, "n1 reports the version mismatch", func() bool { return probs.count(ProblemVersion) == 1 })
+	startNode(t, "n2", opts{join: []string{n1.c.GossipAddr()}})
+	waitFor(t, 5*time.Second, "n1 reports the duplicate id", func() bool { return probs.count(ProblemDuplicateID) >= 1 })
+	time.Sleep(1500 * time.Millisecond)
+	if got := probs.count(ProblemDuplicateID); got != 1 {
+		t.Errorf("duplicate id reported %d times, want once a minute", got)
+	}
+	if got := probs.count(ProblemVersion); got != 1 {
+		t.Errorf("version mismatch reported %d times, want once a minute", got)
 	}
 }
 
@@ -356,7 +410,8 @@ func TestSetMetaSeen(t *testing.T) {
 }
 
 func TestBadMessagesDropped(t *testing.T) {
-	n := startNode(t, "n1", opts{})
+	probs := &problemLog{}
+	n := startNode(t, "n1", opts{problems: probs})
 	d := (*delegate)(n.c)
 	good := encodeEntryMsg(catalog.Entry{ID: "x", Version: catalog.Version{WallMS: time.Now().UnixMilli(), Node: "n7"}, Deleted: true})
 	for _, m := range [][]byte{nil, {0}, {msgEntry}, good[:len(good)-1], append([]byte{9}, good[1:]...), make([]byte, MaxEntrySize+10)} {
@@ -365,6 +420,9 @@ func TestBadMessagesDropped(t *testing.T) {
 	}
 	if len(n.cat.Entries()) != 0 {
 		t.Fatalf("a bad message changed the catalog")
+	}
+	if got := probs.count(ProblemBadMessage); got != 1 {
+		t.Errorf("%d bad-message problems reported, want 1 (once a minute)", got)
 	}
 	d.NotifyMsg(good)
 	if len(n.cat.Entries()) != 1 {

@@ -287,6 +287,7 @@ func (c *Cluster) receiveStatus(b []byte) {
 	node, s, err := DecodeStatus(b)
 	if err != nil {
 		c.badMsg.log(c.log, "gossip message dropped", "size", len(b), "err", err)
+		c.problem(ProblemBadMessage, "", fmt.Sprintf("a status message of %d bytes was dropped: %v", len(b), err))
 		return
 	}
 	if node == c.cfg.Meta.ID {

@@ -139,6 +139,12 @@ const (
 	// failover takes, or found it whole again (details "state":
 	// under-replicated, recorded nowhere or replicated; "recorders", "want").
 	EventKind_EVENT_KIND_REPLICATION_CHANGED EventKind = 14
+	// The node's gossip met something an operator must fix: two nodes with
+	// one id, a peer of another build version, a message no gossip key
+	// decrypts, or a malformed message (details "problem": duplicate-id,
+	// version-mismatch, wrong-key or bad-message; "peer"). At most one a
+	// minute per problem and peer.
+	EventKind_EVENT_KIND_CLUSTER_PROBLEM EventKind = 15
 )
 
 // Enum value maps for EventKind.
@@ -159,6 +165,7 @@ var (
 		12: "EVENT_KIND_ROLE_CHANGED",
 		13: "EVENT_KIND_NODE_STATE_CHANGED",
 		14: "EVENT_KIND_REPLICATION_CHANGED",
+		15: "EVENT_KIND_CLUSTER_PROBLEM",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED":         0,
@@ -176,6 +183,7 @@ var (
 		"EVENT_KIND_ROLE_CHANGED":        12,
 		"EVENT_KIND_NODE_STATE_CHANGED":  13,
 		"EVENT_KIND_REPLICATION_CHANGED": 14,
+		"EVENT_KIND_CLUSTER_PROBLEM":     15,
 	}
 )
 
@@ -975,7 +983,7 @@ const file_understudy_v1_cluster_proto_rawDesc = "" +
 	"\x14NODE_STATE_SATURATED\x10\x03\x12\x16\n" +
 	"\x12NODE_STATE_SUSPECT\x10\x04\x12\x13\n" +
 	"\x0fNODE_STATE_DOWN\x10\x05\x12\x13\n" +
-	"\x0fNODE_STATE_LEFT\x10\x06*\xda\x03\n" +
+	"\x0fNODE_STATE_LEFT\x10\x06*\xfa\x03\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cEVENT_KIND_RECORDING_STARTED\x10\x01\x12 \n" +
@@ -992,7 +1000,8 @@ const file_understudy_v1_cluster_proto_rawDesc = "" +
 	"\x1bEVENT_KIND_SOURCE_REACHABLE\x10\v\x12\x1b\n" +
 	"\x17EVENT_KIND_ROLE_CHANGED\x10\f\x12!\n" +
 	"\x1dEVENT_KIND_NODE_STATE_CHANGED\x10\r\x12\"\n" +
-	"\x1eEVENT_KIND_REPLICATION_CHANGED\x10\x0e2\xf3\x02\n" +
+	"\x1eEVENT_KIND_REPLICATION_CHANGED\x10\x0e\x12\x1e\n" +
+	"\x1aEVENT_KIND_CLUSTER_PROBLEM\x10\x0f2\xf3\x02\n" +
 	"\x0eClusterService\x12S\n" +
 	"\tListNodes\x12\x1f.understudy.v1.ListNodesRequest\x1a .understudy.v1.ListNodesResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\fGetPlacement\x12\".understudy.v1.GetPlacementRequest\x1a#.understudy.v1.GetPlacementResponse\"\x03\x90\x02\x01\x12V\n" +

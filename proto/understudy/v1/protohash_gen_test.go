@@ -5,9 +5,9 @@ package understudyv1_test
 // generatedHashes is the SHA-256 of every .proto file of this package and
 // of every file generated from them, as `make proto` left them.
 var generatedHashes = map[string]string{
-	"cluster.pb.go":                            "9d4730caedf5c14a29e9eae26c80b713a00f0144b12706c909a392472bac5705",
-	"cluster.proto":                            "703ebf5605bbcc4dcec90685ae22b02e4bb0b27788213cec2b2679f33a571002",
-	"descriptor_set.binpb":                     "eb2f5cf77fc3fbb10e64255e9fbb61d9692ae00c17e650d9bab534562889cc1a",
+	"cluster.pb.go":                            "bafe498851cf470a185dbacab9f523fb2f8998fab4b451d8e0d82ee84c646210",
+	"cluster.proto":                            "27773479b3db15b08f0abbe6a3b0fb569cf45343fb4eac60d532356612fa1ab3",
+	"descriptor_set.binpb":                     "5072ca4672476424e6b061b4dc8b662eb5a191c93d9151577a91cdff6a5db695",
 	"recording.pb.go":                          "4a5ca15d100e4ead486bf2c787aa73272ec82795cd86d8ab4a3f73096868701a",
 	"recording.proto":                          "654daa02c3ddad4ec10ccc567877394b19eaeabe7a851f813855876fc96f2be1",
 	"stream.pb.go":                             "632003af255765bdf223120a36d9d2cd5df4df81d40c10daf7520e422b5f5122",
