@@ -70,6 +70,24 @@ for ((i = 0; i < cams; i++)); do
 done
 
 echo
+echo "== waiting 15 s for $victim to backfill its own archive of the time it was down ..."
+sleep 15
+for s in $homes; do
+  echo
+  echo "== understudy ctl timeline --stream $s --node $victim --class archive --from $start --to now-12s   ($victim's own archive, its outage copied from the replica)"
+  ctl timeline --stream "$s" --node "$victim" --class archive --from "$start" --to now-12s
+done
+first=${homes%% *}
+if [ -n "$first" ]; then
+  echo
+  echo "== understudy ctl export --stream $first --from $start --to now-3s -o $data/$first.mp4   (one clip cut from every node's recordings, through n1)"
+  ctl export --stream "$first" --from "$start" --to now-3s -o "$data/$first.mp4"
+  if command -v ffprobe >/dev/null 2>&1; then
+    echo "ffprobe: $(ffprobe -v error -show_entries format=duration -of csv=p=0 "$data/$first.mp4") s, $(ffprobe -v error -count_packets -select_streams v -show_entries stream=nb_read_packets -of csv=p=0 "$data/$first.mp4") video frames, decode errors: $(ffmpeg -v error -i "$data/$first.mp4" -f null - 2>&1 | wc -l)"
+  fi
+fi
+
+echo
 echo "== stopping the cluster (Ctrl-C to understudy dev: the nodes close their segments)"
 kill -INT "$dev_pid"
 wait "$dev_pid" || true
