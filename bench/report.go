@@ -1,0 +1,93 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Machine is what the figures were measured on.
+type Machine struct {
+	Cores       int    `json:"cores"`
+	MemoryBytes int64  `json:"memory_bytes"`
+	Kernel      string `json:"kernel"`
+	CPU         string `json:"cpu"`
+	GoVersion   string `json:"go_version"`
+}
+
+// Report is a benchmark run: bench-report.json.
+type Report struct {
+	Machine Machine         `json:"machine"`
+	Commit  string          `json:"commit"`
+	Date    time.Time       `json:"date"`
+	Full    bool            `json:"full"`
+	Ingest  []*IngestResult `json:"ingest"`
+	// Repeat: the 4 Mbit/s capacity of each repetition (the spread says
+	// how far one figure can be trusted).
+	Repeat []int `json:"repeat_capacity_4mbit,omitempty"`
+}
+
+func numCPU() int { return runtime.NumCPU() }
+
+// ThisMachine describes the machine the process runs on.
+func ThisMachine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version()}
+	m.MemoryBytes = procField("/proc/meminfo", "MemTotal:") * 1024
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// Commit is the git commit of dir, "" when it is not a checkout.
+func Commit(dir string) string {
+	cmd := exec.Command("git", "-C", dir, "rev-parse", "--short", "HEAD")
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// WriteJSON writes r as indented JSON.
+func WriteJSON(w io.Writer, r *Report) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// WriteTable prints the figures an operator sizes with.
+func WriteTable(w io.Writer, r *Report) error {
+	fmt.Fprintf(w, "machine: %d cores, %.1f GiB, %s, Linux %s; commit %s; %s\n\n", r.Machine.Cores,
+		float64(r.Machine.MemoryBytes)/(1<<30), r.Machine.CPU, r.Machine.Kernel, r.Commit, r.Date.UTC().Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BITRATE\tCAPACITY (streams)\tCPU/STREAM (% of a core)\tRSS/STREAM\tIDLE RSS\tDISK")
+	for _, in := range r.Ingest {
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f MB\t%.1f MB\t%.1f MB/s\n", rateString(in.Bitrate), in.Capacity, in.CPUPerStream,
+			in.RSSPerStreamBytes/1e6, float64(in.IdleRSSBytes)/1e6, in.DiskBytesPerSec/1e6)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Repeat) > 0 {
+		fmt.Fprintf(w, "\n4 Mbit/s capacity over %d runs: %v\n", len(r.Repeat), r.Repeat)
+	}
+	return nil
+}
