@@ -101,10 +101,13 @@ chaos:
 	CHAOS_LONG=1 $(GO) test $(GOFLAGS_T) -count=1 -run Chaos -timeout 30m -v ./chaos/...
 	UNDERSTUDY_SCALE=1 $(GO) test $(GOFLAGS_T) -count=1 -run TestScaleDetectionAndConvergence -timeout 10m -v ./engine/cluster/
 
-# bench: the short capacity run (the 4 Mbit/s ingest ramp of one node,
-# about 5 minutes; writes bench-report.json) and the placement benchmarks.
+# bench: the short capacity run (the 4 Mbit/s ingest ramp of one node and
+# the same cameras recorded side by side by MediaMTX, built from the module
+# proxy; about 8 minutes; writes bench-report.json) and the placement
+# benchmarks.
 # `bin/understudy bench --full` is the long run behind bench/RESULTS.md.
 bench: build
+	@[ -x $(BIN)/mediamtx ] || ./scripts/build-mediamtx.sh || echo "MediaMTX could not be built: the report runs without the peer"
 	$(BIN)/understudy bench --report bench-report.json
 	$(GO) test $(GOFLAGS_T) -run '^$$' -bench . -benchtime 1x ./placement/...
 

@@ -31,6 +31,8 @@ type Report struct {
 	// Repeat: the 4 Mbit/s capacity of each repetition (the spread says
 	// how far one figure can be trusted).
 	Repeat []int `json:"repeat_capacity_4mbit,omitempty"`
+	// Peer is the side-by-side run with MediaMTX.
+	Peer *PeerResult `json:"peer,omitempty"`
 }
 
 func numCPU() int { return runtime.NumCPU() }
@@ -88,6 +90,21 @@ func WriteTable(w io.Writer, r *Report) error {
 	}
 	if len(r.Repeat) > 0 {
 		fmt.Fprintf(w, "\n4 Mbit/s capacity over %d runs: %v\n", len(r.Repeat), r.Repeat)
+	}
+	if p := r.Peer; p != nil {
+		fmt.Fprintf(w, "\nside by side at %s with %s", rateString(p.Bitrate), p.Peer)
+		if p.Skipped != "" {
+			fmt.Fprintf(w, ": skipped, %s", p.Skipped)
+		}
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "STREAMS	UNDERSTUDY CPU/STREAM	PEER CPU/STREAM	RATIO	UNDERSTUDY RSS	PEER RSS	RATIO")
+		for _, row := range p.Rows {
+			fmt.Fprintf(tw, "%d	%.2f %%	%.2f %%	%.2f	%.1f MB	%.1f MB	%.2f\n", row.Understudy.Streams,
+				row.Understudy.CPUPerStream, row.MediaMTX.CPUPerStream, row.CPURatio,
+				float64(row.Understudy.RSSBytes)/1e6, float64(row.MediaMTX.RSSBytes)/1e6, row.RSSRatio)
+		}
+		return tw.Flush()
 	}
 	return nil
 }

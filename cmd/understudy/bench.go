@@ -17,6 +17,11 @@ func init() {
 	register("bench", "measure how many cameras one node records, and at what cost", runBench)
 }
 
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
 func runBench(args []string) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -27,6 +32,8 @@ func runBench(args []string) int {
 	dir := fs.String("dir", "", "working directory for the node's data and logs (default: a temporary one, removed)")
 	report := fs.String("report", "bench-report.json", "where to write the JSON report")
 	maxStreams := fs.Int("max-streams", 256, "the most streams the ramp tries")
+	peer := fs.String("peer", "", "the MediaMTX binary to compare with (default bin/mediamtx beside this binary, if it is there; scripts/build-mediamtx.sh builds it)")
+	noPeer := fs.Bool("no-peer", false, "skip the side-by-side run")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -92,6 +99,26 @@ func runBench(args []string) int {
 			}
 			rep.Repeat = append(rep.Repeat, res.Capacity)
 		}
+	}
+	if !*noPeer {
+		mtx := *peer
+		if mtx == "" {
+			if p := filepath.Join(filepath.Dir(bin), "mediamtx"); fileExists(p) {
+				mtx = p
+			}
+		}
+		progress("side by side at 4 Mbit/s with %s", map[bool]string{true: mtx, false: "no peer (no bin/mediamtx)"}[mtx != ""])
+		warm, window := 6*time.Second, 10*time.Second
+		if *full {
+			warm, window = 10*time.Second, 20*time.Second
+		}
+		pr, err := bench.Peer(ctx, bench.PeerConfig{Bin: bin, MediaMTX: mtx, Dir: filepath.Join(work, "peer"), Bitrate: 4_000_000,
+			Counts: []int{10, 50}, Warm: warm, Window: window, Progress: progress})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		rep.Peer = pr
 	}
 	fmt.Println()
 	if err := bench.WriteTable(os.Stdout, rep); err != nil {
