@@ -84,8 +84,12 @@ func (n *Node) peerURL(api string) string {
 	return "http://" + api
 }
 
+// peerHTTP is the HTTP client for calls to peers, carrying the cluster
+// credential.
+func (n *Node) peerHTTP() *http.Client { return &http.Client{Transport: peerAuth{n: n}} }
+
 func (n *Node) recordingClient(p peer) understudyv1connect.RecordingServiceClient {
-	return understudyv1connect.NewRecordingServiceClient(&http.Client{Transport: peerAuth{n}}, n.peerURL(p.api))
+	return understudyv1connect.NewRecordingServiceClient(n.peerHTTP(), n.peerURL(p.api))
 }
 
 // peerTimeline is what one peer holds of a stream over a range.

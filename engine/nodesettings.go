@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 
@@ -164,7 +163,7 @@ func (a api) forwardUpdateNode(ctx context.Context, req *connect.Request[underst
 	}
 	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
 	defer cancel()
-	client := understudyv1connect.NewClusterServiceClient(&http.Client{Transport: peerAuth{a.n}}, a.n.peerURL(target.api))
+	client := understudyv1connect.NewClusterServiceClient(a.n.peerHTTP(), a.n.peerURL(target.api))
 	resp, err := client.UpdateNode(ctx, connect.NewRequest(req.Msg))
 	if err != nil {
 		if ce := new(connect.Error); errors.As(err, &ce) && ce.Code() != connect.CodeUnknown {
