@@ -335,9 +335,47 @@ func (p *Process) Freeze() error {
 	if err == nil {
 		p.mu.Lock()
 		p.frozen = true
+		pid := p.cmd.Process.Pid
 		p.mu.Unlock()
+		// The signal is delivered asynchronously: wait until every thread
+		// is stopped, so that what follows meets a frozen process.
+		waitStopped(pid, 2*time.Second)
 	}
 	return err
+}
+
+// waitStopped waits up to d until every thread of pid is in the stopped
+// state (Linux /proc); elsewhere, or when /proc cannot tell, it returns
+// at once.
+func waitStopped(pid int, d time.Duration) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		tasks, err := os.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		stopped := true
+		for _, t := range tasks {
+			b, err := os.ReadFile(filepath.Join(dir, t.Name(), "stat"))
+			if err != nil {
+				continue // the thread ended
+			}
+			// pid (comm) S ...: the state follows the last ')'.
+			i := bytes.LastIndexByte(b, ')')
+			if i < 0 || i+2 >= len(b) {
+				return
+			}
+			if st := b[i+2]; st != 'T' && st != 't' {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Thaw sends SIGCONT to a frozen process; it counts as alive again from
