@@ -27,13 +27,17 @@ type DeleteReport struct {
 // in between leaves files without entries, which recovery on Open indexes
 // again and the next call deletes.
 func (s *Store) DeleteBefore(stream string, class Class, before time.Time) (rep DeleteReport, err error) {
+	return s.deleteBefore(stream, class, time.Time{}, before, class == ClassArchive)
+}
+
+func (s *Store) deleteBefore(stream string, class Class, from, before time.Time, outages bool) (rep DeleteReport, err error) {
 	if err := ValidateStreamID(stream); err != nil {
 		return rep, err
 	}
 	if s.opts.ReadOnly {
 		return rep, ErrReadOnly
 	}
-	es, err := s.entries(stream, time.Time{}, before)
+	es, err := s.entries(stream, from, before)
 	if err != nil {
 		return rep, err
 	}
@@ -44,7 +48,7 @@ func (s *Store) DeleteBefore(stream string, class Class, before time.Time) (rep 
 		}
 	}
 	s.mu.Lock() // outages are read-merge-written under mu
-	err = s.deleteEntries(stream, doomed, class == ClassArchive, before, &rep)
+	err = s.deleteEntries(stream, doomed, outages, before, &rep)
 	s.mu.Unlock()
 	if err != nil {
 		return DeleteReport{}, err
