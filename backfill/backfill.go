@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/understudy-nvr/understudy/replica"
 	"github.com/understudy-nvr/understudy/segment"
 )
 
@@ -30,6 +31,10 @@ type Config struct {
 	// Store is the home's segment store; Self its node id.
 	Store *segment.Store
 	Self  string
+	// Buffer, if set, is the node's rolling buffer over Store: a buffer
+	// segment of its own that fills a hole becomes archive without a copy
+	// (replica.Buffer.Promote). Without it the segment is copied.
+	Buffer *replica.Buffer
 	// Remote lists what the other holders of stream have over [from, to),
 	// each segment with the means to copy it. complete is false when a
 	// holder did not answer: its share may still come, so no hole is final.
@@ -52,10 +57,14 @@ type Config struct {
 type Result struct {
 	// Holes are the holes of the archive over the range, before the repair.
 	Holes []segment.Interval
-	// Filled are the segments copied in, as the intervals they cover.
+	// Filled are the segments copied in or promoted, as the intervals
+	// they cover.
 	Filled []segment.SegmentInfo
-	// Bytes copied.
+	// Bytes copied (promoted segments are not copied).
 	Bytes int64
+	// Promoted counts the node's own buffer segments that became archive
+	// in place.
+	Promoted int
 	// Pending are the parts of the holes still open and not final: a
 	// holder has them and the copy failed, or a holder did not answer.
 	Pending []segment.Interval
@@ -221,6 +230,9 @@ func (f *Filler) Repair(ctx context.Context, stream string, from, to time.Time) 
 			}
 			res.Filled = append(res.Filled, si)
 			res.Bytes += n
+			if n == 0 {
+				res.Promoted++
+			}
 			t = pick.Info.End
 		}
 	}
@@ -255,8 +267,17 @@ func (f *Filler) settle(stream string, iv segment.Interval, complete bool, now t
 	f.cfg.Logger.Warn("backfill: no node holds this range; it stays a gap", "stream", stream, "start", iv.Start, "end", iv.End)
 }
 
-// copy fetches one segment and imports it as archive.
+// copy fetches one segment and imports it as archive, or promotes the
+// node's own buffer segment in place (0 bytes copied).
 func (f *Filler) copy(ctx context.Context, stream string, c *segment.RemoteSegment) (segment.SegmentInfo, int64, error) {
+	if f.cfg.Buffer != nil && c.Info.Node == f.cfg.Self && c.Info.Class == segment.ClassBuffer && c.Info.Stream == stream {
+		si, err := f.cfg.Buffer.Promote(c.Info)
+		if err != nil {
+			return segment.SegmentInfo{}, 0, fmt.Errorf("promote: %w", err)
+		}
+		f.cfg.Logger.Info("backfilled from the own buffer", "stream", stream, "start", si.Start, "end", si.End)
+		return si, 0, nil
+	}
 	data, err := c.Fetch(ctx)
 	if err != nil {
 		return segment.SegmentInfo{}, 0, err

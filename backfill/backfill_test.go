@@ -15,6 +15,7 @@ import (
 
 	"github.com/understudy-nvr/understudy/chaos/camsim/h264synth"
 	"github.com/understudy-nvr/understudy/chaos/check"
+	"github.com/understudy-nvr/understudy/replica"
 	"github.com/understudy-nvr/understudy/segment"
 )
 
@@ -164,7 +165,11 @@ func TestRepairFillsHoles(t *testing.T) {
 		}
 		return b, nil
 	}
-	f, err := New(Config{Store: n1, Self: "n1", Remote: peers([]*segment.Store{n2, n3}, corrupt), Now: func() time.Time { return at(3600) }})
+	buf, err := replica.New(n1, replica.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(Config{Store: n1, Self: "n1", Buffer: buf, Remote: peers([]*segment.Store{n2, n3}, corrupt), Now: func() time.Time { return at(3600) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +186,13 @@ func TestRepairFillsHoles(t *testing.T) {
 	}
 	if nodes["n1"] == 0 || nodes["n3"] != 0 || len(res.Final) != 0 {
 		t.Errorf("filled from %v (final %v): want its own buffer first and nothing of n3", nodes, res.Final)
+	}
+	// Its own buffer became archive in place: no copy, no buffer left.
+	if res.Promoted != nodes["n1"] {
+		t.Errorf("%d of its own segments promoted, %d filled from it", res.Promoted, nodes["n1"])
+	}
+	if left, _ := buf.Segments("cam", at(0), at(12)); len(left) != 0 {
+		t.Errorf("buffer segments left after promotion: %v", left)
 	}
 	if h, _ := f.Holes("cam", at(0), at(12)); len(h) != 0 {
 		t.Errorf("holes after the repair: %v", h)

@@ -18,17 +18,13 @@ import (
 // its own archive over the buffer window from its buffer and the peers'
 // segments (package backfill).
 
-// backfillWindow is how far back a home repairs its archive: the replicas'
-// rolling buffer holds that much.
-const backfillWindow = 6 * time.Hour
-
 // backfillEdge keeps the live edge out of the repair: the part being
 // written, and the peers' segments not closed yet.
 const backfillEdge = 10 * time.Second
 
 func (n *Node) newFiller() (*backfill.Filler, error) {
 	return backfill.New(backfill.Config{
-		Store: n.store, Self: n.cfg.ID, RateBytes: int64(n.cfg.BackfillRateMiB) << 20, Logger: n.log,
+		Store: n.store, Self: n.cfg.ID, Buffer: n.buffer, RateBytes: int64(n.cfg.BackfillRateMiB) << 20, Logger: n.log,
 		Remote: func(ctx context.Context, stream string, from, to time.Time) ([]segment.RemoteSegment, bool) {
 			if n.cl == nil {
 				return nil, true
@@ -95,7 +91,7 @@ func (n *Node) backfillRound(ctx context.Context, now time.Time) (pendingLeft bo
 		if ctx.Err() != nil {
 			return false
 		}
-		from, to := now.Add(-backfillWindow), now.Add(-backfillEdge)
+		from, to := now.Add(-n.cfg.BufferWindow), now.Add(-backfillEdge)
 		if s, err := n.catalog.Get(id); err == nil && s.CreateTime.After(from) {
 			from = s.CreateTime // nothing was recorded before the stream existed
 		}

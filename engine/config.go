@@ -97,6 +97,16 @@ type Config struct {
 	// BackfillRateMiB bounds the backfill copy rate in MiB/s, so live
 	// recording keeps the disk. Default 100; 0 in the file is the default.
 	BackfillRateMiB int `yaml:"backfill-rate-mib"`
+	// BufferWindow is how long this node keeps what it records as a
+	// replica (its rolling buffer), and how far back a home repairs its
+	// archive from the buffers. Default 6h.
+	BufferWindow time.Duration `yaml:"buffer-window"`
+	// BufferBudgetMiB bounds, in MiB, the disk the buffer holds; when the
+	// window needs more, the oldest buffer segments go early (an
+	// EVENT_KIND_BUFFER_EVICTED_EARLY event and the
+	// understudy_buffer_reach_seconds gauge say so). Default 0: no bound
+	// but the disk.
+	BufferBudgetMiB int `yaml:"buffer-budget-mib"`
 	// MaxExports bounds the clip exports (ExportClip and GET /v1/export
 	// together) running at once on this node; one more is refused with
 	// RESOURCE_EXHAUSTED (HTTP 429). Each holds the sample tables of its
@@ -188,6 +198,8 @@ var settings = []setting{
 	{"event-buffer", "events buffered per WatchEvents subscriber (default 256)", "EventBuffer"},
 	{"shutdown-timeout", "graceful shutdown bound (default 10s)", "ShutdownTimeout"},
 	{"retention-interval", "how often expired archive segments are deleted (default 1m)", "RetentionInterval"},
+	{"buffer-window", "how long the replica buffer keeps what it records; also how far back archives are repaired (default 6h)", "BufferWindow"},
+	{"buffer-budget-mib", "disk MiB the replica buffer may hold; beyond, the oldest goes early (default 0: no bound)", "BufferBudgetMiB"},
 	{"max-exports", "clip exports running at once; more are refused (default 4)", "MaxExports"},
 	{"backfill-interval", "how often archives are repaired from buffers and peers (default 30s)", "BackfillInterval"},
 	{"backfill-rate-mib", "backfill copy rate bound in MiB/s (default 100)", "BackfillRateMiB"},
@@ -262,6 +274,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.BackfillInterval == 0 {
 		c.BackfillInterval = 30 * time.Second
+	}
+	if c.BufferWindow == 0 {
+		c.BufferWindow = 6 * time.Hour
 	}
 	if c.BackfillRateMiB == 0 {
 		c.BackfillRateMiB = 100
@@ -386,6 +401,7 @@ func (c *Config) Validate() error {
 		{"shutdown-timeout", c.ShutdownTimeout, 100 * time.Millisecond, time.Hour},
 		{"retention-interval", c.RetentionInterval, time.Second, 24 * time.Hour},
 		{"backfill-interval", c.BackfillInterval, time.Second, time.Hour},
+		{"buffer-window", c.BufferWindow, time.Minute, 90 * 24 * time.Hour},
 	} {
 		if d.v < d.min || d.v > d.max {
 			return fmt.Errorf("%s: must be between %v and %v, got %v", d.name, d.min, d.max, d.v)
@@ -393,6 +409,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BackfillRateMiB < 1 || c.BackfillRateMiB > 100_000 {
 		return fmt.Errorf("backfill-rate-mib: must be between 1 and 100000 MiB/s, got %d", c.BackfillRateMiB)
+	}
+	if c.BufferBudgetMiB < 0 || c.BufferBudgetMiB > 1<<30 {
+		return fmt.Errorf("buffer-budget-mib: must be between 0 (no bound) and %d MiB, got %d", 1<<30, c.BufferBudgetMiB)
 	}
 	if c.EventBuffer < 1 || c.EventBuffer > MaxEventBuffer {
 		return fmt.Errorf("event-buffer: must be between 1 and %d events, got %d", MaxEventBuffer, c.EventBuffer)

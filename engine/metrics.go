@@ -30,6 +30,12 @@ const (
 	MetricBackfillSegments = "understudy_backfill_segments_total"
 	MetricBackfillPending  = "understudy_backfill_pending_seconds"
 	MetricBackfillLag      = "understudy_backfill_oldest_pending_seconds"
+	MetricBufferBytes      = "understudy_buffer_bytes"
+	MetricBufferReach      = "understudy_buffer_reach_seconds"
+	MetricBufferWindow     = "understudy_buffer_window_seconds"
+	MetricBufferEvicted    = "understudy_buffer_evicted_segments_total"
+	MetricBufferEvictedB   = "understudy_buffer_evicted_bytes_total"
+	MetricBufferEarly      = "understudy_buffer_evicted_early_segments_total"
 	MetricLeader           = "understudy_cluster_leader"
 	MetricUnderReplicated  = "understudy_streams_under_replicated"
 	MetricRecordedNowhere  = "understudy_streams_recorded_nowhere"
@@ -114,6 +120,27 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	})
 	counter(MetricBytesDeleted, "Bytes of archive segments deleted by retention.", func() float64 {
 		return float64(n.store.Stats().BytesDeleted)
+	})
+	gauge(MetricBufferBytes, "Bytes of closed segments this node holds in its replica buffer.", func() float64 {
+		return float64(n.buffer.Last().Held)
+	})
+	gauge(MetricBufferReach, "How far back the replica buffer reaches, in seconds: the window, less when the budget evicted early or nothing was buffered that long ago.", func() float64 {
+		return n.buffer.Last().Reach.Seconds()
+	})
+	gauge(MetricBufferWindow, "The replica buffer window (buffer-window), in seconds.", func() float64 {
+		return n.buffer.Policy().Window.Seconds()
+	})
+	counter(MetricBufferEvicted, "Replica buffer segments evicted (out of the window, or early for the budget).", func() float64 {
+		s, _, _ := n.buffer.Totals()
+		return float64(s)
+	})
+	counter(MetricBufferEvictedB, "Bytes of replica buffer segments evicted.", func() float64 {
+		_, b, _ := n.buffer.Totals()
+		return float64(b)
+	})
+	counter(MetricBufferEarly, "Replica buffer segments evicted inside the window because the buffer was over its budget (buffer-budget-mib).", func() float64 {
+		_, _, e := n.buffer.Totals()
+		return float64(e)
 	})
 	gauge(MetricLeader, "1 on the node that runs the cluster's audit (the leader), 0 elsewhere.", func() float64 {
 		if n.audit.leader.Load() {

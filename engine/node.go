@@ -21,6 +21,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/understudy-nvr/understudy/backfill"
+	"github.com/understudy-nvr/understudy/replica"
 	"github.com/understudy-nvr/understudy/engine/audit"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
@@ -78,6 +79,7 @@ type Node struct {
 	selfWeight   int
 	settingsMu   sync.Mutex // serialises UpdateNode's changes of the settings file
 	filler       *backfill.Filler
+	buffer       *replica.Buffer
 	audit        auditState
 	backfillWake chan struct{}
 }
@@ -238,6 +240,9 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	n.wake = make(chan struct{}, 1)
 	n.backfillWake = make(chan struct{}, 1)
 	n.audit.auditor = audit.New(auditGrace)
+	if n.buffer, err = n.newBuffer(); err != nil {
+		return nil, err
+	}
 	if n.filler, err = n.newFiller(); err != nil {
 		return nil, err
 	}
@@ -398,10 +403,11 @@ func (n *Node) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); n.supervise(runCtx) }()
 	go func() { defer wg.Done(); n.sampleCPU(runCtx) }()
 	go func() { defer wg.Done(); n.retain(runCtx) }()
+	go func() { defer wg.Done(); n.bufferLoop(runCtx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); n.backfillLoop(runCtx) }()
 

@@ -145,6 +145,12 @@ const (
 	// version-mismatch, wrong-key or bad-message; "peer"). At most one a
 	// minute per problem and peer.
 	EventKind_EVENT_KIND_CLUSTER_PROBLEM EventKind = 15
+	// The node's replica buffer needed more disk than its budget
+	// (--buffer-budget-mib): its oldest segments went before the buffer
+	// window was over, so it reaches back less far (details "reach_seconds",
+	// "window_seconds", "budget_bytes", "held_bytes", "evicted_segments"). At
+	// most one a minute while it lasts.
+	EventKind_EVENT_KIND_BUFFER_EVICTED_EARLY EventKind = 16
 )
 
 // Enum value maps for EventKind.
@@ -166,24 +172,26 @@ var (
 		13: "EVENT_KIND_NODE_STATE_CHANGED",
 		14: "EVENT_KIND_REPLICATION_CHANGED",
 		15: "EVENT_KIND_CLUSTER_PROBLEM",
+		16: "EVENT_KIND_BUFFER_EVICTED_EARLY",
 	}
 	EventKind_value = map[string]int32{
-		"EVENT_KIND_UNSPECIFIED":         0,
-		"EVENT_KIND_RECORDING_STARTED":   1,
-		"EVENT_KIND_RECORDING_STOPPED":   2,
-		"EVENT_KIND_GAP_OPENED":          3,
-		"EVENT_KIND_GAP_CLOSED":          4,
-		"EVENT_KIND_NODE_JOINED":         5,
-		"EVENT_KIND_NODE_LEFT":           6,
-		"EVENT_KIND_DISK_FAULT":          7,
-		"EVENT_KIND_CPU_THRESHOLD":       8,
-		"EVENT_KIND_BACKFILL_PROGRESS":   9,
-		"EVENT_KIND_SOURCE_UNREACHABLE":  10,
-		"EVENT_KIND_SOURCE_REACHABLE":    11,
-		"EVENT_KIND_ROLE_CHANGED":        12,
-		"EVENT_KIND_NODE_STATE_CHANGED":  13,
-		"EVENT_KIND_REPLICATION_CHANGED": 14,
-		"EVENT_KIND_CLUSTER_PROBLEM":     15,
+		"EVENT_KIND_UNSPECIFIED":          0,
+		"EVENT_KIND_RECORDING_STARTED":    1,
+		"EVENT_KIND_RECORDING_STOPPED":    2,
+		"EVENT_KIND_GAP_OPENED":           3,
+		"EVENT_KIND_GAP_CLOSED":           4,
+		"EVENT_KIND_NODE_JOINED":          5,
+		"EVENT_KIND_NODE_LEFT":            6,
+		"EVENT_KIND_DISK_FAULT":           7,
+		"EVENT_KIND_CPU_THRESHOLD":        8,
+		"EVENT_KIND_BACKFILL_PROGRESS":    9,
+		"EVENT_KIND_SOURCE_UNREACHABLE":   10,
+		"EVENT_KIND_SOURCE_REACHABLE":     11,
+		"EVENT_KIND_ROLE_CHANGED":         12,
+		"EVENT_KIND_NODE_STATE_CHANGED":   13,
+		"EVENT_KIND_REPLICATION_CHANGED":  14,
+		"EVENT_KIND_CLUSTER_PROBLEM":      15,
+		"EVENT_KIND_BUFFER_EVICTED_EARLY": 16,
 	}
 )
 
@@ -983,7 +991,7 @@ const file_understudy_v1_cluster_proto_rawDesc = "" +
 	"\x14NODE_STATE_SATURATED\x10\x03\x12\x16\n" +
 	"\x12NODE_STATE_SUSPECT\x10\x04\x12\x13\n" +
 	"\x0fNODE_STATE_DOWN\x10\x05\x12\x13\n" +
-	"\x0fNODE_STATE_LEFT\x10\x06*\xfa\x03\n" +
+	"\x0fNODE_STATE_LEFT\x10\x06*\x9f\x04\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cEVENT_KIND_RECORDING_STARTED\x10\x01\x12 \n" +
@@ -1001,7 +1009,8 @@ const file_understudy_v1_cluster_proto_rawDesc = "" +
 	"\x17EVENT_KIND_ROLE_CHANGED\x10\f\x12!\n" +
 	"\x1dEVENT_KIND_NODE_STATE_CHANGED\x10\r\x12\"\n" +
 	"\x1eEVENT_KIND_REPLICATION_CHANGED\x10\x0e\x12\x1e\n" +
-	"\x1aEVENT_KIND_CLUSTER_PROBLEM\x10\x0f2\xf3\x02\n" +
+	"\x1aEVENT_KIND_CLUSTER_PROBLEM\x10\x0f\x12#\n" +
+	"\x1fEVENT_KIND_BUFFER_EVICTED_EARLY\x10\x102\xf3\x02\n" +
 	"\x0eClusterService\x12S\n" +
 	"\tListNodes\x12\x1f.understudy.v1.ListNodesRequest\x1a .understudy.v1.ListNodesResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\fGetPlacement\x12\".understudy.v1.GetPlacementRequest\x1a#.understudy.v1.GetPlacementResponse\"\x03\x90\x02\x01\x12V\n" +

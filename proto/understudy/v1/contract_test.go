@@ -43,11 +43,13 @@ var services = map[string][]method{
 		{"GetTimeline", "GetTimelineRequest", "GetTimelineResponse", false, understudyv1connect.RecordingServiceGetTimelineProcedure},
 		{"ListSegments", "ListSegmentsRequest", "ListSegmentsResponse", false, understudyv1connect.RecordingServiceListSegmentsProcedure},
 		{"ExportClip", "ExportClipRequest", "ExportClipResponse", true, understudyv1connect.RecordingServiceExportClipProcedure},
+		{"ReadSegment", "ReadSegmentRequest", "ReadSegmentResponse", true, understudyv1connect.RecordingServiceReadSegmentProcedure},
 	},
 	"understudy.v1.ClusterService": {
 		{"ListNodes", "ListNodesRequest", "ListNodesResponse", false, understudyv1connect.ClusterServiceListNodesProcedure},
 		{"GetPlacement", "GetPlacementRequest", "GetPlacementResponse", false, understudyv1connect.ClusterServiceGetPlacementProcedure},
 		{"WatchEvents", "WatchEventsRequest", "WatchEventsResponse", true, understudyv1connect.ClusterServiceWatchEventsProcedure},
+		{"UpdateNode", "UpdateNodeRequest", "UpdateNodeResponse", false, understudyv1connect.ClusterServiceUpdateNodeProcedure},
 	},
 }
 
@@ -221,7 +223,8 @@ func TestEnums(t *testing.T) {
 			"EVENT_KIND_GAP_OPENED", "EVENT_KIND_GAP_CLOSED", "EVENT_KIND_NODE_JOINED", "EVENT_KIND_NODE_LEFT",
 			"EVENT_KIND_DISK_FAULT", "EVENT_KIND_CPU_THRESHOLD", "EVENT_KIND_BACKFILL_PROGRESS",
 			"EVENT_KIND_SOURCE_UNREACHABLE", "EVENT_KIND_SOURCE_REACHABLE", "EVENT_KIND_ROLE_CHANGED",
-			"EVENT_KIND_NODE_STATE_CHANGED"},
+			"EVENT_KIND_NODE_STATE_CHANGED", "EVENT_KIND_REPLICATION_CHANGED", "EVENT_KIND_CLUSTER_PROBLEM",
+			"EVENT_KIND_BUFFER_EVICTED_EARLY"},
 	}
 	for name, values := range enums {
 		et, err := protoregistry.GlobalTypes.FindEnumByName(protoreflect.FullName("understudy.v1." + name))

@@ -5,9 +5,9 @@ package understudyv1_test
 // generatedHashes is the SHA-256 of every .proto file of this package and
 // of every file generated from them, as `make proto` left them.
 var generatedHashes = map[string]string{
-	"cluster.pb.go":                            "bafe498851cf470a185dbacab9f523fb2f8998fab4b451d8e0d82ee84c646210",
-	"cluster.proto":                            "27773479b3db15b08f0abbe6a3b0fb569cf45343fb4eac60d532356612fa1ab3",
-	"descriptor_set.binpb":                     "5072ca4672476424e6b061b4dc8b662eb5a191c93d9151577a91cdff6a5db695",
+	"cluster.pb.go":                            "068931ba18790fd35ae0a506a6070f9d1bb74eb925bd828188a01180d0192e95",
+	"cluster.proto":                            "f16606e5b22a0438882f52c9310b1aeaf3f44ab3b3eb2b57c0f1cc6570ae27fa",
+	"descriptor_set.binpb":                     "133c73cdb77792300719b73a056d6e22d2ca79f9aa8763a0e2c9056f6b6a5d5f",
 	"recording.pb.go":                          "4a5ca15d100e4ead486bf2c787aa73272ec82795cd86d8ab4a3f73096868701a",
 	"recording.proto":                          "654daa02c3ddad4ec10ccc567877394b19eaeabe7a851f813855876fc96f2be1",
 	"stream.pb.go":                             "632003af255765bdf223120a36d9d2cd5df4df81d40c10daf7520e422b5f5122",
