@@ -8,7 +8,7 @@ BIN       := bin
 TAGS      := pebblegozstd
 GOFLAGS_T := -tags $(TAGS)
 # Packages with concurrency run under the race detector.
-RACE_PKGS := ./placement/... ./segment/... ./backfill/... ./engine/... ./chaos/...
+RACE_PKGS := ./placement/... ./segment/... ./replica/... ./backfill/... ./engine/... ./chaos/...
 FUZZTIME  ?= 10s
 
 .PHONY: all build test test-unit fuzz lint vet fmt-check staticcheck demo bench chaos clean proto proto-check proto-lint
