@@ -38,6 +38,8 @@ type Config struct {
 	// Remote lists what the other holders of stream have over [from, to),
 	// each segment with the means to copy it. complete is false when a
 	// holder did not answer: its share may still come, so no hole is final.
+	// Fetches may run concurrently (the next segment is fetched while one
+	// is written).
 	Remote func(ctx context.Context, stream string, from, to time.Time) (segs []segment.RemoteSegment, complete bool)
 	// RateBytes bounds the copy rate in bytes per second, so that live
 	// recording keeps the disk; 0 is unbounded.
@@ -183,30 +185,39 @@ func (f *Filler) Repair(ctx context.Context, stream string, from, to time.Time) 
 		return b.Info.End.Compare(a.Info.End)
 	})
 	now := f.cfg.Now()
+	// choose returns the candidate holding t that reaches furthest, else
+	// the first one starting after t and before end.
+	choose := func(t, end time.Time) *segment.RemoteSegment {
+		var pick *segment.RemoteSegment
+		for i := range cands {
+			c := &cands[i]
+			if !c.Info.End.After(t) || have[key(c.Info)] {
+				continue
+			}
+			if c.Info.Start.After(t) {
+				if pick == nil && c.Info.Start.Before(end) {
+					pick = c
+				}
+				break
+			}
+			if pick == nil || f.better(c, pick) {
+				pick = c
+			}
+		}
+		return pick
+	}
+	// The copy of the segment likely to come next is fetched while the
+	// current one is verified and written: the network and the disk work
+	// at once.
+	pf := newPrefetcher(ctx)
+	defer pf.stop()
 	for _, h := range holes {
 		t := h.Start
 		for t.Before(h.End) {
 			if err := ctx.Err(); err != nil {
 				return res, err
 			}
-			// The candidate holding t that reaches furthest, else the first
-			// one starting after t.
-			var pick *segment.RemoteSegment
-			for i := range cands {
-				c := &cands[i]
-				if !c.Info.End.After(t) || have[key(c.Info)] {
-					continue
-				}
-				if c.Info.Start.After(t) {
-					if pick == nil && c.Info.Start.Before(h.End) {
-						pick = c
-					}
-					break
-				}
-				if pick == nil || f.better(c, pick) {
-					pick = c
-				}
-			}
+			pick := choose(t, h.End)
 			if pick == nil {
 				f.settle(stream, segment.Interval{Start: t, End: h.End}, complete, now, &res)
 				break
@@ -214,8 +225,13 @@ func (f *Filler) Repair(ctx context.Context, stream string, from, to time.Time) 
 			if pick.Info.Start.After(t) {
 				f.settle(stream, segment.Interval{Start: t, End: pick.Info.Start}, complete, now, &res)
 			}
-			si, n, err := f.copy(ctx, stream, pick)
 			have[key(pick.Info)] = true
+			if pick.Info.End.Before(h.End) {
+				if next := choose(pick.Info.End, h.End); next != nil && !f.promotable(stream, next) {
+					pf.start(next)
+				}
+			}
+			si, n, err := f.copy(ctx, stream, pick, pf)
 			if err != nil {
 				if ctx.Err() != nil {
 					return res, ctx.Err()
@@ -237,6 +253,60 @@ func (f *Filler) Repair(ctx context.Context, stream string, from, to time.Time) 
 		}
 	}
 	return res, nil
+}
+
+// prefetcher runs the Fetch of a candidate ahead of its turn.
+type prefetcher struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	m      map[*segment.RemoteSegment]*fetched
+}
+
+type fetched struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+func newPrefetcher(ctx context.Context) *prefetcher {
+	ctx, cancel := context.WithCancel(ctx)
+	return &prefetcher{ctx: ctx, cancel: cancel, m: map[*segment.RemoteSegment]*fetched{}}
+}
+
+func (p *prefetcher) start(c *segment.RemoteSegment) {
+	if _, ok := p.m[c]; ok {
+		return
+	}
+	r := &fetched{done: make(chan struct{})}
+	p.m[c] = r
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer close(r.done)
+		r.data, r.err = c.Fetch(p.ctx)
+	}()
+}
+
+// take returns c's bytes: the prefetched ones, or fetched now.
+func (p *prefetcher) take(ctx context.Context, c *segment.RemoteSegment) ([]byte, error) {
+	r, ok := p.m[c]
+	if !ok {
+		return c.Fetch(ctx)
+	}
+	delete(p.m, c)
+	select {
+	case <-r.done:
+		return r.data, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// stop cancels what is still being fetched and waits for it.
+func (p *prefetcher) stop() {
+	p.cancel()
+	p.wg.Wait()
 }
 
 // better reports whether c, holding the moment to fill, should be taken
@@ -267,10 +337,16 @@ func (f *Filler) settle(stream string, iv segment.Interval, complete bool, now t
 	f.cfg.Logger.Warn("backfill: no node holds this range; it stays a gap", "stream", stream, "start", iv.Start, "end", iv.End)
 }
 
+// promotable reports whether c is the node's own buffer segment, which
+// becomes archive in place instead of being copied.
+func (f *Filler) promotable(stream string, c *segment.RemoteSegment) bool {
+	return f.cfg.Buffer != nil && c.Info.Node == f.cfg.Self && c.Info.Class == segment.ClassBuffer && c.Info.Stream == stream
+}
+
 // copy fetches one segment and imports it as archive, or promotes the
 // node's own buffer segment in place (0 bytes copied).
-func (f *Filler) copy(ctx context.Context, stream string, c *segment.RemoteSegment) (segment.SegmentInfo, int64, error) {
-	if f.cfg.Buffer != nil && c.Info.Node == f.cfg.Self && c.Info.Class == segment.ClassBuffer && c.Info.Stream == stream {
+func (f *Filler) copy(ctx context.Context, stream string, c *segment.RemoteSegment, pf *prefetcher) (segment.SegmentInfo, int64, error) {
+	if f.promotable(stream, c) {
 		si, err := f.cfg.Buffer.Promote(c.Info)
 		if err != nil {
 			return segment.SegmentInfo{}, 0, fmt.Errorf("promote: %w", err)
@@ -278,7 +354,7 @@ func (f *Filler) copy(ctx context.Context, stream string, c *segment.RemoteSegme
 		f.cfg.Logger.Info("backfilled from the own buffer", "stream", stream, "start", si.Start, "end", si.End)
 		return si, 0, nil
 	}
-	data, err := c.Fetch(ctx)
+	data, err := pf.take(ctx, c)
 	if err != nil {
 		return segment.SegmentInfo{}, 0, err
 	}

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +54,24 @@ func compressionOptions() []connect.HandlerOption {
 	}
 }
 
+// recordingHandler serves RecordingService; the responses of ExportClip
+// and ReadSegment are video, which gzip or zstd cannot shrink: compressing
+// them cost about 9 CPU-seconds per GB and held backfill between peers to
+// 9 MB/s, so those two never compress their responses (requests still
+// may be compressed).
+func recordingHandler(a api, opts []connect.HandlerOption) (string, http.Handler) {
+	path, h := understudyv1connect.NewRecordingServiceHandler(a, opts...)
+	_, video := understudyv1connect.NewRecordingServiceHandler(a, append(slices.Clone(opts), connect.WithCompressMinBytes(math.MaxInt))...)
+	return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case understudyv1connect.RecordingServiceExportClipProcedure, understudyv1connect.RecordingServiceReadSegmentProcedure:
+			video.ServeHTTP(w, r)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
 // ServiceNames are the services the API serves (and reflection lists).
 var ServiceNames = []string{
 	understudyv1connect.StreamServiceName,
@@ -72,7 +92,7 @@ func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, svc := range []func() (string, http.Handler){
 		func() (string, http.Handler) { return understudyv1connect.NewStreamServiceHandler(a, opts...) },
-		func() (string, http.Handler) { return understudyv1connect.NewRecordingServiceHandler(a, opts...) },
+		func() (string, http.Handler) { return recordingHandler(a, opts) },
 		func() (string, http.Handler) { return understudyv1connect.NewClusterServiceHandler(a, opts...) },
 	} {
 		path, h := svc()

@@ -266,13 +266,13 @@ func TestNodeRetention(t *testing.T) {
 
 // runNode opens a node on cfg (defaults applied), runs it until the test
 // ends, and returns it once it serves.
-func runNode(t *testing.T, cfg Config) *Node {
+func runNode(t testing.TB, cfg Config) *Node {
 	t.Helper()
 	return runNodeLogging(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // runNodeLogging is runNode with the node's logger given.
-func runNodeLogging(t *testing.T, cfg Config, log *slog.Logger) *Node {
+func runNodeLogging(t testing.TB, cfg Config, log *slog.Logger) *Node {
 	t.Helper()
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {

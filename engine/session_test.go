@@ -40,7 +40,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startCameras(t *testing.T, cfg camsim.Config) *camsim.Server {
+func startCameras(t testing.TB, cfg camsim.Config) *camsim.Server {
 	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"

@@ -15,7 +15,9 @@ import (
 // fsynced and renamed to
 // segments/<stream>/<day>/<start>-<class>-backfill-<si.Node>.mp4, then
 // indexed with OriginBackfill. It never overwrites an existing file. Which
-// ranges to import (only holes) is the caller's policy.
+// ranges to import (only holes) is the caller's policy. data belongs to
+// the store once passed (the FS may modify it while writing): the caller
+// must not use it after.
 func (s *Store) ImportSegment(si SegmentInfo, class Class, data []byte) (SegmentInfo, error) {
 	if s.opts.ReadOnly {
 		return SegmentInfo{}, ErrReadOnly
@@ -73,7 +75,7 @@ func (s *Store) ImportSegment(si SegmentInfo, class Class, data []byte) (Segment
 	if err != nil {
 		return SegmentInfo{}, fmt.Errorf("segment: import %s: %w", e.Path, err)
 	}
-	_, err = f.Write(append([]byte(nil), data...))
+	_, err = f.Write(data) // (a vfs.File may modify data: the caller gave it up)
 	if err == nil {
 		err = f.Sync()
 	}
