@@ -21,13 +21,13 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/understudy-nvr/understudy/backfill"
-	"github.com/understudy-nvr/understudy/replica"
 	"github.com/understudy-nvr/understudy/engine/audit"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/engine/reconcile"
 	"github.com/understudy-nvr/understudy/placement"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+	"github.com/understudy-nvr/understudy/replica"
 	"github.com/understudy-nvr/understudy/segment"
 )
 
