@@ -367,7 +367,7 @@ func (h *fronts) Less(i, j int) bool {
 	return a.st.held[a.i].end.Before(c.st.held[c.i].end)
 }
 func (h *fronts) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *fronts) Push(x any)   { h.items = append(h.items, x.(front)) }
+func (h *fronts) Push(x any)    { h.items = append(h.items, x.(front)) }
 func (h *fronts) Pop() any {
 	x := h.items[len(h.items)-1]
 	h.items = h.items[:len(h.items)-1]
