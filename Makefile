@@ -99,6 +99,7 @@ demo: build
 # short ones (kill-restart) with the rest of the suite.
 chaos:
 	CHAOS_LONG=1 $(GO) test $(GOFLAGS_T) -count=1 -run Chaos -timeout 30m -v ./chaos/...
+	UNDERSTUDY_E2E_DOWN=60s $(GO) test $(GOFLAGS_T) -count=1 -run TestClusterFailoverNoGap -timeout 10m -v ./cmd/understudy/
 	UNDERSTUDY_SCALE=1 $(GO) test $(GOFLAGS_T) -count=1 -run TestScaleDetectionAndConvergence -timeout 10m -v ./engine/cluster/
 
 # bench: the short capacity run (the 4 Mbit/s ingest ramp of one node and

@@ -417,8 +417,18 @@ func TestClusterFailoverNoGap(t *testing.T) {
 	}
 
 	// Back with the same id and data directory: it takes its place again.
-	time.Sleep(4 * time.Second)
+	// UNDERSTUDY_E2E_DOWN (make chaos: 60s) keeps it down longer.
+	down := 4 * time.Second
+	if v := os.Getenv("UNDERSTUDY_E2E_DOWN"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("UNDERSTUDY_E2E_DOWN: %v", err)
+		}
+		down = d
+	}
+	time.Sleep(time.Until(killAt.Add(down)))
 	victim.start(t, bin)
+	t.Logf("%s down for %s", victim.id, time.Since(killAt).Round(100*time.Millisecond))
 	backIn := waitUntil(t, 30*time.Second, victim.id+" placed again as before", func() bool {
 		p := placementOf(t, survivors[0])
 		for id, ns := range place {
@@ -457,6 +467,21 @@ func TestClusterFailoverNoGap(t *testing.T) {
 		}
 	}
 	t.Logf("backfill: %s's own archive of %v whole over the episode %s after its restart", victim.id, homes[victim.id], time.Since(restartAt).Round(100*time.Millisecond))
+	// Every segment it backfilled plays in ffprobe (checksums: fsck at the
+	// end).
+	backfilled, _ := filepath.Glob(filepath.Join(victim.dir, "segments", "*", "*", "*-archive-backfill-*.mp4"))
+	var bfDur float64
+	for _, f := range backfilled {
+		d := ffprobe(t, f)
+		if d <= 0 {
+			t.Errorf("backfilled segment %s plays %.3f s", f, d)
+		}
+		bfDur += d
+	}
+	if len(backfilled) == 0 {
+		t.Errorf("%s holds no backfilled segment after an outage of %s", victim.id, down)
+	}
+	t.Logf("%s backfilled %d segments (%.1f s of video), each passing ffprobe", victim.id, len(backfilled), bfDur)
 
 	// No hole: the union of every node's own recordings covers [t0, end).
 	for _, id := range ids {
@@ -621,6 +646,19 @@ func TestClusterFailoverNoGap(t *testing.T) {
 	})
 	t.Logf("%s drained through %s: off every placement after %s; activated through %s: placement back after %s",
 		victim.id, survivors[0].id, drainedIn, survivors[1].id, activeIn)
+
+	// fsck on every node, stopped: index and files agree, every checksum
+	// holds (backfilled segments included).
+	for _, c := range nodes {
+		c.proc.cmd.Process.Signal(syscall.SIGTERM)
+		c.proc.cmd.Wait()
+		c.proc.log.Close()
+		c.proc = nil
+		out, err := exec.Command(bin, "fsck", "--data-dir", c.dir).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "consistent") {
+			t.Errorf("fsck of %s: %v\n%s", c.id, err, out)
+		}
+	}
 }
 
 // checkEpisodeExport exports stream (camera cam) over [from, to) through
