@@ -16,6 +16,13 @@ const (
 	Draining
 	// Saturated nodes are full (disk, CPU, network): they take no copies.
 	Saturated
+	// Failed nodes are members known to be down that were active: they
+	// take no copies, but the placement is computed as if they were
+	// active and then only their copies are replaced. So a stream whose
+	// home failed is homed on a surviving copy, which was recording it
+	// already, every other stream keeps its copies, and the node, back,
+	// gets exactly its old copies again.
+	Failed
 )
 
 // String returns the name used in topology files.
@@ -27,11 +34,13 @@ func (s State) String() string {
 		return "draining"
 	case Saturated:
 		return "saturated"
+	case Failed:
+		return "failed"
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
-// ParseState parses "active", "draining" or "saturated".
+// ParseState parses "active", "draining", "saturated" or "failed".
 func ParseState(s string) (State, error) {
 	switch s {
 	case "active":
@@ -40,8 +49,10 @@ func ParseState(s string) (State, error) {
 		return Draining, nil
 	case "saturated":
 		return Saturated, nil
+	case "failed":
+		return Failed, nil
 	}
-	return 0, fmt.Errorf("%w: %q (want active, draining or saturated)", ErrBadState, s)
+	return 0, fmt.Errorf("%w: %q (want active, draining, saturated or failed)", ErrBadState, s)
 }
 
 // Limits on inputs, so that every load sum fits in 64 bits with room to spare.
@@ -236,7 +247,7 @@ func ValidateNode(n Node) error {
 	if len(n.Domain) == 0 {
 		return fmt.Errorf("node %q: %w: empty", n.ID, ErrBadDomain)
 	}
-	if n.State > Saturated {
+	if n.State > Failed {
 		return fmt.Errorf("node %q: %w: %d", n.ID, ErrBadState, n.State)
 	}
 	return nil

@@ -510,8 +510,33 @@ type walker struct {
 	rk          []rank
 }
 
-// Placement runs the sequential phase and returns the placement.
+// Placement runs the sequential phase and returns the placement. With
+// failed nodes it places as if they were active, then replaces only their
+// copies (replaceFailed).
 func (p *Placer) Placement() *Placement {
+	failed := false
+	for i := range p.nodes {
+		if p.nodes[i].State == Failed {
+			failed = true
+			break
+		}
+	}
+	if !failed {
+		return p.place()
+	}
+	sh := *p
+	sh.nodes = slices.Clone(p.nodes)
+	for i := range sh.nodes {
+		if sh.nodes[i].State == Failed {
+			sh.nodes[i].State = Active
+		}
+	}
+	return p.replaceFailed(sh.place())
+}
+
+// newWalker sets up the sequential phase on the current nodes: caps,
+// loads, the ladder of passes.
+func (p *Placer) newWalker() *walker {
 	N, T := len(p.nodes), len(p.tierKeys)
 	w := &walker{
 		p:        p,
@@ -571,6 +596,13 @@ func (p *Placer) Placement() *Placement {
 	}
 	w.passes = append(w.passes, pass{nil, p.level})
 
+	return w
+}
+
+// place is the sequential phase on the current nodes.
+func (p *Placer) place() *Placement {
+	w := p.newWalker()
+	N := len(p.nodes)
 	scopes := p.scopeInfos()
 	scopeOf := func(i int) *scopeInfo {
 		if j := p.scopeOf[i]; j >= 0 {
@@ -609,7 +641,7 @@ func (p *Placer) Placement() *Placement {
 		copy(copies[out.off[si]:out.off[si+1]], w.chosen)
 		homeAt[si] = uint8(w.home)
 	}
-	w.repairHomes(out.off, copies, homeAt)
+	w.repairHomes(out.off, copies, homeAt, nil)
 	// Home first, the other copies after it in preference order.
 	for i := range p.streams {
 		c := copies[out.off[i]:out.off[i+1]]
@@ -628,7 +660,7 @@ func (p *Placer) Placement() *Placement {
 // overloaded node A moves its home to another of its copies B with room,
 // or, when B is full too, first moves the home of a stream on B to a third
 // node with room. Streams are taken from the end of the processing order.
-func (w *walker) repairHomes(off, copies []int32, homeAt []uint8) {
+func (w *walker) repairHomes(off, copies []int32, homeAt []uint8, frozen []bool) {
 	p := w.p
 	over := false
 	for i := range p.nodes {
@@ -669,6 +701,9 @@ func (w *walker) repairHomes(off, copies []int32, homeAt []uint8) {
 	}
 	// oneStep moves the home of s (on a) to another copy with room.
 	oneStep := func(s, a int32) bool {
+		if frozen != nil && frozen[s] {
+			return false
+		}
 		sw := p.streams[s].Weight
 		for j, b := range copies[off[s]:off[s+1]] {
 			if b != a && fits(b, sw) {
@@ -686,7 +721,7 @@ func (w *walker) repairHomes(off, copies []int32, homeAt []uint8) {
 				if homeOf(s) != a {
 					continue
 				}
-				if oneStep(s, a) || depth == 1 {
+				if oneStep(s, a) || depth == 1 || (frozen != nil && frozen[s]) {
 					continue
 				}
 				// Make room on another copy b of s by moving a home off b.
@@ -747,6 +782,54 @@ func loadCap(d, w, wsum, ppm, nodeHash uint64) int64 {
 func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 	w.chosen, w.pos = w.chosen[:0], w.pos[:0]
 	sw := st.Weight
+	if !w.add(st, want, ord, complete) {
+		return false
+	}
+	// Copies in preference order, then the first that can be home in front.
+	for i := 1; i < len(w.chosen); i++ {
+		for j := i; j > 0 && w.pos[j] < w.pos[j-1]; j-- {
+			w.pos[j], w.pos[j-1] = w.pos[j-1], w.pos[j]
+			w.chosen[j], w.chosen[j-1] = w.chosen[j-1], w.chosen[j]
+		}
+	}
+	w.charge(sw, w.homeAmong(sw, len(w.chosen)))
+	return true
+}
+
+// homeAmong is the index of the home among the first k chosen copies:
+// the first under its home cap, else the least loaded against its cap.
+func (w *walker) homeAmong(sw int64, k int) int {
+	for i, c := range w.chosen[:k] {
+		if w.homeLoad[c]+sw <= w.capH[c] {
+			return i
+		}
+	}
+	h := 0
+	for i, c := range w.chosen[:k] {
+		if lighter(w.homeLoad[c]+sw, w.capH[c], w.homeLoad[w.chosen[h]]+sw, w.capH[w.chosen[h]]) {
+			h = i
+		}
+	}
+	return h
+}
+
+// charge adds the stream's weight to the copy loads of the chosen and to
+// the home load of chosen[h]; w.home is h.
+func (w *walker) charge(sw int64, h int) {
+	for i, c := range w.chosen {
+		w.copyLoad[c] += sw
+		if i == h {
+			w.homeLoad[c] += sw
+		}
+	}
+	w.home = h
+}
+
+// add appends copies to w.chosen from ord until it holds want (see pick);
+// with a truncated ord it returns false when the first pass cannot
+// complete, and w.chosen is then partly extended.
+func (w *walker) add(st *Stream, want int, ord []int32, complete bool) bool {
+	sw := st.Weight
 	if w.sc != nil {
 		w.L = len(w.sc.path)
 	}
@@ -776,36 +859,121 @@ func (w *walker) choose(st *Stream, want int, ord []int32, complete bool) bool {
 			break // cannot happen: the last rung takes any node keeping the level
 		}
 	}
-	// Copies in preference order, then the first that can be home in front.
-	for i := 1; i < len(w.chosen); i++ {
-		for j := i; j > 0 && w.pos[j] < w.pos[j-1]; j-- {
-			w.pos[j], w.pos[j-1] = w.pos[j-1], w.pos[j]
-			w.chosen[j], w.chosen[j-1] = w.chosen[j-1], w.chosen[j]
+	return true
+}
+
+// replaceFailed turns the placement sp, made as if the failed nodes were
+// active, into the placement of the current nodes: each stream keeps its
+// surviving copies in sp's order, home first (so a failed home's stream
+// is homed on the first of its replicas, already recording it), and takes
+// replacements for its failed copies by the usual rule under the caps of
+// the active nodes. No home is moved to balance the homes: while a node is
+// failed its replicas carry its homes, over their home caps if need be.
+func (p *Placer) replaceFailed(sp *Placement) *Placement {
+	w := p.newWalker()
+	N := len(p.nodes)
+	scopes := p.scopeInfos()
+	scopeOf := func(i int) *scopeInfo {
+		if j := p.scopeOf[i]; j >= 0 {
+			return scopes[j]
 		}
+		return nil
 	}
-	h := -1
-	for i, c := range w.chosen {
-		if w.homeLoad[c]+sw <= w.capH[c] {
-			h = i
-			break
+	out := &Placement{
+		cfg: p.cfg, nodes: p.nodes, streams: p.streams,
+		tierKeys: p.tierKeys, level: p.level, dom: p.dom,
+		off:     make([]int32, len(p.streams)+1),
+		scopeOf: p.scopeOf, scopeInfo: scopes, activeDoms: w.activeDoms,
+	}
+	for i := range p.streams {
+		out.off[i+1] = out.off[i] + int32(wantCopies(&p.streams[i], w.eligible, scopeOf(i)))
+	}
+	// First the surviving copies, charged in full, so that the
+	// replacements see every node's real load; a stream keeps its home
+	// when it survived.
+	copies := make([]int32, out.off[len(p.streams)])
+	kept := make([]uint8, len(p.streams))
+	homeKept := make([]bool, len(p.streams))
+	frozen := make([]bool, len(p.streams)) // homed on a holder after its home failed
+	for si := range p.streams {
+		c := copies[out.off[si]:out.off[si+1]]
+		k := 0
+		for j, n := range sp.Copies(si) {
+			if p.nodes[n].State == Failed || k == len(c) {
+				continue
+			}
+			c[k] = n
+			w.copyLoad[n] += p.streams[si].Weight
+			if j == 0 {
+				homeKept[si] = true
+				w.homeLoad[n] += p.streams[si].Weight
+			}
+			k++
 		}
+		kept[si] = uint8(k)
 	}
-	if h < 0 { // every copy is over its home cap: the least loaded
-		h = 0
-		for i, c := range w.chosen {
-			if lighter(w.homeLoad[c]+sw, w.capH[c], w.homeLoad[w.chosen[h]]+sw, w.capH[w.chosen[h]]) {
-				h = i
+	for _, s := range p.order {
+		si := int(s)
+		st := &p.streams[si]
+		c := copies[out.off[si]:out.off[si+1]]
+		k := int(kept[si])
+		if len(c) == 0 || (k == len(c) && homeKept[si]) {
+			continue
+		}
+		w.sc = scopeOf(si)
+		w.chosen, w.pos = append(w.chosen[:0], c[:k]...), w.pos[:0]
+		for range k {
+			w.pos = append(w.pos, -1)
+		}
+		if k < len(c) {
+			list := p.cand[si*candidates : si*candidates+int(p.candN[si])]
+			if !w.add(st, len(c), list, len(list) == N) {
+				if w.buf == nil {
+					w.buf = make([]int32, 0, N)
+					w.rk = make([]rank, N)
+				}
+				w.chosen, w.pos = w.chosen[:k], w.pos[:k]
+				w.add(st, len(c), p.fullOrder(si, w.buf, w.rk), true)
+			}
+			for _, n := range w.chosen[k:] {
+				w.copyLoad[n] += st.Weight
+			}
+		}
+		h := 0
+		if !homeKept[si] {
+			// The home failed: the first surviving copy under its home
+			// cap (a node recording the stream already), if any survived.
+			among := k
+			if k == 0 {
+				among = len(w.chosen)
+			}
+			h = w.homeAmong(st.Weight, among)
+			w.homeLoad[w.chosen[h]] += st.Weight
+			frozen[si] = true
+		}
+		c[0] = w.chosen[h]
+		j := 1
+		for i, n := range w.chosen {
+			if i != h {
+				c[j] = n
+				j++
 			}
 		}
 	}
-	for i, c := range w.chosen {
-		w.copyLoad[c] += sw
-		if i == h {
-			w.homeLoad[c] += sw
+	// Homes over their caps move between the copies of untouched streams
+	// (all of them recording): never a failed-over home to a replacement.
+	homeAt := make([]uint8, len(p.streams))
+	w.repairHomes(out.off, copies, homeAt, frozen)
+	for i := range p.streams {
+		c := copies[out.off[i]:out.off[i+1]]
+		if h := homeAt[i]; h > 0 {
+			home := c[h]
+			copy(c[1:h+1], c[:h])
+			c[0] = home
 		}
 	}
-	w.home = h
-	return true
+	out.copies = copies
+	return out
 }
 
 // pick adds to w.chosen the first node of ord that rung ps accepts: active,
