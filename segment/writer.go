@@ -424,6 +424,39 @@ func syncDir(fs vfs.FS, dir string) error {
 	return err
 }
 
+// partBufs are the buffers parts are marshalled into, shared by every
+// writer: a fresh buffer per part grew by doubling, which cleared and
+// copied each part's bytes twice over (a fifth of the CPU of recording,
+// profiled at 20 streams of 4 Mbit/s). A bounded free list rather than a
+// sync.Pool, which every GC empties, and rather than one per writer,
+// which would hold a part of memory per stream.
+var partBufs = make(chan *seekablebuffer.Buffer, 8)
+
+// getPartBuf returns an empty buffer with room for size bytes.
+func getPartBuf(size int) *seekablebuffer.Buffer {
+	var b *seekablebuffer.Buffer
+	select {
+	case b = <-partBufs:
+		b.Reset()
+	default:
+		b = new(seekablebuffer.Buffer)
+	}
+	b.Grow(size)
+	return b
+}
+
+// putPartBuf gives a buffer back; one far larger than a part usually is
+// (a burst) is left to the GC.
+func putPartBuf(b *seekablebuffer.Buffer) {
+	if b.Cap() > 8<<20 {
+		return
+	}
+	select {
+	case partBufs <- b:
+	default:
+	}
+}
+
 // flushPart writes the samples committed since the last part as one part
 // (one write), then fsyncs per policy and records the new end in the index.
 func (w *Writer) flushPart() error {
@@ -437,8 +470,15 @@ func (w *Writer) flushPart() error {
 	if len(p.Tracks) == 0 {
 		return nil
 	}
-	var buf seekablebuffer.Buffer
-	if err := p.Marshal(&buf); err != nil {
+	var size int
+	for _, t := range p.Tracks {
+		for _, sm := range t.Samples {
+			size += len(sm.Payload)
+		}
+	}
+	buf := getPartBuf(size + 64*len(p.Tracks) + 1024)
+	defer putPartBuf(buf)
+	if err := p.Marshal(buf); err != nil {
 		return fmt.Errorf("marshal part: %w", err)
 	}
 	for _, t := range w.tracks {
