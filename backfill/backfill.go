@@ -303,10 +303,16 @@ func (p *prefetcher) take(ctx context.Context, c *segment.RemoteSegment) ([]byte
 	}
 }
 
-// stop cancels what is still being fetched and waits for it.
+// stop cancels what is still being fetched, waits for it, and gives back
+// the bytes nobody took.
 func (p *prefetcher) stop() {
 	p.cancel()
 	p.wg.Wait()
+	for c, r := range p.m {
+		if r.err == nil && c.Release != nil {
+			c.Release(r.data)
+		}
+	}
 }
 
 // better reports whether c, holding the moment to fill, should be taken
@@ -357,6 +363,9 @@ func (f *Filler) copy(ctx context.Context, stream string, c *segment.RemoteSegme
 	data, err := pf.take(ctx, c)
 	if err != nil {
 		return segment.SegmentInfo{}, 0, err
+	}
+	if c.Release != nil {
+		defer c.Release(data)
 	}
 	if err := f.lim.wait(ctx, int64(len(data))); err != nil {
 		return segment.SegmentInfo{}, 0, err

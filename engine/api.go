@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"strconv"
@@ -756,35 +757,62 @@ func (a api) ReadSegment(ctx context.Context, req *connect.Request[understudyv1.
 		return connect.NewError(connect.CodeResourceExhausted, err)
 	}
 	defer done()
-	si, data, err := a.n.store.SegmentAt(m.GetStreamId(), m.GetStart().AsTime(), m.GetChecksum())
+	r, err := a.n.store.OpenSegmentAt(m.GetStreamId(), m.GetStart().AsTime(), m.GetChecksum())
 	switch {
 	case errors.Is(err, segment.ErrNoSegment):
 		return connect.NewError(connect.CodeNotFound, err)
-	case errors.Is(err, segment.ErrChecksumMismatch):
-		return connect.NewError(connect.CodeDataLoss, err)
 	case err != nil:
 		return connect.NewError(connect.CodeInternal, err)
 	}
-	if m.GetOffset() > uint64(len(data)) {
-		return connect.NewError(connect.CodeOutOfRange, fmt.Errorf("offset %d: the segment has %d bytes", m.GetOffset(), len(data)))
+	defer r.Close()
+	si := r.Info()
+	if m.GetOffset() > uint64(si.Bytes) {
+		return connect.NewError(connect.CodeOutOfRange, fmt.Errorf("offset %d: the segment has %d bytes", m.GetOffset(), si.Bytes))
 	}
-	off, first := int(m.GetOffset()), true
-	for first || off < len(data) {
+	// The file is read and hashed from its start, in chunks, and sent from
+	// the offset; a closed segment that fails its checksum ends the stream
+	// with DATA_LOSS (and is quarantined here), so the copy is refused.
+	buf := make([]byte, readChunk)
+	var pos uint64
+	first := true
+	for {
 		if err := ctx.Err(); err != nil {
 			return connect.NewError(connect.CodeCanceled, err)
 		}
-		k := min(off+readChunk, len(data))
-		msg := &understudyv1.ReadSegmentResponse{Chunk: data[off:k]}
-		if first {
-			msg.Segment = segmentProto(si)
-			first = false
+		n, rerr := io.ReadFull(r, buf)
+		if rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
+			if errors.Is(rerr, segment.ErrChecksumMismatch) {
+				return connect.NewError(connect.CodeDataLoss, rerr)
+			}
+			return connect.NewError(connect.CodeInternal, rerr)
 		}
-		if err := out.Send(msg); err != nil {
-			return err
+		chunk := buf[:n]
+		if skip := min(uint64(n), m.GetOffset()-min(pos, m.GetOffset())); skip > 0 {
+			chunk = chunk[skip:]
 		}
-		off = k
+		pos += uint64(n)
+		if len(chunk) > 0 || first && pos >= uint64(si.Bytes) {
+			msg := &understudyv1.ReadSegmentResponse{Chunk: chunk}
+			if first {
+				msg.Segment = segmentProto(si)
+				first = false
+			}
+			if err := out.Send(msg); err != nil {
+				return err
+			}
+		}
+		if rerr != nil || n < len(buf) {
+			// The end of the file; a closed segment's checksum is checked
+			// by the read after its last byte.
+			if _, err := r.Read(buf[:1]); err != nil && !errors.Is(err, io.EOF) {
+				if errors.Is(err, segment.ErrChecksumMismatch) {
+					return connect.NewError(connect.CodeDataLoss, err)
+				}
+				return connect.NewError(connect.CodeInternal, err)
+			}
+			return nil
+		}
 	}
-	return nil
 }
 
 func segmentProto(si segment.SegmentInfo) *understudyv1.Segment {

@@ -30,6 +30,9 @@ type RemoteSegment struct {
 	// Fetch returns the segment's bytes (of a segment being written, up
 	// to its last durable part).
 	Fetch func(ctx context.Context) ([]byte, error)
+	// Release, if set, takes back the bytes Fetch returned once the
+	// caller is done with them, for reuse.
+	Release func([]byte)
 }
 
 // clipSeg is one segment a clip may be cut from, of this store or of

@@ -77,21 +77,28 @@ func (s *Store) readVerified(e *entry) ([]byte, error) {
 	if e.Open || sha256.Sum256(data) == e.Checksum {
 		return data, nil
 	}
-	err = fmt.Errorf("segment %s: %w", e.Path, ErrChecksumMismatch)
+	return nil, s.checksumFailed(e)
+}
+
+// checksumFailed quarantines the file of e, whose bytes do not match its
+// checksum, and drops its entry (the range becomes a gap); the error
+// wraps ErrChecksumMismatch.
+func (s *Store) checksumFailed(e *entry) error {
+	err := fmt.Errorf("segment %s: %w", e.Path, ErrChecksumMismatch)
 	if s.opts.ReadOnly {
-		return nil, err
+		return err
 	}
 	s.log.Error("segment failed its checksum; quarantined, its range is now a gap", "path", e.Path)
 	if qerr := s.quarantine(e.Path); qerr != nil {
-		return nil, errors.Join(err, qerr)
+		return errors.Join(err, qerr)
 	}
 	if derr := s.deleteEntry(e); derr != nil {
-		return nil, errors.Join(err, derr)
+		return errors.Join(err, derr)
 	}
 	if s.opts.OnQuarantine != nil {
 		s.opts.OnQuarantine(e.info())
 	}
-	return nil, err
+	return err
 }
 
 // ExportInfo describes an exported clip.
@@ -455,27 +462,3 @@ func forEachSample(e *entry, ps *parsedSegment, fn func(trackID int, wall time.T
 // at the time asked for (with the checksum asked for).
 var ErrNoSegment = errors.New("no such segment")
 
-// SegmentAt returns the segment of stream that starts exactly at start
-// (with checksum, when not empty) and its bytes: a closed segment verified
-// against its checksum (on a mismatch it is quarantined and the error
-// wraps ErrChecksumMismatch), an open one up to its last durable part.
-// Other nodes copy segments with it.
-func (s *Store) SegmentAt(stream string, start time.Time, checksum string) (SegmentInfo, []byte, error) {
-	es, err := s.entries(stream, start, start.Add(time.Nanosecond))
-	if err != nil {
-		return SegmentInfo{}, nil, err
-	}
-	for _, e := range es {
-		si := e.info()
-		if !e.Start.Equal(start) || (checksum != "" && si.Checksum != checksum) {
-			continue
-		}
-		data, err := s.readVerified(e)
-		if err != nil {
-			return SegmentInfo{}, nil, err
-		}
-		si.Bytes = int64(len(data))
-		return si, data, nil
-	}
-	return SegmentInfo{}, nil, fmt.Errorf("segment: %s at %s: %w", stream, start.UTC().Format(time.RFC3339Nano), ErrNoSegment)
-}

@@ -1,7 +1,9 @@
 package segment
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -118,5 +120,56 @@ func TestDeleteRange(t *testing.T) {
 	left, _ := s.Segments("cam1", time.Time{}, time.Time{})
 	if len(left) != len(segs)-2 || !left[0].Start.Equal(segs[0].Start) || left[1].Class != ClassArchive {
 		t.Errorf("left %+v", left)
+	}
+}
+
+// TestSegmentReader: a closed segment read in small chunks gives its
+// bytes and then io.EOF; with a byte flipped, the read after the last
+// byte reports the mismatch and the segment is quarantined; an unknown
+// start is ErrNoSegment.
+func TestSegmentReader(t *testing.T) {
+	m := loadMedia(t)
+	dir := t.TempDir()
+	s := openTestStore(t, Options{Dir: dir})
+	w, err := s.NewWriter(WriterConfig{Stream: "cam1", Tracks: m.tracks(true), SegmentDuration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, w, m.frames(testWall0, true, 3*testFPS))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := s.Segments("cam1", time.Time{}, time.Time{})
+	want, _ := os.ReadFile(filepath.Join(dir, filepath.FromSlash(segs[0].Path)))
+	r, err := s.OpenSegmentAt("cam1", segs[0].Start, segs[0].Checksum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(io.LimitReader(r, 1<<30))
+	r.Close()
+	if err != nil || !bytes.Equal(got, want) || r.Info().Bytes != int64(len(want)) {
+		t.Fatalf("read %d of %d bytes: %v", len(got), len(want), err)
+	}
+	if _, err := s.OpenSegmentAt("cam1", segs[0].Start.Add(time.Millisecond), ""); !errors.Is(err, ErrNoSegment) {
+		t.Errorf("unknown start: %v", err)
+	}
+	bad := append([]byte(nil), want...)
+	bad[len(bad)/3] ^= 1
+	os.WriteFile(filepath.Join(dir, filepath.FromSlash(segs[0].Path)), bad, 0o644)
+	r, err = s.OpenSegmentAt("cam1", segs[0].Start, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1000)
+	var rerr error
+	for rerr == nil {
+		_, rerr = r.Read(buf)
+	}
+	r.Close()
+	if !errors.Is(rerr, ErrChecksumMismatch) {
+		t.Errorf("corrupt segment read to its end: %v, want a checksum mismatch", rerr)
+	}
+	if left, _ := s.Segments("cam1", segs[0].Start, segs[0].End); len(left) != 0 && left[0].Start.Equal(segs[0].Start) {
+		t.Errorf("corrupt segment still indexed: %v", left)
 	}
 }

@@ -7,12 +7,12 @@ package understudyv1_test
 var generatedHashes = map[string]string{
 	"cluster.pb.go":                            "068931ba18790fd35ae0a506a6070f9d1bb74eb925bd828188a01180d0192e95",
 	"cluster.proto":                            "f16606e5b22a0438882f52c9310b1aeaf3f44ab3b3eb2b57c0f1cc6570ae27fa",
-	"descriptor_set.binpb":                     "133c73cdb77792300719b73a056d6e22d2ca79f9aa8763a0e2c9056f6b6a5d5f",
+	"descriptor_set.binpb":                     "6781ba103b9ec19757ea0fb31c44be3462087d63c110febce5aa7be897ad3fb6",
 	"recording.pb.go":                          "4a5ca15d100e4ead486bf2c787aa73272ec82795cd86d8ab4a3f73096868701a",
-	"recording.proto":                          "654daa02c3ddad4ec10ccc567877394b19eaeabe7a851f813855876fc96f2be1",
+	"recording.proto":                          "50af8f1f952591f200f4b4c31d27405894ef4c844d5c448d41b2e416f73aba2c",
 	"stream.pb.go":                             "632003af255765bdf223120a36d9d2cd5df4df81d40c10daf7520e422b5f5122",
 	"stream.proto":                             "91c4db8e69c3e38f23f467fbe22ac70b6ebb2f87d4dc9ca21f39bd6f24643faa",
 	"understudyv1connect/cluster.connect.go":   "6109ee56ef9bcc21d153215b43a5830ee8e3a4e1759342fe789f51987aae94af",
-	"understudyv1connect/recording.connect.go": "ed864eb612c4661cea7b320f828618a12ba1546977bd94a068227f3ac9039270",
+	"understudyv1connect/recording.connect.go": "5753ee8f93efddfaad1329adb1e823d0e9d48e26e0ab938065082fcd18db8904",
 	"understudyv1connect/stream.connect.go":    "8755f69eb83c5c92663b60fe014857b289fadc83aa1813cf223185fb3502ead9",
 }

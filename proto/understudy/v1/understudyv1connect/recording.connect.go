@@ -76,7 +76,9 @@ type RecordingServiceClient interface {
 	// Errors: NOT_FOUND when the node holds no segment of the stream starting
 	// at `start` (with that checksum, if given), OUT_OF_RANGE for an offset
 	// past the end, DATA_LOSS when the file no longer matches its checksum
-	// (it is quarantined).
+	// (it is quarantined): the node reads and hashes the file as it sends
+	// it, so that error ends the stream after its chunks, and the caller
+	// must discard what it received.
 	ReadSegment(context.Context, *connect.Request[v1.ReadSegmentRequest]) (*connect.ServerStreamForClient[v1.ReadSegmentResponse], error)
 }
 
@@ -179,7 +181,9 @@ type RecordingServiceHandler interface {
 	// Errors: NOT_FOUND when the node holds no segment of the stream starting
 	// at `start` (with that checksum, if given), OUT_OF_RANGE for an offset
 	// past the end, DATA_LOSS when the file no longer matches its checksum
-	// (it is quarantined).
+	// (it is quarantined): the node reads and hashes the file as it sends
+	// it, so that error ends the stream after its chunks, and the caller
+	// must discard what it received.
 	ReadSegment(context.Context, *connect.Request[v1.ReadSegmentRequest], *connect.ServerStream[v1.ReadSegmentResponse]) error
 }
 
