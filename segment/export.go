@@ -461,4 +461,3 @@ func forEachSample(e *entry, ps *parsedSegment, fn func(trackID int, wall time.T
 // ErrNoSegment means the store holds no segment of the stream that starts
 // at the time asked for (with the checksum asked for).
 var ErrNoSegment = errors.New("no such segment")
-
