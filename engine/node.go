@@ -210,7 +210,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if cfg.Fsync == "interval" {
 		policy = segment.FsyncInterval
 	}
-	if n.store, err = segment.Open(segment.Options{Dir: cfg.DataDir, Node: cfg.ID, Logger: log, Fsync: policy,
+	if n.store, err = segment.Open(segment.Options{Dir: cfg.DataDir, FS: cfg.DiskFS, Node: cfg.ID, Logger: log, Fsync: policy,
 		OnIndexFailure: n.indexFailure, OnQuarantine: n.quarantined}); err != nil {
 		return nil, fmt.Errorf("open segment store: %w", err)
 	}
