@@ -78,6 +78,8 @@ type Node struct {
 	selfWeight   int
 	settingsMu   sync.Mutex // serialises UpdateNode's changes of the settings file
 	filler       *backfill.Filler
+	disk         *diskHealth
+	announceMu   sync.Mutex // serialises the updates of this node's membership metadata
 	audit        auditState
 	backfillWake chan struct{}
 }
@@ -199,7 +201,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	// Not the named result: every failure returns a nil *Node, and this
 	// one must still release what was opened before the failure.
 	n := &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{}), indexFailed: make(chan error, 1),
-		exports: make(chan struct{}, max(cfg.MaxExports, 1)), clips: newClipCache(),
+		exports: make(chan struct{}, max(cfg.MaxExports, 1)), clips: newClipCache(), disk: newDiskHealth(),
 		queueMemory: NewMemoryBudget(int64(cmp.Or(cfg.QueueMemoryMiB, DefaultQueueMemoryMiB)) << 20)}
 	defer func() {
 		if err != nil {
@@ -402,8 +404,9 @@ func (n *Node) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); n.supervise(runCtx) }()
 	go func() { defer wg.Done(); n.sampleCPU(runCtx) }()
 	go func() { defer wg.Done(); n.retain(runCtx) }()
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); n.backfillLoop(runCtx) }()
+	go func() { defer wg.Done(); n.watchDisk(runCtx) }()
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -578,6 +581,7 @@ func (n *Node) onSessionEvent(rs *runningSession, e SessionEvent) {
 		rs.unreachable.Store(true)
 	case EventWriteError:
 		ev.Details["error"] = e.Message
+		n.noteWriteError(e.Err)
 	case EventConnected:
 		if !e.Start.IsZero() {
 			ev.Details["start"] = e.Start.UTC().Format(time.RFC3339Nano)

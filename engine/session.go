@@ -164,6 +164,10 @@ type SessionEvent struct {
 	// start of the hole the first frame closes (the outage, or the
 	// session's start).
 	Start time.Time
+	// Err is the disk's error of an EventWriteError (Message is its text):
+	// the node tells a failing disk (an errno such as EIO or ENOSPC) from
+	// other refusals by it.
+	Err error
 }
 
 // SessionStats is a snapshot of a session's counters.
@@ -204,6 +208,12 @@ type Session struct {
 	// writerBroken is set by the write loop when it could not open a writer;
 	// the producer then asks for a new one at the next keyframe.
 	writerBroken atomic.Bool
+	// lastWriteErr is when (unix ns, the session's clock) the disk last
+	// refused a write of this session. The writer buffers a part's frames
+	// and writes them at its end, so a failing disk fails about once a
+	// part: within writeErrorHold of a failure the session does not
+	// record.
+	lastWriteErr atomic.Int64
 
 	// producer state, shared by the RTSP callbacks of one connection (they
 	// may run on one goroutine per media).
@@ -290,7 +300,9 @@ func (s *Session) Class() segment.Class {
 func (s *Session) Recording() bool {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	return s.connected && s.frames.Load() > 0 && !s.dropping && !s.writerBroken.Load()
+	failedAt := s.lastWriteErr.Load()
+	failing := failedAt != 0 && s.cfg.Now().Sub(time.Unix(0, failedAt)) < writeErrorHold
+	return s.connected && s.frames.Load() > 0 && !s.dropping && !s.writerBroken.Load() && !failing
 }
 
 // Stats returns a snapshot of the session's counters.
@@ -320,6 +332,17 @@ func (s *Session) emit(kind SessionEventKind, msg string) {
 func (s *Session) emitAt(kind SessionEventKind, msg string, start time.Time) {
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(SessionEvent{Kind: kind, Stream: s.cfg.Stream, Time: s.cfg.Now(), Message: msg, Start: start})
+	}
+}
+
+// writeErrorHold is how long after a refused write a session does not
+// count as recording: more than a part (1 s) and a keyframe interval.
+const writeErrorHold = 3 * time.Second
+
+// emitWriteError reports a write the disk refused.
+func (s *Session) emitWriteError(err error) {
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(SessionEvent{Kind: EventWriteError, Stream: s.cfg.Stream, Time: s.cfg.Now(), Message: err.Error(), Err: err})
 	}
 }
 
@@ -703,8 +726,9 @@ func (s *Session) writeLoop() {
 		}
 		if err := w.Close(); err != nil {
 			s.writeErrors.Add(1)
+			s.lastWriteErr.Store(s.cfg.Now().UnixNano())
 			s.log.Error("closing segment", "err", err)
-			s.emit(EventWriteError, err.Error())
+			s.emitWriteError(err)
 		}
 		w = nil
 	}
@@ -728,9 +752,10 @@ func (s *Session) writeLoop() {
 			nw, err := s.store.NewWriter(*it.open)
 			if err != nil {
 				s.writeErrors.Add(1)
+				s.lastWriteErr.Store(s.cfg.Now().UnixNano())
 				s.writerBroken.Store(true)
 				s.log.Error("opening segment writer", "err", err)
-				s.emit(EventWriteError, err.Error())
+				s.emitWriteError(err)
 				continue
 			}
 			w = nw
@@ -748,10 +773,11 @@ func (s *Session) writeLoop() {
 			}
 			if err := w.WriteFrame(it.frame); err != nil {
 				s.writeErrors.Add(1)
+				s.lastWriteErr.Store(s.cfg.Now().UnixNano())
 				if now := time.Now(); now.Sub(lastErrLog) > time.Second {
 					lastErrLog = now
 					s.log.Error("writing frame", "err", err)
-					s.emit(EventWriteError, err.Error())
+					s.emitWriteError(err)
 				}
 				continue
 			}

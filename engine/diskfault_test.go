@@ -1,0 +1,202 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/understudy-nvr/understudy/chaos/camsim"
+	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/engine/cluster"
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
+)
+
+// failingDisk makes creates, writes and syncs of files under dir/segments
+// fail with errno while on (a bad or full disk holding the recordings);
+// the index, elsewhere, keeps working.
+type failingDisk struct {
+	dir   string
+	on    atomic.Bool
+	errno syscall.Errno
+}
+
+func (d *failingDisk) MaybeError(op errorfs.Op) error {
+	if !d.on.Load() || !strings.HasPrefix(op.Path, d.dir+"/segments/") {
+		return nil
+	}
+	switch op.Kind {
+	case errorfs.OpCreate, errorfs.OpFileWrite, errorfs.OpFileSync:
+		return d.errno
+	}
+	return nil
+}
+
+func (d *failingDisk) String() string { return "failing disk" }
+
+// nodeState is the state ListNodes gives node id through n's API.
+func nodeState(t *testing.T, n *Node, id string) understudyv1.NodeState {
+	t.Helper()
+	cc := understudyv1connect.NewClusterServiceClient(client(testRead), "http://"+n.Addr())
+	resp, err := cc.ListNodes(context.Background(), connect.NewRequest(&understudyv1.ListNodesRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range resp.Msg.Nodes {
+		if nd.Id == id {
+			return nd.State
+		}
+	}
+	return understudyv1.NodeState_NODE_STATE_UNSPECIFIED
+}
+
+// metricValue scrapes n's /metrics for the value of an unlabelled metric.
+func metricValue(t *testing.T, n *Node, name string) string {
+	t.Helper()
+	resp, err := client(testRead).Get("http://" + n.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// diskEvents returns the DISK_FAULT events of the node itself (not of a
+// segment) in sub so far, as their "state" details.
+func diskEvents(sub *Subscription) (states []string, errnos []string) {
+	for len(sub.C) > 0 {
+		if e := <-sub.C; e.Kind == understudyv1.EventKind_EVENT_KIND_DISK_FAULT && e.Details["state"] != "" {
+			states = append(states, e.Details["state"])
+			errnos = append(errnos, e.Details["errno"])
+		}
+	}
+	return states, errnos
+}
+
+// TestDiskFaultSaturatesNode: a lone node whose disk returns EIO on every
+// segment write marks itself saturated (ListNodes, its own placement
+// member, the understudy_disk_fault gauge, a DISK_FAULT event); an
+// operator's "active" does not clear the mark; alone, it keeps trying
+// to record every stream (nobody else can). Healed, it is active again by
+// itself after diskProbesToRecover good probes in a row, not sooner, and
+// records again. The time the disk refused is a gap, not silently lost.
+func TestDiskFaultSaturatesNode(t *testing.T) {
+	cams := startCameras(t, camsim.Config{Cameras: 2, GOP: 25, Bitrate: 500_000})
+	dir := t.TempDir()
+	disk := &failingDisk{dir: dir, errno: syscall.EIO}
+	n := runNode(t, Config{ID: "n1", DataDir: dir, Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
+		Transport: "tcp", SegmentDuration: 2 * time.Second, DiskFS: errorfs.Wrap(vfs.Default, disk)})
+	sub := n.bus.Subscribe(4096)
+	defer sub.Close()
+	for i := range 2 {
+		if _, err := n.catalog.Create(catalog.Stream{ID: fmt.Sprintf("cam%d", i), URL: cams.URL(i), Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recordingAll := func() bool {
+		for i := range 2 {
+			if s := n.session(fmt.Sprintf("cam%d", i)); s == nil || !s.Recording() {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 30*time.Second, "both streams recording", recordingAll)
+	if st := nodeState(t, n, "n1"); st != understudyv1.NodeState_NODE_STATE_ACTIVE {
+		t.Fatalf("state %v before the fault", st)
+	}
+	if v := metricValue(t, n, MetricDiskFault); v != "0" {
+		t.Fatalf("%s = %q before the fault", MetricDiskFault, v)
+	}
+
+	disk.on.Store(true)
+	faultAt := time.Now()
+	detect := waitFor(t, 20*time.Second, "ListNodes saying saturated", func() bool {
+		return nodeState(t, n, "n1") == understudyv1.NodeState_NODE_STATE_SATURATED
+	})
+	if m := n.members(); m[0].State.String() != cluster.StateSaturated {
+		t.Errorf("own member %+v, want saturated", m[0])
+	}
+	if v := metricValue(t, n, MetricDiskFault); v != "1" {
+		t.Errorf("%s = %q during the fault", MetricDiskFault, v)
+	}
+	// An operator's "active" is not the disk's: the mark stays.
+	if err := n.SetNodeState(cluster.StateActive, 0); err != nil {
+		t.Fatal(err)
+	}
+	if st := nodeState(t, n, "n1"); st != understudyv1.NodeState_NODE_STATE_SATURATED {
+		t.Errorf("state %v after an operator's active, during the fault", st)
+	}
+	time.Sleep(3 * time.Second)
+	// Alone, it records every stream still: placement over-records when
+	// no node takes copies.
+	if p := n.Placement(); len(p["cam0"]) != 1 || len(p["cam1"]) != 1 {
+		t.Errorf("placement %v during the fault, want both streams on n1", p)
+	}
+	if r := n.Roles(); len(r) != 2 {
+		t.Errorf("sessions %v during the fault, want both", r)
+	}
+	if recordingAll() {
+		t.Error("sessions say they record while every write fails")
+	}
+
+	disk.on.Store(false)
+	healedAt := time.Now()
+	recovered := waitFor(t, 30*time.Second, "ListNodes saying active again", func() bool {
+		return nodeState(t, n, "n1") == understudyv1.NodeState_NODE_STATE_ACTIVE
+	})
+	// Hysteresis: diskProbesToRecover probes diskProbeFaulted apart, the
+	// first within diskProbeFaulted of the healing.
+	if least := time.Duration(diskProbesToRecover-1) * diskProbeFaulted; recovered < least-200*time.Millisecond {
+		t.Errorf("active again %v after the healing, want at least %v (%d good probes)", recovered, least, diskProbesToRecover)
+	}
+	if v := metricValue(t, n, MetricDiskFault); v != "0" {
+		t.Errorf("%s = %q after the recovery", MetricDiskFault, v)
+	}
+	if v := metricValue(t, n, MetricDiskFaults); v != "1" {
+		t.Errorf("%s = %q after one fault", MetricDiskFaults, v)
+	}
+	waitFor(t, 20*time.Second, "both streams recording again", recordingAll)
+	time.Sleep(2 * time.Second)
+	states, errnos := diskEvents(sub)
+	if len(states) != 2 || states[0] != "saturated" || errnos[0] != syscall.EIO.Error() || states[1] != "recovered" {
+		t.Errorf("DISK_FAULT events: states %v errnos %v, want saturated (EIO) then recovered", states, errnos)
+	}
+	for i := range 2 {
+		id := fmt.Sprintf("cam%d", i)
+		gaps, err := n.store.Gaps(id, faultAt.Add(-5*time.Second), time.Now().Add(-2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lost time.Duration
+		for _, g := range gaps {
+			lost += g.Duration()
+		}
+		// The fault lasted from faultAt to healedAt: at least that is a gap
+		// (less a part in flight), and at most that and the recovery.
+		if fault := healedAt.Sub(faultAt); lost < fault-2*time.Second || lost > fault+recovered+5*time.Second {
+			t.Errorf("%s: gaps %v (%v) for a fault of %v", id, gaps, lost, fault)
+		}
+	}
+	t.Logf("EIO on every segment write: saturated in ListNodes %v after the fault began; healed after %v, active again %v later (%d probes %v apart); DISK_FAULT events %v",
+		detect.Round(10*time.Millisecond), healedAt.Sub(faultAt).Round(100*time.Millisecond), recovered.Round(10*time.Millisecond), diskProbesToRecover, diskProbeFaulted, states)
+}
