@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +23,7 @@ import (
 	"github.com/understudy-nvr/understudy/engine/cluster"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
+	"github.com/understudy-nvr/understudy/segment"
 )
 
 // failingDisk makes creates, writes and syncs of files under dir/segments
@@ -199,4 +203,142 @@ func TestDiskFaultSaturatesNode(t *testing.T) {
 	}
 	t.Logf("EIO on every segment write: saturated in ListNodes %v after the fault began; healed after %v, active again %v later (%d probes %v apart); DISK_FAULT events %v",
 		detect.Round(10*time.Millisecond), healedAt.Sub(faultAt).Round(100*time.Millisecond), recovered.Round(10*time.Millisecond), diskProbesToRecover, diskProbeFaulted, states)
+}
+
+// TestDiskFaultMovesStreams: in a 3-node cluster (R=2), the node whose
+// disk returns ENOSPC becomes saturated on every node's view, its copies
+// move to the two others (which record every stream, so each stream is
+// recorded throughout by a node that can write), and it stops recording;
+// healed, it takes its copies back: the placement is the one before the
+// fault, and it records them again.
+func TestDiskFaultMovesStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 3-node cluster through a disk fault: about 40 s")
+	}
+	const streams = 3
+	cams := startCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 300_000})
+	var nodes []*Node
+	var disk *failingDisk
+	for i := range 3 {
+		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{ID: fmt.Sprintf("n%d", i+1), Domain: fmt.Sprintf("rack=r%d", i+1), DataDir: t.TempDir(),
+			Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead, SegmentDuration: 2 * time.Second, Transport: "tcp",
+			GossipListen: "127.0.0.1:" + strconv.Itoa(ft.GetAutoBindPort()), GossipTransport: ft,
+			InsecureGossip: true, RejoinHold: 2 * time.Second}
+		if i == 2 {
+			disk = &failingDisk{dir: cfg.DataDir, errno: syscall.ENOSPC}
+			cfg.DiskFS = errorfs.Wrap(vfs.Default, disk)
+		}
+		if i > 0 {
+			cfg.Join = nodes[0].cfg.GossipListen
+		}
+		nodes = append(nodes, runNode(t, cfg))
+	}
+	n3 := nodes[2]
+	sub := n3.bus.Subscribe(4096)
+	defer sub.Close()
+	for i := range streams {
+		if _, err := nodes[0].catalog.Create(catalog.Stream{ID: fmt.Sprintf("cam%d", i), URL: cams.URL(i), Enabled: true, Replicas: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agree := func(check func(map[string][]string) bool) bool {
+		p0 := nodes[0].Placement()
+		for _, n := range nodes[1:] {
+			if !maps.EqualFunc(p0, n.Placement(), slices.Equal[[]string]) {
+				return false
+			}
+		}
+		return len(p0) == streams && check(p0)
+	}
+	// recordsPlaced: every stream n places on itself has media since.
+	recordsPlaced := func(n *Node, since time.Time) bool {
+		for id, ns := range n.Placement() {
+			if !slices.Contains(ns, n.cfg.ID) {
+				continue
+			}
+			cov, err := n.store.Coverage(id, since, time.Now())
+			if err != nil || len(cov) == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	var before map[string][]string
+	waitFor(t, 40*time.Second, "3 nodes agreeing on 2 copies of every stream, all recording", func() bool {
+		ok := agree(func(p map[string][]string) bool {
+			for _, ns := range p {
+				if len(ns) != 2 {
+					return false
+				}
+			}
+			return true
+		})
+		for _, n := range nodes {
+			ok = ok && recordsPlaced(n, time.Now().Add(-3*time.Second))
+		}
+		before = nodes[0].Placement()
+		return ok
+	})
+	onN3 := 0
+	for _, ns := range before {
+		if slices.Contains(ns, "n3") {
+			onN3++
+		}
+	}
+	if onN3 == 0 {
+		t.Fatalf("placement %v puts nothing on n3: the test shows nothing", before)
+	}
+
+	disk.on.Store(true)
+	faultAt := time.Now()
+	moved := waitFor(t, 40*time.Second, "every node placing the streams on n1 and n2 only, and n3 recording nothing", func() bool {
+		return agree(func(p map[string][]string) bool {
+			for _, ns := range p {
+				if !slices.Equal(ns, []string{"n1", "n2"}) && !slices.Equal(ns, []string{"n2", "n1"}) {
+					return false
+				}
+			}
+			return true
+		}) && len(n3.Roles()) == 0 && recordsPlaced(nodes[0], faultAt.Add(time.Second)) && recordsPlaced(nodes[1], faultAt.Add(time.Second))
+	})
+	movedAt := time.Now()
+	if st := nodeState(t, nodes[0], "n3"); st != understudyv1.NodeState_NODE_STATE_SATURATED {
+		t.Errorf("n1 lists n3 as %v, want saturated", st)
+	}
+	// Each stream kept a recorder that can write: the union of what n1
+	// and n2 hold has no hole over the fault.
+	for i := range streams {
+		id := fmt.Sprintf("cam%d", i)
+		var all []segment.Interval
+		for _, n := range nodes[:2] {
+			cov, err := n.store.Coverage(id, faultAt.Add(-time.Second), movedAt.Add(-2*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, cov...)
+		}
+		if gaps := segment.Subtract(segment.Interval{Start: faultAt.Add(-time.Second), End: movedAt.Add(-2 * time.Second)}, segment.Merge(all)); len(gaps) > 0 {
+			t.Errorf("%s: n1 and n2 together miss %v during the fault", id, gaps)
+		}
+	}
+
+	disk.on.Store(false)
+	healedAt := time.Now()
+	back := waitFor(t, 40*time.Second, "the placement of before the fault, n3 recording its streams again", func() bool {
+		return agree(func(p map[string][]string) bool { return maps.EqualFunc(p, before, slices.Equal[[]string]) }) &&
+			recordsPlaced(n3, healedAt.Add(time.Second))
+	})
+	if st := nodeState(t, nodes[0], "n3"); st != understudyv1.NodeState_NODE_STATE_ACTIVE {
+		t.Errorf("n1 lists n3 as %v after the healing, want active", st)
+	}
+	states, errnos := diskEvents(sub)
+	if len(states) != 2 || states[0] != "saturated" || errnos[0] != syscall.ENOSPC.Error() || states[1] != "recovered" {
+		t.Errorf("n3's DISK_FAULT events: states %v errnos %v, want saturated (ENOSPC) then recovered", states, errnos)
+	}
+	t.Logf("ENOSPC on n3 (%d of %d streams placed on it): its copies on n1 and n2, n3 recording nothing %v after the fault; healed, the old placement back and n3 recording %v after (n1+n2 held every stream throughout)",
+		onN3, streams, moved.Round(100*time.Millisecond), back.Round(100*time.Millisecond))
 }
