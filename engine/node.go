@@ -575,7 +575,11 @@ func (n *Node) onSessionEvent(rs *runningSession, e SessionEvent) {
 		ev.Details["start"] = e.Start.UTC().Format(time.RFC3339Nano)
 		ev.Details["gap_kind"] = "GAP_KIND_SOURCE"
 	case EventOverflow:
-		ev.Details["start"] = e.Time.UTC().Format(time.RFC3339Nano)
+		ev.Details["start"] = cmp.Or(e.Start, e.Time).UTC().Format(time.RFC3339Nano)
+		ev.Details["gap_kind"] = "GAP_KIND_SYSTEM"
+	case EventOverflowEnded:
+		ev.Details["start"] = e.Start.UTC().Format(time.RFC3339Nano)
+		ev.Details["end"] = e.End.UTC().Format(time.RFC3339Nano)
 		ev.Details["gap_kind"] = "GAP_KIND_SYSTEM"
 	case EventSourceUnreachable:
 		rs.unreachable.Store(true)

@@ -132,8 +132,13 @@ const (
 	// EventWriteError: the disk refused a write; the hole is a gap.
 	EventWriteError
 	// EventOverflow: the queue budget was exceeded during a disk stall and
-	// frames were dropped up to the next keyframe.
+	// frames were dropped up to the next keyframe. Start is the wall time
+	// of the first frame dropped.
 	EventOverflow
+	// EventOverflowEnded: recording resumed after an overflow; the gap
+	// in the index is [Start, End): Start the first frame dropped, End the
+	// keyframe recording resumed at.
+	EventOverflowEnded
 )
 
 func (k SessionEventKind) String() string {
@@ -148,6 +153,8 @@ func (k SessionEventKind) String() string {
 		return "write_error"
 	case EventOverflow:
 		return "overflow"
+	case EventOverflowEnded:
+		return "overflow_ended"
 	}
 	return "unknown"
 }
@@ -164,6 +171,8 @@ type SessionEvent struct {
 	// start of the hole the first frame closes (the outage, or the
 	// session's start).
 	Start time.Time
+	// End is the end of the hole an EventOverflowEnded closes.
+	End time.Time
 	// Err is the disk's error of an EventWriteError (Message is its text):
 	// the node tells a failing disk (an errno such as EIO or ENOSPC) from
 	// other refusals by it.
@@ -599,6 +608,10 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 		}
 		if s.dropping {
 			s.log.Warn("recording resumed after queue overflow", "lost_from", s.dropStart, "lost_to", f.Wall)
+			if s.cfg.OnEvent != nil {
+				s.cfg.OnEvent(SessionEvent{Kind: EventOverflowEnded, Stream: s.cfg.Stream, Time: s.cfg.Now(), Start: s.dropStart, End: f.Wall,
+					Message: fmt.Sprintf("recording resumed after the queue overflow; the gap is %s to %s", s.dropStart.Format(time.RFC3339Nano), f.Wall.Format(time.RFC3339Nano))})
+			}
 			s.dropping = false
 		}
 		s.writerBroken.Store(false)
@@ -623,11 +636,11 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 		if full {
 			s.log.Error("disk too slow: queue budget exceeded, dropping until the next keyframe",
 				"queue_bytes", s.queued.Load(), "budget", s.cfg.QueueBytes)
-			s.emit(EventOverflow, fmt.Sprintf("queue budget of %d bytes exceeded; a gap starts at %s", s.cfg.QueueBytes, f.Wall.Format(time.RFC3339Nano)))
+			s.emitAt(EventOverflow, fmt.Sprintf("queue budget of %d bytes exceeded; a gap starts at %s", s.cfg.QueueBytes, f.Wall.Format(time.RFC3339Nano)), f.Wall)
 		} else {
 			s.log.Error("recording falls behind: the node's queue memory is full, dropping until the next keyframe",
 				"queue_bytes", s.queued.Load(), "node_queue_bytes", s.cfg.Memory.Used(), "node_budget", s.cfg.Memory.Limit())
-			s.emit(EventOverflow, fmt.Sprintf("the node's queue memory of %d bytes (all cameras) is full; a gap starts at %s", s.cfg.Memory.Limit(), f.Wall.Format(time.RFC3339Nano)))
+			s.emitAt(EventOverflow, fmt.Sprintf("the node's queue memory of %d bytes (all cameras) is full; a gap starts at %s", s.cfg.Memory.Limit(), f.Wall.Format(time.RFC3339Nano)), f.Wall)
 		}
 		return
 	}
