@@ -3,9 +3,11 @@ package engine
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -341,4 +343,25 @@ func TestDiskFaultMovesStreams(t *testing.T) {
 	}
 	t.Logf("ENOSPC on n3 (%d of %d streams placed on it): its copies on n1 and n2, n3 recording nothing %v after the fault; healed, the old placement back and n3 recording %v after (n1+n2 held every stream throughout)",
 		onN3, streams, moved.Round(100*time.Millisecond), back.Round(100*time.Millisecond))
+}
+
+// TestDiskFaultErrno: what counts as the disk refusing writes, wrapped
+// as the segment writer and the OS wrap it; other errors do not.
+func TestDiskFaultErrno(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("segment: write part: %w", &os.PathError{Op: "write", Path: "/d/x.mp4", Err: syscall.EIO}), true},
+		{fmt.Errorf("segment: create: %w", syscall.ENOSPC), true},
+		{syscall.EDQUOT, true},
+		{syscall.EROFS, true},
+		{fmt.Errorf("open: %w", syscall.EMFILE), false},
+		{errors.New("segment: stream cam1: frame without payload or wall time"), false},
+		{nil, false},
+	} {
+		if _, got := diskFaultErrno(tc.err); got != tc.want {
+			t.Errorf("diskFaultErrno(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
 }

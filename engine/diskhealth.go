@@ -123,7 +123,8 @@ func (n *Node) noteWriteError(err error) {
 // watchDisk probes the disk and applies the changes of its health until
 // ctx ends.
 func (n *Node) watchDisk(ctx context.Context) {
-	applied := false // the fault the metadata shows
+	reported := false // the fault the last DISK_FAULT event announced
+	applied := false  // the fault the metadata shows
 	t := time.NewTimer(diskProbeHealthy)
 	defer t.Stop()
 	for {
@@ -148,17 +149,20 @@ func (n *Node) watchDisk(ctx context.Context) {
 			}
 		}
 		faulted, _, last := n.disk.state()
-		if faulted && !applied {
+		if faulted && !reported {
 			errno, _ := diskFaultErrno(last)
 			n.log.Error("the disk refuses writes: node marked saturated, its streams move to other nodes", "err", last, "errno", errno.Error())
 			n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_DISK_FAULT, Node: n.cfg.ID,
 				Message: fmt.Sprintf("the disk refuses writes (%v): the node is saturated, its streams move to other nodes", errno),
 				Details: map[string]string{"state": "saturated", "error": last.Error(), "errno": errno.Error()}})
 		}
+		reported = faulted
 		if faulted != applied {
-			applied = faulted
+			// A failed update is tried again at the next probe.
 			if err := n.announceState(); err != nil {
 				n.log.Warn("announcing the node state", "err", err)
+			} else {
+				applied = faulted
 			}
 		}
 		if faulted {
