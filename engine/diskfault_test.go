@@ -365,3 +365,47 @@ func TestDiskFaultErrno(t *testing.T) {
 		}
 	}
 }
+
+// TestDiskHealthHysteresis: diskProbesToRecover good probes in a row end
+// a fault, a write error between them starts the count again; the
+// saturated mark yields to an operator's draining and survives an
+// operator's active.
+func TestDiskHealthHysteresis(t *testing.T) {
+	n := &Node{disk: newDiskHealth(), selfState: cluster.StateActive}
+	if n.disk.probed() {
+		t.Fatal("a good probe on a healthy disk ended a fault")
+	}
+	n.noteWriteError(fmt.Errorf("write: %w", syscall.EMFILE))
+	if f, _, _ := n.disk.state(); f {
+		t.Fatal("EMFILE made a disk fault")
+	}
+	n.noteWriteError(fmt.Errorf("write: %w", syscall.EIO))
+	if got := n.stateLocked(); got != cluster.StateSaturated {
+		t.Fatalf("state %q during a fault", got)
+	}
+	n.selfState = cluster.StateDraining
+	if got := n.stateLocked(); got != cluster.StateDraining {
+		t.Errorf("state %q for a draining node during a fault, want draining", got)
+	}
+	n.selfState = cluster.StateActive
+	for i := 1; i < diskProbesToRecover; i++ {
+		if n.disk.probed() {
+			t.Fatalf("fault ended after %d good probes", i)
+		}
+	}
+	n.noteWriteError(fmt.Errorf("write: %w", syscall.ENOSPC)) // the count starts again
+	for i := 1; i < diskProbesToRecover; i++ {
+		if n.disk.probed() {
+			t.Fatalf("fault ended after %d good probes following a write error", i)
+		}
+	}
+	if !n.disk.probed() {
+		t.Fatalf("fault not ended after %d good probes in a row", diskProbesToRecover)
+	}
+	if got := n.stateLocked(); got != cluster.StateActive {
+		t.Errorf("state %q after the recovery", got)
+	}
+	if n.disk.faults != 1 {
+		t.Errorf("%d faults counted, want 1", n.disk.faults)
+	}
+}
