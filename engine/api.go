@@ -884,7 +884,7 @@ func (a api) nodeProto() *understudyv1.Node {
 		}
 	}
 	a.n.placeMu.Lock()
-	state, weight := a.n.selfState, a.n.selfWeight
+	state, weight := a.n.stateLocked(), a.n.selfWeight
 	a.n.placeMu.Unlock()
 	return &understudyv1.Node{
 		Id: a.n.cfg.ID, Domain: a.n.cfg.Domain, State: nodeStateProto(parseState(state)),

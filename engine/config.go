@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/memberlist"
 	"gopkg.in/yaml.v3"
 
@@ -162,6 +163,11 @@ type Config struct {
 	// node off with cluster.FaultTransport. Not settable from a file or
 	// flag.
 	GossipTransport memberlist.NodeAwareTransport `yaml:"-"`
+	// DiskFS, when set, is the file system the segment store (files and
+	// index) goes through instead of the operating system's: tests stall
+	// it or make it fail (errorfs) to inject disk faults. Not settable
+	// from a file or flag.
+	DiskFS vfs.FS `yaml:"-"`
 	// RejoinHold is the hysteresis against a flapping node: a node that
 	// (re)appears takes streams only after it stayed this long. Default
 	// 10s.

@@ -92,7 +92,7 @@ func (b *EventBus) Dropped() uint64 { return b.dropped.Load() }
 // sessionEventKind maps a recording session's event to the API's kind.
 func sessionEventKind(k SessionEventKind) understudyv1.EventKind {
 	switch k {
-	case EventConnected:
+	case EventConnected, EventOverflowEnded:
 		return understudyv1.EventKind_EVENT_KIND_GAP_CLOSED
 	case EventDisconnected, EventOverflow:
 		return understudyv1.EventKind_EVENT_KIND_GAP_OPENED

@@ -39,6 +39,8 @@ const (
 	MetricLeader           = "understudy_cluster_leader"
 	MetricUnderReplicated  = "understudy_streams_under_replicated"
 	MetricRecordedNowhere  = "understudy_streams_recorded_nowhere"
+	MetricDiskFault        = "understudy_disk_fault"
+	MetricDiskFaults       = "understudy_disk_faults_total"
 )
 
 // nodeMetrics is the node's Prometheus registry; every value is read from
@@ -153,6 +155,17 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	})
 	gauge(MetricRecordedNowhere, "Streams no live node records with media flowing, for over 20 s (set on the leader; 0 elsewhere).", func() float64 {
 		return float64(n.audit.nowhere.Load())
+	})
+	gauge(MetricDiskFault, "1 while the disk refuses segment writes (EIO, ENOSPC, EDQUOT, EROFS) and the node is saturated for it, 0 otherwise.", func() float64 {
+		if f, _, _ := n.disk.state(); f {
+			return 1
+		}
+		return 0
+	})
+	counter(MetricDiskFaults, "Disk faults that made the node saturated (each ends after 3 good probe writes in a row).", func() float64 {
+		n.disk.mu.Lock()
+		defer n.disk.mu.Unlock()
+		return float64(n.disk.faults)
 	})
 	m := &nodeMetrics{reg: reg,
 		backfillBytes:    prometheus.NewCounter(prometheus.CounterOpts{Name: MetricBackfillBytes, Help: "Bytes copied into this node's archive by backfill (from its buffer or peers)."}),

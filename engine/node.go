@@ -80,6 +80,8 @@ type Node struct {
 	settingsMu   sync.Mutex // serialises UpdateNode's changes of the settings file
 	filler       *backfill.Filler
 	buffer       *replica.Buffer
+	disk         *diskHealth
+	announceMu   sync.Mutex // serialises the updates of this node's membership metadata
 	audit        auditState
 	backfillWake chan struct{}
 }
@@ -201,7 +203,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	// Not the named result: every failure returns a nil *Node, and this
 	// one must still release what was opened before the failure.
 	n := &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{}), indexFailed: make(chan error, 1),
-		exports: make(chan struct{}, max(cfg.MaxExports, 1)), clips: newClipCache(),
+		exports: make(chan struct{}, max(cfg.MaxExports, 1)), clips: newClipCache(), disk: newDiskHealth(),
 		queueMemory: NewMemoryBudget(int64(cmp.Or(cfg.QueueMemoryMiB, DefaultQueueMemoryMiB)) << 20)}
 	defer func() {
 		if err != nil {
@@ -212,7 +214,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if cfg.Fsync == "interval" {
 		policy = segment.FsyncInterval
 	}
-	if n.store, err = segment.Open(segment.Options{Dir: cfg.DataDir, Node: cfg.ID, Logger: log, Fsync: policy,
+	if n.store, err = segment.Open(segment.Options{Dir: cfg.DataDir, FS: cfg.DiskFS, Node: cfg.ID, Logger: log, Fsync: policy,
 		OnIndexFailure: n.indexFailure, OnQuarantine: n.quarantined}); err != nil {
 		return nil, fmt.Errorf("open segment store: %w", err)
 	}
@@ -408,8 +410,9 @@ func (n *Node) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); n.sampleCPU(runCtx) }()
 	go func() { defer wg.Done(); n.retain(runCtx) }()
 	go func() { defer wg.Done(); n.bufferLoop(runCtx) }()
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); n.backfillLoop(runCtx) }()
+	go func() { defer wg.Done(); n.watchDisk(runCtx) }()
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -578,12 +581,17 @@ func (n *Node) onSessionEvent(rs *runningSession, e SessionEvent) {
 		ev.Details["start"] = e.Start.UTC().Format(time.RFC3339Nano)
 		ev.Details["gap_kind"] = "GAP_KIND_SOURCE"
 	case EventOverflow:
-		ev.Details["start"] = e.Time.UTC().Format(time.RFC3339Nano)
+		ev.Details["start"] = cmp.Or(e.Start, e.Time).UTC().Format(time.RFC3339Nano)
+		ev.Details["gap_kind"] = "GAP_KIND_SYSTEM"
+	case EventOverflowEnded:
+		ev.Details["start"] = e.Start.UTC().Format(time.RFC3339Nano)
+		ev.Details["end"] = e.End.UTC().Format(time.RFC3339Nano)
 		ev.Details["gap_kind"] = "GAP_KIND_SYSTEM"
 	case EventSourceUnreachable:
 		rs.unreachable.Store(true)
 	case EventWriteError:
 		ev.Details["error"] = e.Message
+		n.noteWriteError(e.Err)
 	case EventConnected:
 		if !e.Start.IsZero() {
 			ev.Details["start"] = e.Start.UTC().Format(time.RFC3339Nano)

@@ -120,15 +120,8 @@ func (n *Node) SetNodeState(state string, weight int) error {
 	if weight > 0 {
 		n.selfWeight = weight
 	}
-	st, w := n.selfState, n.selfWeight
 	n.placeMu.Unlock()
-	if n.cl != nil {
-		if err := n.cl.SetMeta(func(m *cluster.Meta) { m.State, m.Weight = st, w }); err != nil {
-			return err
-		}
-	}
-	n.poke()
-	return nil
+	return n.announceState()
 }
 
 // poke asks the supervisor for a reconcile round now.
@@ -143,7 +136,7 @@ func (n *Node) poke() {
 // always), with their domain, weight and state.
 func (n *Node) members() []reconcile.Member {
 	n.placeMu.Lock()
-	self := reconcile.Member{ID: n.cfg.ID, Domain: n.cfg.Domain, Weight: n.selfWeight, State: parseState(n.selfState)}
+	self := reconcile.Member{ID: n.cfg.ID, Domain: n.cfg.Domain, Weight: n.selfWeight, State: parseState(n.stateLocked())}
 	n.placeMu.Unlock()
 	if n.cl == nil {
 		return []reconcile.Member{self}

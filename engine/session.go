@@ -132,8 +132,13 @@ const (
 	// EventWriteError: the disk refused a write; the hole is a gap.
 	EventWriteError
 	// EventOverflow: the queue budget was exceeded during a disk stall and
-	// frames were dropped up to the next keyframe.
+	// frames were dropped up to the next keyframe. Start is the wall time
+	// of the first frame dropped.
 	EventOverflow
+	// EventOverflowEnded: recording resumed after an overflow; the gap
+	// in the index is [Start, End): Start the first frame dropped, End the
+	// keyframe recording resumed at.
+	EventOverflowEnded
 )
 
 func (k SessionEventKind) String() string {
@@ -148,6 +153,8 @@ func (k SessionEventKind) String() string {
 		return "write_error"
 	case EventOverflow:
 		return "overflow"
+	case EventOverflowEnded:
+		return "overflow_ended"
 	}
 	return "unknown"
 }
@@ -164,6 +171,12 @@ type SessionEvent struct {
 	// start of the hole the first frame closes (the outage, or the
 	// session's start).
 	Start time.Time
+	// End is the end of the hole an EventOverflowEnded closes.
+	End time.Time
+	// Err is the disk's error of an EventWriteError (Message is its text):
+	// the node tells a failing disk (an errno such as EIO or ENOSPC) from
+	// other refusals by it.
+	Err error
 }
 
 // SessionStats is a snapshot of a session's counters.
@@ -204,6 +217,12 @@ type Session struct {
 	// writerBroken is set by the write loop when it could not open a writer;
 	// the producer then asks for a new one at the next keyframe.
 	writerBroken atomic.Bool
+	// lastWriteErr is when (unix ns, the session's clock) the disk last
+	// refused a write of this session. The writer buffers a part's frames
+	// and writes them at its end, so a failing disk fails about once a
+	// part: within writeErrorHold of a failure the session does not
+	// record.
+	lastWriteErr atomic.Int64
 
 	// producer state, shared by the RTSP callbacks of one connection (they
 	// may run on one goroutine per media).
@@ -290,7 +309,9 @@ func (s *Session) Class() segment.Class {
 func (s *Session) Recording() bool {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	return s.connected && s.frames.Load() > 0 && !s.dropping && !s.writerBroken.Load()
+	failedAt := s.lastWriteErr.Load()
+	failing := failedAt != 0 && s.cfg.Now().Sub(time.Unix(0, failedAt)) < writeErrorHold
+	return s.connected && s.frames.Load() > 0 && !s.dropping && !s.writerBroken.Load() && !failing
 }
 
 // Stats returns a snapshot of the session's counters.
@@ -320,6 +341,17 @@ func (s *Session) emit(kind SessionEventKind, msg string) {
 func (s *Session) emitAt(kind SessionEventKind, msg string, start time.Time) {
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(SessionEvent{Kind: kind, Stream: s.cfg.Stream, Time: s.cfg.Now(), Message: msg, Start: start})
+	}
+}
+
+// writeErrorHold is how long after a refused write a session does not
+// count as recording: more than a part (1 s) and a keyframe interval.
+const writeErrorHold = 3 * time.Second
+
+// emitWriteError reports a write the disk refused.
+func (s *Session) emitWriteError(err error) {
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(SessionEvent{Kind: EventWriteError, Stream: s.cfg.Stream, Time: s.cfg.Now(), Message: err.Error(), Err: err})
 	}
 }
 
@@ -576,6 +608,10 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 		}
 		if s.dropping {
 			s.log.Warn("recording resumed after queue overflow", "lost_from", s.dropStart, "lost_to", f.Wall)
+			if s.cfg.OnEvent != nil {
+				s.cfg.OnEvent(SessionEvent{Kind: EventOverflowEnded, Stream: s.cfg.Stream, Time: s.cfg.Now(), Start: s.dropStart, End: f.Wall,
+					Message: fmt.Sprintf("recording resumed after the queue overflow; the gap is %s to %s", s.dropStart.Format(time.RFC3339Nano), f.Wall.Format(time.RFC3339Nano))})
+			}
 			s.dropping = false
 		}
 		s.writerBroken.Store(false)
@@ -600,11 +636,11 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 		if full {
 			s.log.Error("disk too slow: queue budget exceeded, dropping until the next keyframe",
 				"queue_bytes", s.queued.Load(), "budget", s.cfg.QueueBytes)
-			s.emit(EventOverflow, fmt.Sprintf("queue budget of %d bytes exceeded; a gap starts at %s", s.cfg.QueueBytes, f.Wall.Format(time.RFC3339Nano)))
+			s.emitAt(EventOverflow, fmt.Sprintf("queue budget of %d bytes exceeded; a gap starts at %s", s.cfg.QueueBytes, f.Wall.Format(time.RFC3339Nano)), f.Wall)
 		} else {
 			s.log.Error("recording falls behind: the node's queue memory is full, dropping until the next keyframe",
 				"queue_bytes", s.queued.Load(), "node_queue_bytes", s.cfg.Memory.Used(), "node_budget", s.cfg.Memory.Limit())
-			s.emit(EventOverflow, fmt.Sprintf("the node's queue memory of %d bytes (all cameras) is full; a gap starts at %s", s.cfg.Memory.Limit(), f.Wall.Format(time.RFC3339Nano)))
+			s.emitAt(EventOverflow, fmt.Sprintf("the node's queue memory of %d bytes (all cameras) is full; a gap starts at %s", s.cfg.Memory.Limit(), f.Wall.Format(time.RFC3339Nano)), f.Wall)
 		}
 		return
 	}
@@ -703,8 +739,9 @@ func (s *Session) writeLoop() {
 		}
 		if err := w.Close(); err != nil {
 			s.writeErrors.Add(1)
+			s.lastWriteErr.Store(s.cfg.Now().UnixNano())
 			s.log.Error("closing segment", "err", err)
-			s.emit(EventWriteError, err.Error())
+			s.emitWriteError(err)
 		}
 		w = nil
 	}
@@ -728,9 +765,10 @@ func (s *Session) writeLoop() {
 			nw, err := s.store.NewWriter(*it.open)
 			if err != nil {
 				s.writeErrors.Add(1)
+				s.lastWriteErr.Store(s.cfg.Now().UnixNano())
 				s.writerBroken.Store(true)
 				s.log.Error("opening segment writer", "err", err)
-				s.emit(EventWriteError, err.Error())
+				s.emitWriteError(err)
 				continue
 			}
 			w = nw
@@ -748,10 +786,11 @@ func (s *Session) writeLoop() {
 			}
 			if err := w.WriteFrame(it.frame); err != nil {
 				s.writeErrors.Add(1)
+				s.lastWriteErr.Store(s.cfg.Now().UnixNano())
 				if now := time.Now(); now.Sub(lastErrLog) > time.Second {
 					lastErrLog = now
 					s.log.Error("writing frame", "err", err)
-					s.emit(EventWriteError, err.Error())
+					s.emitWriteError(err)
 				}
 				continue
 			}

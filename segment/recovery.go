@@ -494,6 +494,9 @@ func (s *Store) listSegmentFiles() ([]string, error) {
 		}
 		slices.Sort(names)
 		for _, n := range names {
+			if depth == 0 && n == probeFile {
+				continue // ProbeWrite's, left by a crash: not a segment
+			}
 			child := rel + "/" + n
 			st, err := s.fs.Stat(s.abs(child))
 			if err != nil {

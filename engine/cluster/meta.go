@@ -13,7 +13,7 @@ import (
 const (
 	StateActive    = "active"    // records and takes new streams
 	StateDraining  = "draining"  // hands its streams off, takes no new ones
-	StateSaturated = "saturated" // keeps its streams, takes no new ones
+	StateSaturated = "saturated" // cannot record (its disk refuses writes): takes no copies, its streams move away (make-before-break)
 )
 
 var states = []string{StateActive, StateDraining, StateSaturated}
