@@ -92,6 +92,7 @@ type runningSession struct {
 	cancel      context.CancelFunc
 	done        chan struct{}
 	unreachable atomic.Bool
+	started     time.Time // when the session was started
 }
 
 // openOutage returns the start of the camera outage the local session of
@@ -490,7 +491,7 @@ func (n *Node) supervise(ctx context.Context) {
 
 // startSession runs a session for s; n.mu is held.
 func (n *Node) startSession(ctx context.Context, s catalog.Stream, role reconcile.Role) error {
-	rs := &runningSession{stream: s, role: role, done: make(chan struct{})}
+	rs := &runningSession{stream: s, role: role, done: make(chan struct{}), started: time.Now()}
 	class := roleClass(role)
 	sess, err := NewSession(n.store, SessionConfig{
 		Stream:          s.ID,

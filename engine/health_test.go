@@ -1,0 +1,216 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/understudy-nvr/understudy/chaos/camsim"
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
+)
+
+// refusedAddr is a local TCP address nothing listens on.
+func refusedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestClassifyFailure(t *testing.T) {
+	cases := []struct {
+		err  error
+		want SessionFailure
+	}{
+		{nil, FailureUnreachable},
+		{fmt.Errorf("connect: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), FailureUnreachable},
+		{fmt.Errorf("describe: %w", liberrors.ErrClientBadStatusCode{Code: base.StatusUnauthorized, Message: "Unauthorized"}), FailureAuth},
+		{fmt.Errorf("describe: %w", liberrors.ErrClientBadStatusCode{Code: base.StatusForbidden, Message: "Forbidden"}), FailureAuth},
+		{fmt.Errorf("describe: %w", liberrors.ErrClientBadStatusCode{Code: base.StatusNotFound, Message: "Not Found"}), FailureNotFound},
+		{fmt.Errorf("describe: %w", liberrors.ErrClientBadStatusCode{Code: base.StatusInternalServerError, Message: "x"}), FailureOther},
+		{errNoSupportedTrack, FailureCodec},
+		{errors.New("something odd"), FailureOther},
+	}
+	for _, c := range cases {
+		if got := classifyFailure(c.err); got != c.want {
+			t.Errorf("classifyFailure(%v) = %d, want %d", c.err, got, c.want)
+		}
+	}
+}
+
+// TestStreamHealth: a node with a healthy camera, a refused port, a
+// wrong path (404) and a camera whose credentials it lacks (401) lists
+// four different states with their reasons, within seconds; the per-state
+// gauge counts them; no response or metric holds the camera's password.
+func TestStreamHealth(t *testing.T) {
+	open := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	const secret = "s3cret-camera-pw"
+	locked := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, User: "admin", Pass: secret})
+	n := runNode(t, Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead})
+	ctx := context.Background()
+	base := "http://" + n.Addr()
+	sc := understudyv1connect.NewStreamServiceClient(client(testAdmin), base)
+	lockedURL := strings.Replace(locked.URL(0), "admin:"+secret+"@", "", 1)
+	streams := []*understudyv1.Stream{
+		{Id: "healthy", Url: open.URL(0), Enabled: true},
+		{Id: "refused", Url: "rtsp://" + refusedAddr(t) + "/cam/0", Enabled: true},
+		{Id: "wrongpath", Url: strings.Replace(open.URL(0), "/cam/0", "/cam/99", 1), Enabled: true},
+		// Credentials the camera does not accept: a wrong password.
+		{Id: "badcreds", Url: lockedURL, Credentials: &understudyv1.Credentials{Username: "admin", Password: "wrong-" + secret}, Enabled: true},
+		{Id: "off", Url: open.URL(0), Enabled: false},
+	}
+	created := time.Now()
+	for _, s := range streams {
+		if _, err := sc.CreateStream(ctx, connect.NewRequest(&understudyv1.CreateStreamRequest{Stream: s})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]understudyv1.StreamState{
+		"healthy":   understudyv1.StreamState_STREAM_STATE_RECORDING,
+		"refused":   understudyv1.StreamState_STREAM_STATE_CAMERA_UNREACHABLE,
+		"wrongpath": understudyv1.StreamState_STREAM_STATE_CAMERA_NOT_FOUND,
+		"badcreds":  understudyv1.StreamState_STREAM_STATE_CAMERA_AUTH_FAILED,
+		"off":       understudyv1.StreamState_STREAM_STATE_DISABLED,
+	}
+	var got map[string]*understudyv1.Stream
+	deadline := time.Now().Add(30 * time.Second) // 10 s on an idle machine; this one is shared
+	for {
+		resp, err := sc.ListStreams(ctx, connect.NewRequest(&understudyv1.ListStreamsRequest{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = map[string]*understudyv1.Stream{}
+		ok := true
+		for _, s := range resp.Msg.Streams {
+			got[s.Id] = s
+			if s.GetStatus().GetState() != want[s.Id] {
+				ok = false
+			}
+		}
+		if ok && len(got) == len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			for id, s := range got {
+				t.Logf("%s: %v", id, s.GetStatus())
+			}
+			t.Fatalf("states not as expected after %s", time.Since(created).Round(time.Millisecond))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("four different states after %s", time.Since(created).Round(time.Millisecond))
+	for id, s := range got {
+		st := s.GetStatus()
+		t.Logf("%s: %s since %v: %q recorders %v", id, StateName(st.State), st.GetSince().AsTime(), st.Reason, st.Recorders)
+		if strings.Contains(fmt.Sprint(st), secret) {
+			t.Errorf("%s: status holds the camera password: %v", id, st)
+		}
+		if id == "off" {
+			continue
+		}
+		if len(st.Recorders) != 1 || st.Recorders[0].NodeId != "n1" || st.Recorders[0].Role != "home" {
+			t.Errorf("%s: recorders %v, want n1 home", id, st.Recorders)
+		}
+		if st.Since == nil || st.Since.AsTime().Before(created.Add(-time.Second)) || st.Since.AsTime().After(time.Now()) {
+			t.Errorf("%s: since %v, want between the creation and now", id, st.GetSince())
+		}
+	}
+	if st := got["healthy"].GetStatus(); st.LastFrameTime == nil || time.Since(st.LastFrameTime.AsTime()) > 10*time.Second || st.Reason != "" {
+		t.Errorf("healthy: last frame %v, reason %q; want a recent frame and no reason", st.GetLastFrameTime(), st.Reason)
+	}
+	for id, words := range map[string]string{"refused": "refused", "wrongpath": "path", "badcreds": "credentials"} {
+		if r := got[id].GetStatus().GetReason(); !strings.Contains(r, words) {
+			t.Errorf("%s: reason %q does not say %q", id, r, words)
+		}
+	}
+	// GetStream says the same, and with node_id set to this node too.
+	for _, node := range []string{"", "n1"} {
+		g, err := sc.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: "wrongpath", NodeId: node}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Msg.Stream.GetStatus().GetState() != understudyv1.StreamState_STREAM_STATE_CAMERA_NOT_FOUND {
+			t.Errorf("GetStream node %q: %v", node, g.Msg.Stream.GetStatus())
+		}
+	}
+	if _, err := sc.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: "healthy", NodeId: "n9"})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("GetStream of an unknown node: %v, want INVALID_ARGUMENT", err)
+	}
+
+	// The gauge counts each state.
+	req, _ := http.NewRequest("GET", base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testRead)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range []string{
+		MetricStreamsByState + `{state="recording"} 1`,
+		MetricStreamsByState + `{state="camera_unreachable"} 1`,
+		MetricStreamsByState + `{state="camera_not_found"} 1`,
+		MetricStreamsByState + `{state="camera_auth_failed"} 1`,
+		MetricStreamsByState + `{state="disabled"} 1`,
+		MetricStreamsByState + `{state="starting"} 0`,
+	} {
+		if !strings.Contains(string(body), line+"\n") {
+			t.Errorf("metrics lack %q", line)
+		}
+	}
+	if strings.Contains(string(body), secret) {
+		t.Error("metrics hold the camera password")
+	}
+
+	// The timeline starts when the stream was created: over the hour
+	// before, no gap (it did not exist), and the camera that cannot be
+	// reached has a source gap from its creation on, not a system one.
+	rc := understudyv1connect.NewRecordingServiceClient(client(testRead), base)
+	for _, id := range []string{"healthy", "refused"} {
+		createTime := got[id].GetCreateTime().AsTime()
+		var tl *connect.Response[understudyv1.GetTimelineResponse]
+		for wait := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			var err error
+			tl, err = rc.GetTimeline(ctx, connect.NewRequest(&understudyv1.GetTimelineRequest{StreamId: id,
+				Start: timestamppb.New(createTime.Add(-time.Hour)), End: timestamppb.New(time.Now())}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The healthy stream's first part must be durable first.
+			if id != "healthy" || len(tl.Msg.Coverage) > 0 || time.Now().After(wait) {
+				break
+			}
+		}
+		for _, g := range tl.Msg.Gaps {
+			if g.Start.AsTime().Before(createTime) {
+				t.Errorf("%s: gap %s..%s before its creation at %s", id, g.Start.AsTime(), g.End.AsTime(), createTime)
+			}
+			if id == "refused" && g.Kind != understudyv1.GapKind_GAP_KIND_SOURCE && g.End.AsTime().Sub(g.Start.AsTime()) > time.Second {
+				t.Errorf("%s: %s gap %s..%s, want a source gap", id, g.Kind, g.Start.AsTime(), g.End.AsTime())
+			}
+		}
+		if id == "healthy" && len(tl.Msg.Coverage) == 0 {
+			t.Errorf("healthy: no coverage")
+		}
+		if id == "refused" && len(tl.Msg.Gaps) == 0 {
+			t.Errorf("refused: no gap at all")
+		}
+	}
+}
