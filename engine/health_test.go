@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
+	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/engine/cluster"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 )
@@ -211,6 +214,110 @@ func TestStreamHealth(t *testing.T) {
 		}
 		if id == "refused" && len(tl.Msg.Gaps) == 0 {
 			t.Errorf("refused: no gap at all")
+		}
+	}
+}
+
+// TestStreamHealthAcrossNodes: any node shows the state of every recorder
+// of a stream, the other nodes' included: asked with node_id set, a peer
+// reports its own recording (its frames' time, a 404 as such); without
+// its answer, its gossiped status still says whether it records.
+func TestStreamHealthAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two nodes and their gossip: about 10 s")
+	}
+	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 300_000})
+	var nodes []*Node
+	for i := range 2 {
+		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{ID: fmt.Sprintf("n%d", i+1), Domain: fmt.Sprintf("rack=r%d", i+1), DataDir: t.TempDir(),
+			Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
+			GossipListen: "127.0.0.1:" + strconv.Itoa(ft.GetAutoBindPort()), GossipTransport: ft,
+			InsecureGossip: true, RejoinHold: time.Second}
+		if i > 0 {
+			cfg.Join = nodes[0].cfg.GossipListen
+		}
+		nodes = append(nodes, runNode(t, cfg))
+	}
+	for _, s := range []catalog.Stream{
+		{ID: "both", URL: cams.URL(0), Enabled: true, Replicas: 2},
+		{ID: "nopath", URL: strings.Replace(cams.URL(0), "/cam/0", "/cam/99", 1), Enabled: true, Replicas: 2},
+	} {
+		if _, err := nodes[0].catalog.Create(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	sc := understudyv1connect.NewStreamServiceClient(client(testRead), "http://"+nodes[0].Addr())
+	var got map[string]*understudyv1.StreamStatus
+	ready := func() bool {
+		resp, err := sc.ListStreams(ctx, connect.NewRequest(&understudyv1.ListStreamsRequest{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = map[string]*understudyv1.StreamStatus{}
+		for _, s := range resp.Msg.Streams {
+			got[s.Id] = s.Status
+		}
+		b, p := got["both"], got["nopath"]
+		if b.GetState() != understudyv1.StreamState_STREAM_STATE_RECORDING || len(b.GetRecorders()) != 2 ||
+			p.GetState() != understudyv1.StreamState_STREAM_STATE_CAMERA_NOT_FOUND || len(p.GetRecorders()) != 2 {
+			return false
+		}
+		for _, r := range append(b.Recorders, p.Recorders...) {
+			if r.NodeId == "n2" && r.State == understudyv1.StreamState_STREAM_STATE_STARTING {
+				return false
+			}
+		}
+		return true
+	}
+	start := time.Now()
+	for !ready() {
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("no cluster-wide status after %s: %v", time.Since(start), got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("both recorders' states seen on n1 after %s: %v", time.Since(start).Round(time.Millisecond), got)
+	for _, r := range got["both"].Recorders {
+		if r.State != understudyv1.StreamState_STREAM_STATE_RECORDING || r.LastFrameTime == nil || r.Since == nil {
+			t.Errorf("both: recorder %v, want recording with a last frame and a since", r)
+		}
+	}
+	roles := map[string]bool{}
+	for _, r := range got["nopath"].Recorders {
+		roles[r.Role] = true
+		if r.State != understudyv1.StreamState_STREAM_STATE_CAMERA_NOT_FOUND || !strings.Contains(r.Reason, "404") {
+			t.Errorf("nopath: recorder %v, want camera_not_found (404)", r)
+		}
+	}
+	if !roles["home"] || !roles["replica"] {
+		t.Errorf("nopath: roles %v, want a home and a replica", roles)
+	}
+	// node_id set to the other node: its own view, through this one.
+	g, err := sc.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: "nopath", NodeId: "n2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := g.Msg.Stream.Status; len(st.Recorders) != 1 || st.Recorders[0].NodeId != "n2" || st.State != understudyv1.StreamState_STREAM_STATE_CAMERA_NOT_FOUND {
+		t.Errorf("GetStream node n2: %v", st)
+	}
+	// Without the peer's answer, its gossiped status stands in.
+	n1 := nodes[0]
+	place := n1.Placement()
+	for id, want := range map[string]understudyv1.StreamState{
+		"both":   understudyv1.StreamState_STREAM_STATE_RECORDING,
+		"nopath": understudyv1.StreamState_STREAM_STATE_FAILING,
+	} {
+		s, _ := n1.catalog.Get(id)
+		st := n1.streamStatus(s, place[id], nil, false)
+		for _, r := range st.Recorders {
+			if r.NodeId == "n2" && r.State != want {
+				t.Errorf("%s: n2 from gossip %v, want %s", id, r, want)
+			}
 		}
 	}
 }
