@@ -16,6 +16,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
@@ -214,6 +215,35 @@ func TestStreamHealth(t *testing.T) {
 		}
 		if id == "refused" && len(tl.Msg.Gaps) == 0 {
 			t.Errorf("refused: no gap at all")
+		}
+	}
+
+	// Stopping says its reason once and precisely.
+	sub := n.bus.Subscribe(256)
+	defer sub.Close()
+	if _, err := sc.UpdateStream(ctx, connect.NewRequest(&understudyv1.UpdateStreamRequest{
+		Stream: &understudyv1.Stream{Id: "healthy", Enabled: false}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"enabled"}}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.DeleteStream(ctx, connect.NewRequest(&understudyv1.DeleteStreamRequest{Id: "refused"})); err != nil {
+		t.Fatal(err)
+	}
+	stopped := map[string]Event{}
+	timeout := time.After(20 * time.Second)
+	for len(stopped) < 2 {
+		select {
+		case e := <-sub.C:
+			if e.Kind == understudyv1.EventKind_EVENT_KIND_RECORDING_STOPPED {
+				stopped[e.Stream] = e
+			}
+		case <-timeout:
+			t.Fatalf("RECORDING_STOPPED events: %v", stopped)
+		}
+	}
+	for id, want := range map[string]string{"healthy": "disabled by an operator", "refused": "deleted"} {
+		e := stopped[id]
+		if e.Message != "recording stopped: "+want || e.Details["reason"] != want {
+			t.Errorf("%s stopped: message %q, reason %q; want %q", id, e.Message, e.Details["reason"], want)
 		}
 	}
 }
