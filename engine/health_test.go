@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -349,5 +350,35 @@ func TestStreamHealthAcrossNodes(t *testing.T) {
 				t.Errorf("%s: n2 from gossip %v, want %s", id, r, want)
 			}
 		}
+	}
+}
+
+// TestTransportSwitchIsDebug: a camera that takes TCP only makes an
+// "auto" session switch transports on every connect: logged at debug, so
+// that INFO stays quiet in steady state.
+func TestTransportSwitchIsDebug(t *testing.T) {
+	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25}) // TCP only
+	var logs syncBuffer
+	s := record(t, openStore(t), SessionConfig{Stream: "cam0", URL: cams.URL(0), Transport: "auto",
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, func() {
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if strings.Contains(logs.String(), "transport switched") {
+				return
+			}
+		}
+	})
+	_ = s
+	var switched bool
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if !strings.Contains(line, "transport switched") {
+			continue
+		}
+		switched = true
+		if !strings.Contains(line, `"level":"DEBUG"`) {
+			t.Errorf("transport switch logged above debug: %s", line)
+		}
+	}
+	if !switched {
+		t.Fatalf("no transport switch logged; logs:\n%s", logs.String())
 	}
 }
