@@ -205,9 +205,10 @@ func (a api) withStatus(ctx context.Context, streams []catalog.Stream, node stri
 			h.Set("Understudy-Partial", missing)
 		}
 	}
+	v := a.n.healthView()
 	for i, s := range streams {
 		out[i] = streamToProto(s)
-		out[i].Status = a.n.streamStatus(s, place[s.ID], peerRecs[s.ID], node != "")
+		out[i].Status = a.n.streamStatus(v, s, place[s.ID], peerRecs[s.ID], node != "")
 	}
 	return out
 }

@@ -192,11 +192,32 @@ func roleName(i int) string {
 	return "replica"
 }
 
+// healthView is what the status of every stream of one answer is judged
+// against, read once per answer: the peers' gossiped statuses, this
+// node's placement digest and the number of live members.
+type healthView struct {
+	statuses map[string]clusterStatus
+	digest   uint64
+	live     int
+	now      time.Time
+}
+
+func (n *Node) healthView() healthView {
+	v := healthView{live: len(n.members()), now: time.Now()}
+	if n.cl != nil {
+		v.statuses = n.gossipedStatuses()
+	}
+	n.placeMu.Lock()
+	v.digest = n.digest
+	n.placeMu.Unlock()
+	return v
+}
+
 // streamStatus computes the status of s. peer holds the recorders other
 // nodes reported for s (by node id); a recorder placed on a node absent
 // from it is judged by that node's gossiped status. localOnly: only this
 // node's own recording.
-func (n *Node) streamStatus(s catalog.Stream, place []string, peer map[string]*understudyv1.Recorder, localOnly bool) *understudyv1.StreamStatus {
+func (n *Node) streamStatus(v healthView, s catalog.Stream, place []string, peer map[string]*understudyv1.Recorder, localOnly bool) *understudyv1.StreamStatus {
 	st := &understudyv1.StreamStatus{}
 	if !s.Enabled {
 		st.State, st.Reason, st.Since = understudyv1.StreamState_STREAM_STATE_DISABLED, "disabled by an operator", tsOrNil(s.UpdateTime)
@@ -213,14 +234,6 @@ func (n *Node) streamStatus(s catalog.Stream, place []string, peer map[string]*u
 		st.State, st.Reason = understudyv1.StreamState_STREAM_STATE_NOT_PLACED, "placement puts it on no live node"
 		return st
 	}
-	var statuses map[string]clusterStatus
-	if n.cl != nil {
-		statuses = n.gossipedStatuses()
-	}
-	n.placeMu.Lock()
-	digest := n.digest
-	n.placeMu.Unlock()
-	now := time.Now()
 	for i, nd := range place {
 		var r *understudyv1.Recorder
 		switch {
@@ -234,7 +247,7 @@ func (n *Node) streamStatus(s catalog.Stream, place []string, peer map[string]*u
 		default:
 			r = &understudyv1.Recorder{NodeId: nd, Role: roleName(i), State: understudyv1.StreamState_STREAM_STATE_UNKNOWN,
 				Reason: "the node did not answer and has gossiped no status"}
-			if g, ok := statuses[nd]; ok && now.Sub(g.time) < statusStale && g.digest == digest && !g.truncated {
+			if g, ok := v.statuses[nd]; ok && v.now.Sub(g.time) < statusStale && g.digest == v.digest && !g.truncated {
 				if slices.Contains(g.missing, s.ID) {
 					r.State, r.Reason = understudyv1.StreamState_STREAM_STATE_FAILING, "not recording, says its gossiped status (the node did not answer)"
 				} else {
@@ -259,8 +272,8 @@ func (n *Node) streamStatus(s catalog.Stream, place []string, peer map[string]*u
 	}
 	st.LastFrameTime = tsOrNil(last)
 	want := s.Replicas
-	if live := len(n.members()); want > live {
-		want = live
+	if want > v.live {
+		want = v.live
 	}
 	switch {
 	case len(recording) == len(st.Recorders) && len(recording) >= want:

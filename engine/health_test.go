@@ -344,12 +344,22 @@ func TestStreamHealthAcrossNodes(t *testing.T) {
 		"nopath": understudyv1.StreamState_STREAM_STATE_FAILING,
 	} {
 		s, _ := n1.catalog.Get(id)
-		st := n1.streamStatus(s, place[id], nil, false)
+		st := n1.streamStatus(n1.healthView(), s, place[id], nil, false)
 		for _, r := range st.Recorders {
 			if r.NodeId == "n2" && r.State != want {
 				t.Errorf("%s: n2 from gossip %v, want %s", id, r, want)
 			}
 		}
+	}
+	// One recorder receives media, the other reports a failure: the
+	// stream is under-replicated, and the reason names the one short.
+	s, _ := n1.catalog.Get("both")
+	st := n1.streamStatus(n1.healthView(), s, place["both"], map[string]*understudyv1.Recorder{
+		"n2": {NodeId: "n2", State: understudyv1.StreamState_STREAM_STATE_CAMERA_UNREACHABLE, Reason: "i/o timeout", Since: timestamppb.Now()},
+	}, false)
+	if st.State != understudyv1.StreamState_STREAM_STATE_UNDER_REPLICATED || !strings.Contains(st.Reason, "n2: camera_unreachable: i/o timeout") ||
+		!strings.Contains(st.Reason, "1 of 2") || st.Since == nil {
+		t.Errorf("one of two recording: %v, want under_replicated naming n2", st)
 	}
 }
 
