@@ -172,13 +172,14 @@ func (a api) withStatus(ctx context.Context, streams []catalog.Stream, node stri
 	if node != "" && node != a.n.cfg.ID {
 		// Another node's own view: ask it, and fall back to the gossip.
 		var peerRecs map[string]map[string]*understudyv1.Recorder
-		missing := ""
+		missing := node // until it answers
 		for _, p := range a.n.peers(node) {
 			got, err := a.n.peerStatuses(ctx, p, streams, page)
 			if err != nil {
-				missing = p.id
+				a.n.log.Debug("stream status: the node did not answer", "peer", p.id, "err", err)
 				continue
 			}
+			missing = ""
 			peerRecs = map[string]map[string]*understudyv1.Recorder{}
 			for id, r := range got {
 				peerRecs[id] = map[string]*understudyv1.Recorder{p.id: r}

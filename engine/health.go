@@ -227,6 +227,8 @@ func (n *Node) streamStatus(v healthView, s catalog.Stream, place []string, peer
 		if r := n.localRecorder(s.ID, place); r != nil {
 			st.Recorders = []*understudyv1.Recorder{r}
 			st.State, st.Reason, st.Since, st.LastFrameTime = r.State, r.Reason, r.Since, r.LastFrameTime
+		} else {
+			st.State, st.Reason = understudyv1.StreamState_STREAM_STATE_NOT_PLACED, "not placed on "+n.cfg.ID
 		}
 		return st
 	}

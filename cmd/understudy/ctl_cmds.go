@@ -215,6 +215,7 @@ func ctlStreamsList(ctx context.Context, c *ctlEnv, args []string) error {
 			return err
 		}
 		all.Streams = append(all.Streams, res.Msg.GetStreams()...)
+		ctlNotePartial(c, res.Header().Get("Understudy-Partial"))
 		token = res.Msg.GetNextPageToken()
 		if token == "" {
 			break
@@ -224,6 +225,14 @@ func ctlStreamsList(ctx context.Context, c *ctlEnv, args []string) error {
 		return writeCtlJSON(c.stdout, all)
 	}
 	return writeCtlStreams(c.stdout, all.GetStreams())
+}
+
+// ctlNotePartial says on stderr which nodes did not answer a federated
+// read (the Understudy-Partial header): their part comes from gossip.
+func ctlNotePartial(c *ctlEnv, nodes string) {
+	if nodes != "" {
+		fmt.Fprintf(c.stderr, "ctl: note: %s did not answer; their recorders' state is from their gossiped status\n", nodes)
+	}
 }
 
 func ctlStreamsGet(ctx context.Context, c *ctlEnv, args []string) error {
@@ -245,6 +254,7 @@ func ctlStreamsGet(ctx context.Context, c *ctlEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	ctlNotePartial(c, res.Header().Get("Understudy-Partial"))
 	if c.opts.json {
 		return writeCtlJSON(c.stdout, res.Msg)
 	}
