@@ -155,7 +155,9 @@ func (n *Node) enforceRetention(now time.Time) {
 			continue
 		}
 		if rep.Segments > 0 || rep.Outages > 0 {
-			n.log.Info("retention", "stream", id, "retention", r, "segments_deleted", rep.Segments,
+			// Once retention is reached this is every stream, every
+			// interval: steady state, counted by the retention metrics.
+			n.log.Debug("retention", "stream", id, "retention", r, "segments_deleted", rep.Segments,
 				"bytes_deleted", rep.Bytes, "outages_deleted", rep.Outages)
 		}
 	}
