@@ -169,6 +169,14 @@ func (n *Node) localRecorder(id string, place []string) *understudyv1.Recorder {
 		if st.Frames == 0 && st.WriteErrors == 0 {
 			r.State, r.Reason = understudyv1.StreamState_STREAM_STATE_STARTING, "frames arrive, the first is being written"
 		}
+	case st.Playing:
+		// New, or back after a failure: the camera answered PLAY. (Since
+		// when is known only for a new session.)
+		r.State = understudyv1.StreamState_STREAM_STATE_STARTING
+		if st.Failure == FailureNone && st.ConnectedSince.IsZero() {
+			r.Since = tsOrNil(rs.started)
+		}
+		r.Reason = "connected, waiting for the first keyframe"
 	case st.Failure != FailureNone:
 		r.State, r.Since = failureState(st.Failure), tsOrNil(st.FailingSince)
 		r.Reason = st.LastError
@@ -178,9 +186,6 @@ func (n *Node) localRecorder(id string, place []string) *understudyv1.Recorder {
 	default:
 		r.State, r.Since = understudyv1.StreamState_STREAM_STATE_STARTING, tsOrNil(rs.started)
 		r.Reason = "connecting to the camera"
-		if st.Playing {
-			r.Reason = "connected, waiting for the first keyframe"
-		}
 	}
 	return r
 }

@@ -392,3 +392,36 @@ func TestTransportSwitchIsDebug(t *testing.T) {
 		t.Fatalf("no transport switch logged; logs:\n%s", logs.String())
 	}
 }
+
+// TestStreamHealthStarting: a camera joined mid-GOP of a long GOP answers
+// PLAY but sends no keyframe for seconds: the stream is starting, waiting
+// for its first keyframe, not failing, and the gauge counts it so.
+func TestStreamHealthStarting(t *testing.T) {
+	cams := startCameras(t, camsim.Config{Cameras: 1, FPS: 25, GOP: 250}) // an IDR every 10 s
+	time.Sleep(time.Second)                                               // join a second into the GOP
+	n := runNode(t, Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead})
+	sc := understudyv1connect.NewStreamServiceClient(client(testAdmin), "http://"+n.Addr())
+	ctx := context.Background()
+	created := time.Now()
+	if _, err := sc.CreateStream(ctx, connect.NewRequest(&understudyv1.CreateStreamRequest{
+		Stream: &understudyv1.Stream{Id: "slow", Url: cams.URL(0), Enabled: true}})); err != nil {
+		t.Fatal(err)
+	}
+	var st *understudyv1.StreamStatus
+	for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		g, err := sc.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: "slow"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st = g.Msg.Stream.Status; strings.Contains(st.Reason, "keyframe") {
+			break
+		}
+	}
+	if st.State != understudyv1.StreamState_STREAM_STATE_STARTING || !strings.Contains(st.Reason, "waiting for the first keyframe") ||
+		st.Since == nil || st.Since.AsTime().Before(created.Add(-time.Second)) {
+		t.Fatalf("a second into a 10 s GOP: %v, want starting, waiting for the first keyframe, since its start", st)
+	}
+	if c := n.stateCounts()[understudyv1.StreamState_STREAM_STATE_STARTING]; c != 1 {
+		t.Errorf("gauge: %d starting, want 1", c)
+	}
+}
