@@ -39,14 +39,15 @@ func ctlStreams(ctx context.Context, c *ctlEnv, args []string) error {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(c.stdout, `usage: understudy ctl streams SUBCOMMAND [flags]
 
-  add       add a stream (--id, --url, credentials, --replicas, --retention, labels)
-  list      list the streams (alias ls)
-  get       show one stream
-  update    change a stream's fields
-  enable    start recording a stream
-  disable   stop recording a stream, keeping its definition
-  rm        delete a stream (alias delete); its recordings age out
+  add ID      add a stream (--url, credentials, --replicas, --retention, labels)
+  list        list the streams with their state (alias ls)
+  get ID      show one stream, its state and its recorders
+  update ID   change a stream's fields
+  enable ID   start recording a stream
+  disable ID  stop recording a stream, keeping its definition
+  rm ID       delete a stream (alias delete); its recordings age out
 
+ID is the stream id, as the argument or as --id ID.
 "understudy ctl streams SUBCOMMAND -h" lists the flags of each.
 `)
 		return flag.ErrHelp
