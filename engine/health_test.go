@@ -259,6 +259,7 @@ func TestStreamHealthAcrossNodes(t *testing.T) {
 	}
 	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 300_000})
 	var nodes []*Node
+	var stopN2 func()
 	for i := range 2 {
 		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)
 		if err != nil {
@@ -271,7 +272,9 @@ func TestStreamHealthAcrossNodes(t *testing.T) {
 		if i > 0 {
 			cfg.Join = nodes[0].cfg.GossipListen
 		}
-		nodes = append(nodes, runNode(t, cfg))
+		sn := runNodeUntil(t, cfg)
+		nodes = append(nodes, sn.Node)
+		stopN2 = sn.stop
 	}
 	for _, s := range []catalog.Stream{
 		{ID: "both", URL: cams.URL(0), Enabled: true, Replicas: 2},
@@ -360,6 +363,36 @@ func TestStreamHealthAcrossNodes(t *testing.T) {
 	if st.State != understudyv1.StreamState_STREAM_STATE_UNDER_REPLICATED || !strings.Contains(st.Reason, "n2: camera_unreachable: i/o timeout") ||
 		!strings.Contains(st.Reason, "1 of 2") || st.Since == nil {
 		t.Errorf("one of two recording: %v, want under_replicated naming n2", st)
+	}
+	// n2 leaves: its own view cannot be had, and the answer says so;
+	// the stream is placed on n1 alone, which records it.
+	stopN2()
+	var resp *connect.Response[understudyv1.GetStreamResponse]
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var err error
+		resp, err = sc.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: "both", NodeId: "n2"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Header().Get("Understudy-Partial") == "n2" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if h := resp.Header().Get("Understudy-Partial"); h != "n2" || len(resp.Msg.Stream.Status.GetRecorders()) != 0 {
+		t.Errorf("GetStream node n2 after it left: partial %q, status %v; want n2 named and no recorder", h, resp.Msg.Stream.Status)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		g, err := sc.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: "both"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := g.Msg.Stream.Status
+		if st.State == understudyv1.StreamState_STREAM_STATE_RECORDING && len(st.Recorders) == 1 && st.Recorders[0].NodeId == "n1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after n2 left: %v, want recorded by n1 alone", st)
+		}
 	}
 }
 
