@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/engine/reconcile"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 )
@@ -148,6 +149,10 @@ func tsOrNil(t time.Time) *timestamppb.Timestamp {
 func (n *Node) localRecorder(id string, place []string) *understudyv1.Recorder {
 	n.mu.Lock()
 	rs, ok := n.sessions[id]
+	var role reconcile.Role
+	if ok {
+		role = rs.role // changed by reconcile under n.mu
+	}
 	n.mu.Unlock()
 	if !ok {
 		i := slices.Index(place, n.cfg.ID)
@@ -159,7 +164,7 @@ func (n *Node) localRecorder(id string, place []string) *understudyv1.Recorder {
 			Reason: "not started yet"}
 	}
 	st := rs.sess.Stats()
-	r := &understudyv1.Recorder{NodeId: n.cfg.ID, Role: rs.role.String(), LastFrameTime: tsOrNil(st.LastFrame)}
+	r := &understudyv1.Recorder{NodeId: n.cfg.ID, Role: role.String(), LastFrameTime: tsOrNil(st.LastFrame)}
 	switch {
 	case st.Connected && rs.sess.Recording():
 		r.State, r.Since = understudyv1.StreamState_STREAM_STATE_RECORDING, tsOrNil(st.ConnectedSince)
