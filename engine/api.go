@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -145,18 +146,79 @@ func (a api) CreateStream(_ context.Context, req *connect.Request[understudyv1.C
 	return connect.NewResponse(&understudyv1.CreateStreamResponse{Stream: streamToProto(out)}), nil
 }
 
-func (a api) GetStream(_ context.Context, req *connect.Request[understudyv1.GetStreamRequest]) (*connect.Response[understudyv1.GetStreamResponse], error) {
+func (a api) GetStream(ctx context.Context, req *connect.Request[understudyv1.GetStreamRequest]) (*connect.Response[understudyv1.GetStreamResponse], error) {
 	if err := catalog.ValidateID(req.Msg.GetId()); err != nil {
 		return nil, invalid("id", "%s", strings.TrimPrefix(err.Error(), "id: "))
+	}
+	if err := a.checkNode(req.Msg.GetNodeId()); err != nil {
+		return nil, err
 	}
 	s, err := a.n.catalog.Get(req.Msg.GetId())
 	if err != nil {
 		return nil, catalogError(err)
 	}
-	return connect.NewResponse(&understudyv1.GetStreamResponse{Stream: streamToProto(s)}), nil
+	resp := connect.NewResponse(&understudyv1.GetStreamResponse{})
+	resp.Msg.Stream = a.withStatus(ctx, []catalog.Stream{s}, req.Msg.GetNodeId(), nil, resp.Header())[0]
+	return resp, nil
 }
 
-func (a api) ListStreams(_ context.Context, req *connect.Request[understudyv1.ListStreamsRequest]) (*connect.Response[understudyv1.ListStreamsResponse], error) {
+// withStatus is the API form of streams with their live status: this
+// node's own recording when node is this node, that node's when it is
+// another, the cluster's view when it is empty (the other recorders asked
+// with node_id set, see health.go). page is the ListStreams request, nil
+// for GetStream.
+func (a api) withStatus(ctx context.Context, streams []catalog.Stream, node string, page *understudyv1.ListStreamsRequest, h http.Header) []*understudyv1.Stream {
+	place := a.n.Placement()
+	out := make([]*understudyv1.Stream, len(streams))
+	if node != "" && node != a.n.cfg.ID {
+		// Another node's own view: ask it, and fall back to the gossip.
+		var peerRecs map[string]map[string]*understudyv1.Recorder
+		missing := node // until it answers
+		for _, p := range a.n.peers(node) {
+			got, err := a.n.peerStatuses(ctx, p, streams, page)
+			if err != nil {
+				a.n.log.Debug("stream status: the node did not answer", "peer", p.id, "err", err)
+				continue
+			}
+			missing = ""
+			peerRecs = map[string]map[string]*understudyv1.Recorder{}
+			for id, r := range got {
+				peerRecs[id] = map[string]*understudyv1.Recorder{p.id: r}
+			}
+		}
+		if missing != "" {
+			h.Set("Understudy-Partial", missing)
+		}
+		for i, s := range streams {
+			out[i] = streamToProto(s)
+			out[i].Status = &understudyv1.StreamStatus{}
+			if r := peerRecs[s.ID][node]; r != nil {
+				out[i].Status = &understudyv1.StreamStatus{State: r.State, Reason: r.Reason, Since: r.Since, LastFrameTime: r.LastFrameTime,
+					Recorders: []*understudyv1.Recorder{r}}
+			}
+		}
+		return out
+	}
+	var peerRecs map[string]map[string]*understudyv1.Recorder
+	if node == "" && a.n.cl != nil {
+		var missing string
+		peerRecs, missing = a.n.peerRecorders(ctx, streams, place, page)
+		if missing != "" {
+			h.Set("Understudy-Partial", missing)
+		}
+	}
+	v := a.n.healthView()
+	for i, s := range streams {
+		out[i] = streamToProto(s)
+		out[i].Status = a.n.streamStatus(v, s, place[s.ID], peerRecs[s.ID], node != "")
+	}
+	return out
+}
+
+func (a api) ListStreams(ctx context.Context, req *connect.Request[understudyv1.ListStreamsRequest]) (*connect.Response[understudyv1.ListStreamsResponse], error) {
+	if err := a.checkNode(req.Msg.GetNodeId()); err != nil {
+		return nil, err
+	}
 	size := req.Msg.GetPageSize()
 	if size > catalog.MaxPageSize {
 		size = catalog.MaxPageSize
@@ -165,11 +227,11 @@ func (a api) ListStreams(_ context.Context, req *connect.Request[understudyv1.Li
 	if err != nil {
 		return nil, catalogError(err)
 	}
-	resp := &understudyv1.ListStreamsResponse{NextPageToken: next}
-	for _, s := range ss {
-		resp.Streams = append(resp.Streams, streamToProto(s))
+	resp := connect.NewResponse(&understudyv1.ListStreamsResponse{NextPageToken: next})
+	if len(ss) > 0 {
+		resp.Msg.Streams = a.withStatus(ctx, ss, req.Msg.GetNodeId(), req.Msg, resp.Header())
 	}
-	return connect.NewResponse(resp), nil
+	return resp, nil
 }
 
 func (a api) UpdateStream(_ context.Context, req *connect.Request[understudyv1.UpdateStreamRequest]) (*connect.Response[understudyv1.UpdateStreamResponse], error) {

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"bytes"
+	"errors"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -133,5 +136,27 @@ func TestConfigErrorsKeepTokensSecret(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), tok) {
 			t.Errorf("token %q: %v", tok, err)
 		}
+	}
+}
+
+// TestServeHelpTypes: serve -h names each flag's real type or unit, never
+// the "string" every flag is stored as.
+func TestServeHelpTypes(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := LoadConfig([]string{"-h"}, func(string) string { return "" }, &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("LoadConfig -h: %v", err)
+	}
+	help := out.String()
+	for _, want := range []string{"-max-exports int\n", "-queue-memory-mib MiB\n", "-cpu-threshold percent\n",
+		"-segment-duration duration\n", "-backfill-rate-mib MiB/s\n", "-listen host:port\n", "-anonymous-read\n"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("serve -h lacks %q", want)
+		}
+	}
+	if strings.Contains(help, " string\n") {
+		t.Errorf("serve -h still says string:\n%s", help)
+	}
+	if n := strings.Count(help, "\n  -"); n != len(settings)+1 {
+		t.Errorf("serve -h lists %d flags, want %d", n, len(settings)+1)
 	}
 }

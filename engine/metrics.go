@@ -41,6 +41,7 @@ const (
 	MetricRecordedNowhere  = "understudy_streams_recorded_nowhere"
 	MetricDiskFault        = "understudy_disk_fault"
 	MetricDiskFaults       = "understudy_disk_faults_total"
+	MetricStreamsByState   = "understudy_streams_by_state"
 )
 
 // nodeMetrics is the node's Prometheus registry; every value is read from
@@ -167,6 +168,9 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		defer n.disk.mu.Unlock()
 		return float64(n.disk.faults)
 	})
+	reg.MustRegister(stateCollector{n: n, desc: prometheus.NewDesc(MetricStreamsByState,
+		"Streams by state (label state, as ctl streams list shows it): the recording states count this node's own recordings; "+
+			"disabled and not_placed count the catalog's streams, the same on every node.", []string{"state"}, nil)})
 	m := &nodeMetrics{reg: reg,
 		backfillBytes:    prometheus.NewCounter(prometheus.CounterOpts{Name: MetricBackfillBytes, Help: "Bytes copied into this node's archive by backfill (from its buffer or peers)."}),
 		backfillSegments: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricBackfillSegments, Help: "Segments copied into this node's archive by backfill."}),
@@ -176,4 +180,20 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	reg.MustRegister(m.backfillBytes, m.backfillSegments, m.backfillPending, m.backfillLag)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// stateCollector serves MetricStreamsByState, counted when scraped; every
+// state has a value, 0 when no stream is in it.
+type stateCollector struct {
+	n    *Node
+	desc *prometheus.Desc
+}
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := c.n.stateCounts()
+	for _, st := range gaugeStates {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[st]), StateName(st))
+	}
 }

@@ -94,6 +94,7 @@ type runningSession struct {
 	cancel      context.CancelFunc
 	done        chan struct{}
 	unreachable atomic.Bool
+	started     time.Time // when the session was started
 }
 
 // openOutage returns the start of the camera outage the local session of
@@ -156,7 +157,9 @@ func (n *Node) enforceRetention(now time.Time) {
 			continue
 		}
 		if rep.Segments > 0 || rep.Outages > 0 {
-			n.log.Info("retention", "stream", id, "retention", r, "segments_deleted", rep.Segments,
+			// Once retention is reached this is every stream, every
+			// interval: steady state, counted by the retention metrics.
+			n.log.Debug("retention", "stream", id, "retention", r, "segments_deleted", rep.Segments,
 				"bytes_deleted", rep.Bytes, "outages_deleted", rep.Outages)
 		}
 	}
@@ -493,7 +496,7 @@ func (n *Node) supervise(ctx context.Context) {
 
 // startSession runs a session for s; n.mu is held.
 func (n *Node) startSession(ctx context.Context, s catalog.Stream, role reconcile.Role) error {
-	rs := &runningSession{stream: s, role: role, done: make(chan struct{})}
+	rs := &runningSession{stream: s, role: role, done: make(chan struct{}), started: time.Now()}
 	class := roleClass(role)
 	sess, err := NewSession(n.store, SessionConfig{
 		Stream:          s.ID,

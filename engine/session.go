@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -200,6 +199,12 @@ type SessionStats struct {
 	// LastReceived is when (by this node's clock) the newest frame arrived.
 	LastReceived time.Time
 	LastError    string // redacted
+	// Failure classifies LastError while the session does not record
+	// (FailureNone once frames flow again); FailingSince is when the
+	// current failure began, ConnectedSince when frames began to flow.
+	Failure        SessionFailure
+	FailingSince   time.Time
+	ConnectedSince time.Time
 }
 
 // Session records one stream from its camera into a segment.Store: it
@@ -239,6 +244,9 @@ type Session struct {
 	started      time.Time     // when Run began: the hole before the first frame starts there
 	failedInARow int
 	lastErr      string
+	failure      SessionFailure // of lastErr, while not connected
+	failingSince time.Time      // when failure began
+	connSince    time.Time      // when frames began to flow
 	// classReq is 1 + the class SetClass asked for, 0 when none is
 	// pending: the write loop hands it to its writer, which switches at
 	// the next keyframe, so the two segments meet exactly.
@@ -331,6 +339,10 @@ func (s *Session) Stats() SessionStats {
 		LastFrame:    s.lastFrame,
 		LastReceived: s.lastRecv,
 		LastError:    s.lastErr,
+
+		Failure:        s.failure,
+		FailingSince:   s.failingSince,
+		ConnectedSince: s.connSince,
 	}
 }
 
@@ -392,6 +404,9 @@ func (s *Session) Run(ctx context.Context) error {
 		s.connected, s.playing = false, false
 		s.lastVideo, s.videoEvery = time.Time{}, 0
 		s.lastErr = msg
+		if f := classifyFailure(err); f != s.failure {
+			s.failure, s.failingSince = f, s.cfg.Now()
+		}
 		opened := s.outageSince.IsZero() // this failure begins a hole
 		if opened {
 			// The camera is gone from the end of its last frame, or, when
@@ -523,7 +538,8 @@ func (s *Session) connectAndRecord(ctx context.Context) error {
 	}
 	// gortsplib's defaults print these with the standard logger, as plain
 	// text outside the node's structured log.
-	c.OnTransportSwitch = func(err error) { s.log.Info("RTSP transport switched", "reason", err.Error()) }
+	// Many cameras ask for TCP on every connect: not news at info level.
+	c.OnTransportSwitch = func(err error) { s.log.Debug("RTSP transport switched", "reason", err.Error()) }
 	c.OnPacketsLost = func(lost uint64) { s.log.Debug("RTP packets lost", "count", lost) }
 	c.OnDecodeError = func(err error) { s.log.Debug("RTP decode error", "err", err.Error()) }
 	switch s.cfg.Transport {
@@ -573,6 +589,7 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 
 	if !s.connected {
 		s.connected = true
+		s.failure, s.failingSince, s.connSince = FailureNone, time.Time{}, s.cfg.Now()
 		start := s.outageSince
 		if start.IsZero() {
 			start = s.started
@@ -840,7 +857,7 @@ func newConnection(s *Session, c *gortsplib.Client, desc *description.Session) (
 		}
 	}
 	if len(medias) == 0 {
-		return nil, nil, errors.New("the camera offers no supported track (video H.264/H.265, audio AAC/G.711/Opus)")
+		return nil, nil, errNoSupportedTrack
 	}
 	return cn, medias, nil
 }

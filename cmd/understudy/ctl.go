@@ -98,16 +98,20 @@ var ctlCommands = map[string]ctlCommand{}
 func init() {
 	ctlCommands = map[string]ctlCommand{
 		"streams":   {"streams add|list|get|update|enable|disable|rm ...", ctlStreams},
-		"timeline":  {"timeline --stream ID --from T --to T [--node ID] [--class archive|buffer]", ctlTimeline},
-		"export":    {"export --stream ID --from T --to T -o FILE", ctlExport},
+		"timeline":  {"timeline ID --from T --to T [--node ID] [--class archive|buffer]", ctlTimeline},
+		"export":    {"export ID --from T --to T -o FILE", ctlExport},
 		"nodes":     {"nodes [list] | nodes drain|activate ID | nodes update ID [--state S] [--capacity N]", ctlNodes},
-		"placement": {"placement [--stream ID] | placement plan [--fail IDS] [--drain IDS] [--add SPEC] [--assignments]", ctlPlacement},
+		"placement": {"placement [ID] | placement plan [--fail IDS] [--drain IDS] [--add SPEC] [--assignments]", ctlPlacement},
 		"events":    {"events [--stream ID]... [--node ID]... [--kind KIND]...", ctlEvents},
 	}
 }
 
 func ctlUsage(w io.Writer) {
 	fmt.Fprintln(w, `usage: understudy ctl [--server ADDR] [--token T | --token-file F] [--json] COMMAND [flags]
+
+A command that names a stream takes its id as the argument (streams get
+cam1) or as --id cam1 (timeline and export also --stream cam1).
+Every command and group answers -h.
 
 Times are RFC 3339 (2026-01-02T15:04:05Z, or with an offset), now, or now-DUR
 (now-90s, now-5m, now-2h, now-1d). --server defaults to $UNDERSTUDY_SERVER,
@@ -234,6 +238,9 @@ func (c *ctlEnv) parse(fs *flag.FlagSet, args []string, wantArgs int, argNames s
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				if u, ok := ctlSubUsage[fs.Name()]; ok {
+					fmt.Fprintf(c.stdout, "usage: understudy ctl %s\n\n", u)
+				}
 				fmt.Fprintf(c.stdout, "flags of understudy ctl %s:\n", fs.Name())
 				fs.SetOutput(c.stdout)
 				fs.PrintDefaults()
@@ -259,6 +266,54 @@ func (c *ctlEnv) parse(fs *flag.FlagSet, args []string, wantArgs int, argNames s
 		return ctlUsagef("%s: want %s", fs.Name(), argNames)
 	}
 	return nil
+}
+
+// ctlSubUsage is the usage line of every command with its own flag set,
+// printed by -h above its flags.
+var ctlSubUsage = map[string]string{
+	"streams add":     "streams add ID --url URL [--username U --password-file F] [--replicas R] [--retention D] [--label K=V]... [--disabled]",
+	"streams list":    "streams list",
+	"streams get":     "streams get ID",
+	"streams update":  "streams update ID [--url URL] [--replicas R] [--retention D] [--label K=V]... [--clear-labels] [--username U --password-file F | --clear-credentials]",
+	"streams enable":  "streams enable ID",
+	"streams disable": "streams disable ID",
+	"streams rm":      "streams rm ID",
+	"timeline":        "timeline ID --from T --to T [--node ID] [--class archive|buffer]",
+	"export":          "export ID --from T --to T -o FILE [--force]",
+	"nodes list":      "nodes list",
+	"nodes drain":     "nodes drain NODE",
+	"nodes activate":  "nodes activate NODE",
+	"nodes update":    "nodes update NODE [--state active|draining] [--capacity N]",
+	"placement":       "placement [ID]",
+	"placement plan":  "placement plan [--fail IDS] [--drain IDS] [--add ID:DOMAIN:WEIGHT]... [--level L] [--overload P] [--assignments]",
+	"events":          "events [--stream ID]... [--node ID]... [--kind KIND]...",
+}
+
+// streamID is the stream a command names: its positional argument or the
+// value of its --id flag (alias --stream where the command has it), one
+// of the two. optional: naming none is allowed (an empty id).
+func (c *ctlEnv) streamID(cmd string, flagValues []string, optional bool) (string, error) {
+	id := ""
+	for _, v := range flagValues {
+		if v != "" && id != "" && v != id {
+			return "", ctlUsagef("%s: the stream is named twice (%q and %q)", cmd, id, v)
+		}
+		if v != "" {
+			id = v
+		}
+	}
+	switch {
+	case len(c.pos) > 1:
+		return "", ctlUsagef("%s: want one stream id, got %d arguments", cmd, len(c.pos))
+	case len(c.pos) == 1 && id != "" && c.pos[0] != id:
+		return "", ctlUsagef("%s: the stream is named twice (%q and %q)", cmd, c.pos[0], id)
+	case len(c.pos) == 1:
+		id = c.pos[0]
+	}
+	if id == "" && !optional {
+		return "", ctlUsagef("%s: want a stream id (ID, or --id ID)", cmd)
+	}
+	return id, nil
 }
 
 // connect builds the clients from the options.

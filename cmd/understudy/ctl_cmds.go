@@ -39,14 +39,15 @@ func ctlStreams(ctx context.Context, c *ctlEnv, args []string) error {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(c.stdout, `usage: understudy ctl streams SUBCOMMAND [flags]
 
-  add       add a stream (--id, --url, credentials, --replicas, --retention, labels)
-  list      list the streams (alias ls)
-  get       show one stream
-  update    change a stream's fields
-  enable    start recording a stream
-  disable   stop recording a stream, keeping its definition
-  rm        delete a stream (alias delete); its recordings age out
+  add ID      add a stream (--url, credentials, --replicas, --retention, labels)
+  list        list the streams with their state (alias ls)
+  get ID      show one stream, its state and its recorders
+  update ID   change a stream's fields
+  enable ID   start recording a stream
+  disable ID  stop recording a stream, keeping its definition
+  rm ID       delete a stream (alias delete); its recordings age out
 
+ID is the stream id, as the argument or as --id ID.
 "understudy ctl streams SUBCOMMAND -h" lists the flags of each.
 `)
 		return flag.ErrHelp
@@ -147,16 +148,21 @@ func ctlSetFlags(fs *flag.FlagSet) map[string]bool {
 
 func ctlStreamsAdd(ctx context.Context, c *ctlEnv, args []string) error {
 	fs := c.flags("streams add")
-	id := fs.String("id", "", "stream id (required)")
+	idFlag := fs.String("id", "", "stream id (or give it as the argument)")
 	var f ctlStreamFields
 	f.add(fs)
 	disabled := fs.Bool("disabled", false, "create the stream disabled (not recorded)")
-	if err := c.parse(fs, args, 0, ""); err != nil {
+	if err := c.parse(fs, args, -1, ""); err != nil {
 		return err
 	}
 	set := ctlSetFlags(fs)
+	sid, err := c.streamID("streams add", []string{*idFlag}, true)
+	if err != nil {
+		return err
+	}
+	id := &sid
 	if *id == "" || f.url == "" {
-		return ctlUsagef("streams add: --id and --url are required")
+		return ctlUsagef("streams add: a stream id (ID or --id) and --url are required")
 	}
 	if err := f.check(set); err != nil {
 		return err
@@ -210,6 +216,7 @@ func ctlStreamsList(ctx context.Context, c *ctlEnv, args []string) error {
 			return err
 		}
 		all.Streams = append(all.Streams, res.Msg.GetStreams()...)
+		ctlNotePartial(c, res.Header().Get("Understudy-Partial"))
 		token = res.Msg.GetNextPageToken()
 		if token == "" {
 			break
@@ -221,9 +228,22 @@ func ctlStreamsList(ctx context.Context, c *ctlEnv, args []string) error {
 	return writeCtlStreams(c.stdout, all.GetStreams())
 }
 
+// ctlNotePartial says on stderr which nodes did not answer a federated
+// read (the Understudy-Partial header): their part comes from gossip.
+func ctlNotePartial(c *ctlEnv, nodes string) {
+	if nodes != "" {
+		fmt.Fprintf(c.stderr, "ctl: note: %s did not answer; their recorders' state is from their gossiped status\n", nodes)
+	}
+}
+
 func ctlStreamsGet(ctx context.Context, c *ctlEnv, args []string) error {
 	fs := c.flags("streams get")
-	if err := c.parse(fs, args, 1, "one stream id"); err != nil {
+	idFlag := fs.String("id", "", "stream id (or give it as the argument)")
+	if err := c.parse(fs, args, -1, ""); err != nil {
+		return err
+	}
+	id, err := c.streamID("streams get", []string{*idFlag}, false)
+	if err != nil {
 		return err
 	}
 	if err := c.connect(); err != nil {
@@ -231,10 +251,11 @@ func ctlStreamsGet(ctx context.Context, c *ctlEnv, args []string) error {
 	}
 	ctx, cancel := c.unary(ctx)
 	defer cancel()
-	res, err := c.streams.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: c.pos[0]}))
+	res, err := c.streams.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: id}))
 	if err != nil {
 		return err
 	}
+	ctlNotePartial(c, res.Header().Get("Understudy-Partial"))
 	if c.opts.json {
 		return writeCtlJSON(c.stdout, res.Msg)
 	}
@@ -247,14 +268,19 @@ func ctlStreamsUpdate(ctx context.Context, c *ctlEnv, args []string) error {
 	f.add(fs)
 	clearLabels := fs.Bool("clear-labels", false, "remove every label")
 	clearCreds := fs.Bool("clear-credentials", false, "remove the stored credentials")
-	if err := c.parse(fs, args, 1, "one stream id"); err != nil {
+	idFlag := fs.String("id", "", "stream id (or give it as the argument)")
+	if err := c.parse(fs, args, -1, ""); err != nil {
+		return err
+	}
+	id, err := c.streamID("streams update", []string{*idFlag}, false)
+	if err != nil {
 		return err
 	}
 	set := ctlSetFlags(fs)
 	if err := f.check(set); err != nil {
 		return err
 	}
-	s := &understudyv1.Stream{Id: c.pos[0]}
+	s := &understudyv1.Stream{Id: id}
 	var paths []string
 	if set["url"] {
 		s.Url = f.url
@@ -302,10 +328,15 @@ func ctlStreamsEnable(ctx context.Context, c *ctlEnv, args []string, enable bool
 		name = "streams enable"
 	}
 	fs := c.flags(name)
-	if err := c.parse(fs, args, 1, "one stream id"); err != nil {
+	idFlag := fs.String("id", "", "stream id (or give it as the argument)")
+	if err := c.parse(fs, args, -1, ""); err != nil {
 		return err
 	}
-	return c.updateStream(ctx, &understudyv1.Stream{Id: c.pos[0], Enabled: enable}, []string{"enabled"})
+	id, err := c.streamID(name, []string{*idFlag}, false)
+	if err != nil {
+		return err
+	}
+	return c.updateStream(ctx, &understudyv1.Stream{Id: id, Enabled: enable}, []string{"enabled"})
 }
 
 func (c *ctlEnv) updateStream(ctx context.Context, s *understudyv1.Stream, paths []string) error {
@@ -327,7 +358,12 @@ func (c *ctlEnv) updateStream(ctx context.Context, s *understudyv1.Stream, paths
 
 func ctlStreamsRm(ctx context.Context, c *ctlEnv, args []string) error {
 	fs := c.flags("streams rm")
-	if err := c.parse(fs, args, 1, "one stream id"); err != nil {
+	idFlag := fs.String("id", "", "stream id (or give it as the argument)")
+	if err := c.parse(fs, args, -1, ""); err != nil {
+		return err
+	}
+	id, err := c.streamID("streams rm", []string{*idFlag}, false)
+	if err != nil {
 		return err
 	}
 	if err := c.connect(); err != nil {
@@ -335,33 +371,39 @@ func ctlStreamsRm(ctx context.Context, c *ctlEnv, args []string) error {
 	}
 	ctx, cancel := c.unary(ctx)
 	defer cancel()
-	res, err := c.streams.DeleteStream(ctx, connect.NewRequest(&understudyv1.DeleteStreamRequest{Id: c.pos[0]}))
+	res, err := c.streams.DeleteStream(ctx, connect.NewRequest(&understudyv1.DeleteStreamRequest{Id: id}))
 	if err != nil {
 		return err
 	}
 	if c.opts.json {
 		return writeCtlJSON(c.stdout, res.Msg)
 	}
-	_, err = fmt.Fprintf(c.stdout, "deleted stream %s (its recordings age out with their retention)\n", c.pos[0])
+	_, err = fmt.Fprintf(c.stdout, "deleted stream %s (its recordings age out with their retention)\n", id)
 	return err
 }
 
 // ctlRange adds --stream, --from and --to to fs.
 type ctlRange struct {
-	stream   string
-	from, to ctlTimeFlag
+	stream, id string
+	from, to   ctlTimeFlag
 }
 
 func (r *ctlRange) add(fs *flag.FlagSet, c *ctlEnv) {
 	r.from.now, r.to.now = &c.now, &c.now
-	fs.StringVar(&r.stream, "stream", "", "stream id (required)")
+	fs.StringVar(&r.id, "id", "", "stream id (or give it as the argument; alias --stream)")
+	fs.StringVar(&r.stream, "stream", "", "stream id (alias of --id)")
 	fs.Var(&r.from, "from", "start of the range: RFC 3339, now, now-5m... (required)")
 	fs.Var(&r.to, "to", "end of the range: RFC 3339, now, now-5m... (required)")
 }
 
-func (r *ctlRange) check(cmd string) error {
-	if r.stream == "" || !r.from.set || !r.to.set {
-		return ctlUsagef("%s: --stream, --from and --to are required", cmd)
+func (r *ctlRange) check(c *ctlEnv, cmd string) error {
+	id, err := c.streamID(cmd, []string{r.id, r.stream}, false)
+	if err != nil {
+		return err
+	}
+	r.stream = id
+	if !r.from.set || !r.to.set {
+		return ctlUsagef("%s: --from and --to are required", cmd)
 	}
 	if !r.to.t.After(r.from.t) {
 		return ctlUsagef("%s: --to must be after --from", cmd)
@@ -375,10 +417,10 @@ func ctlTimeline(ctx context.Context, c *ctlEnv, args []string) error {
 	r.add(fs, c)
 	node := fs.String("node", "", "only the segments held by this node")
 	class := fs.String("class", "", "only segments of this class: archive or buffer")
-	if err := c.parse(fs, args, 0, ""); err != nil {
+	if err := c.parse(fs, args, -1, ""); err != nil {
 		return err
 	}
-	if err := r.check("timeline"); err != nil {
+	if err := r.check(c, "timeline"); err != nil {
 		return err
 	}
 	req := &understudyv1.GetTimelineRequest{StreamId: r.stream, Start: timestamppb.New(r.from.t),
@@ -413,10 +455,10 @@ func ctlExport(ctx context.Context, c *ctlEnv, args []string) error {
 	r.add(fs, c)
 	out := fs.String("o", "", "output file, or - for stdout (required); a new file, written under a temporary name and renamed when complete")
 	force := fs.Bool("force", false, "replace an existing regular file at -o")
-	if err := c.parse(fs, args, 0, ""); err != nil {
+	if err := c.parse(fs, args, -1, ""); err != nil {
 		return err
 	}
-	if err := r.check("export"); err != nil {
+	if err := r.check(c, "export"); err != nil {
 		return err
 	}
 	if *out == "" {
@@ -585,10 +627,16 @@ func ctlPlacement(ctx context.Context, c *ctlEnv, args []string) error {
 		return ctlPlacementPlan(ctx, c, args[1:])
 	}
 	fs := c.flags("placement")
-	stream := fs.String("stream", "", "only this stream")
-	if err := c.parse(fs, args, 0, ""); err != nil {
+	streamFlag := fs.String("stream", "", "only this stream (alias --id, or give it as the argument)")
+	idFlag := fs.String("id", "", "only this stream (alias of --stream)")
+	if err := c.parse(fs, args, -1, ""); err != nil {
 		return err
 	}
+	sid, err := c.streamID("placement", []string{*idFlag, *streamFlag}, true)
+	if err != nil {
+		return err
+	}
+	stream := &sid
 	if err := c.connect(); err != nil {
 		return err
 	}
@@ -614,9 +662,21 @@ func parseCtlEventKind(s string) (understudyv1.EventKind, error) {
 	}
 	v, ok := understudyv1.EventKind_value[name]
 	if !ok || v == 0 {
-		return 0, ctlUsagef("--kind: unknown event kind %q", s)
+		return 0, ctlUsagef("--kind: unknown event kind %q (valid: %s)", s, strings.Join(ctlEventKinds(), ", "))
 	}
 	return understudyv1.EventKind(v), nil
+}
+
+// ctlEventKinds are the event kinds --kind takes, in the API's order.
+func ctlEventKinds() []string {
+	var out []string
+	for v := int32(1); ; v++ {
+		name, ok := understudyv1.EventKind_name[v]
+		if !ok {
+			return out
+		}
+		out = append(out, strings.ToLower(strings.TrimPrefix(name, "EVENT_KIND_")))
+	}
 }
 
 func ctlEvents(ctx context.Context, c *ctlEnv, args []string) error {
@@ -624,7 +684,7 @@ func ctlEvents(ctx context.Context, c *ctlEnv, args []string) error {
 	var streams, nodes, kinds ctlStrings
 	fs.Var(&streams, "stream", "only events of this stream (repeatable)")
 	fs.Var(&nodes, "node", "only events of this node (repeatable)")
-	fs.Var(&kinds, "kind", "only events of this kind, such as gap_opened (repeatable)")
+	fs.Var(&kinds, "kind", "only events of this kind (repeatable): "+strings.Join(ctlEventKinds(), ", "))
 	if err := c.parse(fs, args, 0, ""); err != nil {
 		return err
 	}
@@ -647,6 +707,9 @@ func ctlEvents(ctx context.Context, c *ctlEnv, args []string) error {
 		return err
 	}
 	defer stream.Close()
+	// The call returns once the server subscribed: from here no event is
+	// missed. Said on stderr, so stdout stays the events alone.
+	fmt.Fprintln(c.stderr, "ctl: waiting for events (Ctrl-C to stop)")
 	for stream.Receive() {
 		e := stream.Msg().GetEvent()
 		if c.opts.json {

@@ -113,12 +113,43 @@ func newCtlTable(w io.Writer) *tabwriter.Writer {
 // writeCtlStreams prints streams as a table.
 func writeCtlStreams(w io.Writer, streams []*understudyv1.Stream) error {
 	tw := newCtlTable(w)
-	fmt.Fprintln(tw, "ID\tENABLED\tR\tRETENTION\tCREDENTIALS\tURL\tLABELS")
+	fmt.Fprintln(tw, "ID\tSTATE\tSINCE\tLAST FRAME\tRECORDERS\tR\tRETENTION\tCREDENTIALS\tURL\tLABELS")
+	var reasons []string
 	for _, s := range streams {
-		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\t%s\t%s\n", s.GetId(), s.GetEnabled(), ctlReplicas(s.GetReplicas()),
-			ctlRetention(s), ctlYesNo(s.GetHasCredentials()), s.GetUrl(), fmtCtlLabels(s.GetLabels()))
+		st := s.GetStatus()
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.GetId(), ctlStateName(st.GetState()),
+			fmtCtlTime(st.GetSince()), fmtCtlTime(st.GetLastFrameTime()), fmtCtlRecorders(st.GetRecorders()),
+			ctlReplicas(s.GetReplicas()), ctlRetention(s), ctlYesNo(s.GetHasCredentials()), s.GetUrl(), fmtCtlLabels(s.GetLabels()))
+		if st.GetReason() != "" && st.GetState() != understudyv1.StreamState_STREAM_STATE_DISABLED {
+			reasons = append(reasons, fmt.Sprintf("  %s: %s", s.GetId(), st.GetReason()))
+		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(reasons) > 0 {
+		fmt.Fprintf(w, "\nwhy:\n%s\n", strings.Join(reasons, "\n"))
+	}
+	return nil
+}
+
+// ctlStateName is a stream state as the CLI prints it: camera_unreachable.
+func ctlStateName(s understudyv1.StreamState) string {
+	return strings.ToLower(ctlEnumName(s.String(), "STREAM_STATE_"))
+}
+
+// fmtCtlRecorders prints recorders as node:role:state, home first;
+// "recording" is left out.
+func fmtCtlRecorders(rs []*understudyv1.Recorder) string {
+	var parts []string
+	for _, r := range rs {
+		p := r.GetNodeId() + ":" + r.GetRole()
+		if r.GetState() != understudyv1.StreamState_STREAM_STATE_RECORDING {
+			p += ":" + ctlStateName(r.GetState())
+		}
+		parts = append(parts, p)
+	}
+	return ctlDash(strings.Join(parts, ","))
 }
 
 // writeCtlStream prints one stream as "field: value" lines.
@@ -133,6 +164,22 @@ func writeCtlStream(w io.Writer, s *understudyv1.Stream) error {
 	fmt.Fprintf(tw, "labels:\t%s\n", fmtCtlLabels(s.GetLabels()))
 	fmt.Fprintf(tw, "created:\t%s\n", fmtCtlTime(s.GetCreateTime()))
 	fmt.Fprintf(tw, "updated:\t%s\n", fmtCtlTime(s.GetUpdateTime()))
+	if st := s.GetStatus(); st != nil {
+		fmt.Fprintf(tw, "state:\t%s\n", ctlStateName(st.GetState()))
+		if st.GetReason() != "" {
+			fmt.Fprintf(tw, "reason:\t%s\n", st.GetReason())
+		}
+		fmt.Fprintf(tw, "since:\t%s\n", fmtCtlTime(st.GetSince()))
+		fmt.Fprintf(tw, "last frame:\t%s\n", fmtCtlTime(st.GetLastFrameTime()))
+		for _, r := range st.GetRecorders() {
+			line := fmt.Sprintf("%s %s %s since %s, last frame %s", r.GetNodeId(), r.GetRole(), ctlStateName(r.GetState()),
+				fmtCtlTime(r.GetSince()), fmtCtlTime(r.GetLastFrameTime()))
+			if r.GetReason() != "" && r.GetReason() != st.GetReason() {
+				line += ": " + r.GetReason()
+			}
+			fmt.Fprintf(tw, "recorder:\t%s\n", line)
+		}
+	}
 	return tw.Flush()
 }
 
@@ -210,15 +257,28 @@ func writeCtlTimeline(w io.Writer, tl *understudyv1.GetTimelineResponse) error {
 // writeCtlNodes prints nodes as a table.
 func writeCtlNodes(w io.Writer, nodes []*understudyv1.Node) error {
 	tw := newCtlTable(w)
-	fmt.Fprintln(tw, "ID\tSTATE\tDOMAIN\tAPI\tHOME\tREPLICA\tCPU\tDISK USED\tDISK FREE\tCAPACITY\tVERSION\tSTATS AT")
+	fmt.Fprintln(tw, "ID\tSTATE\tDOMAIN\tAPI\tHOME\tREPLICA\tCPU\tFS USED\tFS FREE\tWEIGHT\tVERSION\tSTATS AT")
 	for _, n := range nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%.1f%%\t%s\t%s\t%g\t%s\t%s\n", n.GetId(),
 			ctlEnumName(n.GetState().String(), "NODE_STATE_"), ctlDash(n.GetDomain()), ctlDash(n.GetApiAddress()),
 			n.GetHomeStreams(), n.GetReplicaStreams(), n.GetCpuPercent(), fmtCtlBytes(n.GetDiskUsedBytes()),
 			fmtCtlBytes(n.GetDiskFreeBytes()), n.GetCapacity(), ctlDash(n.GetVersion()), fmtCtlTime(n.GetStatsTime()))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprint(w, ctlNodesLegend)
+	return err
 }
+
+// ctlNodesLegend says what the columns of the nodes table mean.
+const ctlNodesLegend = `
+HOME, REPLICA  streams the node records as home (into its archive) and as replica (into its buffer)
+CPU            the node process's CPU use, percent of the whole machine
+FS USED, FREE  the whole file system of the node's data directory (Understudy's data and anything else on it); free is what non-root users may still write
+WEIGHT         capacity weight: placement gives each node a share of streams in proportion to it
+STATS AT       when the node measured these figures (others' come by gossip, every 5 s)
+`
 
 // writeCtlPlacement prints assignments as a table; a stream with fewer
 // nodes than it asks for is marked.
@@ -262,7 +322,11 @@ func fmtCtlEvent(e *understudyv1.Event) string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(&b, " %s=%s", k, e.GetDetails()[k])
+		v := e.GetDetails()[k]
+		if k == "reason" && strings.HasSuffix(e.GetMessage(), v) {
+			continue // said once, in the message
+		}
+		fmt.Fprintf(&b, " %s=%s", k, v)
 	}
 	return b.String()
 }

@@ -132,8 +132,16 @@ func ctlSample() (streams []*understudyv1.Stream, tl *understudyv1.GetTimelineRe
 	streams = []*understudyv1.Stream{
 		{Id: "door", Url: "rtsp://cam1.lan:554/main", HasCredentials: true, Replicas: 3,
 			ArchiveRetention: durationpb.New(30 * 24 * time.Hour), Labels: map[string]string{"site": "home", "floor": "0"},
-			Enabled: true, CreateTime: ts(0), UpdateTime: ts(time.Hour)},
-		{Id: "yard", Url: "rtsps://cam2.lan/stream"},
+			Enabled: true, CreateTime: ts(0), UpdateTime: ts(time.Hour),
+			Status: &understudyv1.StreamStatus{State: understudyv1.StreamState_STREAM_STATE_UNDER_REPLICATED,
+				Reason: "2 of 3 recorders receive media; c: camera_unreachable: connection refused", LastFrameTime: ts(2 * time.Hour),
+				Recorders: []*understudyv1.Recorder{
+					{NodeId: "a", Role: "home", State: understudyv1.StreamState_STREAM_STATE_RECORDING, Since: ts(time.Minute), LastFrameTime: ts(2 * time.Hour)},
+					{NodeId: "b", Role: "replica", State: understudyv1.StreamState_STREAM_STATE_RECORDING, Since: ts(time.Minute), LastFrameTime: ts(2 * time.Hour)},
+					{NodeId: "c", Role: "replica", State: understudyv1.StreamState_STREAM_STATE_CAMERA_UNREACHABLE, Reason: "connection refused", Since: ts(time.Hour)},
+				}}},
+		{Id: "yard", Url: "rtsps://cam2.lan/stream",
+			Status: &understudyv1.StreamStatus{State: understudyv1.StreamState_STREAM_STATE_DISABLED, Reason: "disabled by an operator", Since: ts(0)}},
 	}
 	tl = &understudyv1.GetTimelineResponse{
 		Coverage: []*understudyv1.CoverageInterval{

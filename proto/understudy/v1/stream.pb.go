@@ -24,6 +24,101 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// StreamState is what is happening to a stream's recording now.
+type StreamState int32
+
+const (
+	// Not known (never set by a server that reports status).
+	StreamState_STREAM_STATE_UNSPECIFIED StreamState = 0
+	// Media flows and reaches the disk on every recorder placed for it.
+	StreamState_STREAM_STATE_RECORDING StreamState = 1
+	// The camera answered PLAY (or the session just began); no keyframe yet.
+	StreamState_STREAM_STATE_STARTING StreamState = 2
+	// The camera cannot be reached: connection refused, timed out, no route,
+	// name not resolved, or it stopped sending.
+	StreamState_STREAM_STATE_CAMERA_UNREACHABLE StreamState = 3
+	// The camera refuses the credentials (RTSP 401 or 403): set or fix
+	// `credentials`.
+	StreamState_STREAM_STATE_CAMERA_AUTH_FAILED StreamState = 4
+	// The camera has no stream at the URL's path (RTSP 404): fix `url`.
+	StreamState_STREAM_STATE_CAMERA_NOT_FOUND StreamState = 5
+	// The camera offers no track the recorder supports (video H.264/H.265,
+	// audio AAC/G.711/Opus).
+	StreamState_STREAM_STATE_UNSUPPORTED_CODEC StreamState = 6
+	// Enabled, but placement puts it on no live node.
+	StreamState_STREAM_STATE_NOT_PLACED StreamState = 7
+	// Recorded, but by fewer live recorders receiving media than it asks for
+	// (R, or the live nodes when fewer).
+	StreamState_STREAM_STATE_UNDER_REPLICATED StreamState = 8
+	// Disabled by an operator: no node records it.
+	StreamState_STREAM_STATE_DISABLED StreamState = 9
+	// The camera fails in another way (an RTSP error, a disk that refuses
+	// writes); `reason` says how.
+	StreamState_STREAM_STATE_FAILING StreamState = 10
+	// A recorder placed for the stream did not answer and its gossiped
+	// status says nothing about it.
+	StreamState_STREAM_STATE_UNKNOWN StreamState = 11
+)
+
+// Enum value maps for StreamState.
+var (
+	StreamState_name = map[int32]string{
+		0:  "STREAM_STATE_UNSPECIFIED",
+		1:  "STREAM_STATE_RECORDING",
+		2:  "STREAM_STATE_STARTING",
+		3:  "STREAM_STATE_CAMERA_UNREACHABLE",
+		4:  "STREAM_STATE_CAMERA_AUTH_FAILED",
+		5:  "STREAM_STATE_CAMERA_NOT_FOUND",
+		6:  "STREAM_STATE_UNSUPPORTED_CODEC",
+		7:  "STREAM_STATE_NOT_PLACED",
+		8:  "STREAM_STATE_UNDER_REPLICATED",
+		9:  "STREAM_STATE_DISABLED",
+		10: "STREAM_STATE_FAILING",
+		11: "STREAM_STATE_UNKNOWN",
+	}
+	StreamState_value = map[string]int32{
+		"STREAM_STATE_UNSPECIFIED":        0,
+		"STREAM_STATE_RECORDING":          1,
+		"STREAM_STATE_STARTING":           2,
+		"STREAM_STATE_CAMERA_UNREACHABLE": 3,
+		"STREAM_STATE_CAMERA_AUTH_FAILED": 4,
+		"STREAM_STATE_CAMERA_NOT_FOUND":   5,
+		"STREAM_STATE_UNSUPPORTED_CODEC":  6,
+		"STREAM_STATE_NOT_PLACED":         7,
+		"STREAM_STATE_UNDER_REPLICATED":   8,
+		"STREAM_STATE_DISABLED":           9,
+		"STREAM_STATE_FAILING":            10,
+		"STREAM_STATE_UNKNOWN":            11,
+	}
+)
+
+func (x StreamState) Enum() *StreamState {
+	p := new(StreamState)
+	*p = x
+	return p
+}
+
+func (x StreamState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StreamState) Descriptor() protoreflect.EnumDescriptor {
+	return file_understudy_v1_stream_proto_enumTypes[0].Descriptor()
+}
+
+func (StreamState) Type() protoreflect.EnumType {
+	return &file_understudy_v1_stream_proto_enumTypes[0]
+}
+
+func (x StreamState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StreamState.Descriptor instead.
+func (StreamState) EnumDescriptor() ([]byte, []int) {
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{0}
+}
+
 // Stream is one camera feed and how the cluster records it.
 type Stream struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -58,7 +153,11 @@ type Stream struct {
 	// Output only: when the stream was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Output only: when the stream was last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Output only: the stream's live state across its recorders, as the node
+	// that answers knows it (its own sessions, and the other recorders'
+	// answers or, when they do not answer, their gossiped status).
+	Status        *StreamStatus `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -163,6 +262,191 @@ func (x *Stream) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Stream) GetStatus() *StreamStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// StreamStatus is a stream's live state, overall and per recorder.
+type StreamStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The overall state: RECORDING when every recorder records; else the
+	// worst state of a recorder (the camera's own state when no recorder
+	// receives media), UNDER_REPLICATED when some record and some do not.
+	State StreamState `protobuf:"varint,1,opt,name=state,proto3,enum=understudy.v1.StreamState" json:"state,omitempty"`
+	// Why, for an operator, without credentials: "dial tcp 127.0.0.1:9:
+	// connection refused", "404 Not Found: no stream at this path". Empty
+	// while recording.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Since when the stream is in this state (unset when not known).
+	Since *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	// Wall-clock time of the newest frame any recorder received (unset when
+	// none did).
+	LastFrameTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_frame_time,json=lastFrameTime,proto3" json:"last_frame_time,omitempty"`
+	// The nodes placed to record the stream, home first.
+	Recorders     []*Recorder `protobuf:"bytes,5,rep,name=recorders,proto3" json:"recorders,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamStatus) Reset() {
+	*x = StreamStatus{}
+	mi := &file_understudy_v1_stream_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamStatus) ProtoMessage() {}
+
+func (x *StreamStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_understudy_v1_stream_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamStatus.ProtoReflect.Descriptor instead.
+func (*StreamStatus) Descriptor() ([]byte, []int) {
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StreamStatus) GetState() StreamState {
+	if x != nil {
+		return x.State
+	}
+	return StreamState_STREAM_STATE_UNSPECIFIED
+}
+
+func (x *StreamStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *StreamStatus) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *StreamStatus) GetLastFrameTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastFrameTime
+	}
+	return nil
+}
+
+func (x *StreamStatus) GetRecorders() []*Recorder {
+	if x != nil {
+		return x.Recorders
+	}
+	return nil
+}
+
+// Recorder is one node's recording of a stream.
+type Recorder struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's id.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// "home" (records into the archive) or "replica" (into the buffer).
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// The state of this node's recording.
+	State StreamState `protobuf:"varint,3,opt,name=state,proto3,enum=understudy.v1.StreamState" json:"state,omitempty"`
+	// Why, as in StreamStatus.reason.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Since when this recorder is in this state (unset when not known).
+	Since *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	// Wall-clock time of the newest frame this recorder received.
+	LastFrameTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_frame_time,json=lastFrameTime,proto3" json:"last_frame_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Recorder) Reset() {
+	*x = Recorder{}
+	mi := &file_understudy_v1_stream_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Recorder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Recorder) ProtoMessage() {}
+
+func (x *Recorder) ProtoReflect() protoreflect.Message {
+	mi := &file_understudy_v1_stream_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Recorder.ProtoReflect.Descriptor instead.
+func (*Recorder) Descriptor() ([]byte, []int) {
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Recorder) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *Recorder) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Recorder) GetState() StreamState {
+	if x != nil {
+		return x.State
+	}
+	return StreamState_STREAM_STATE_UNSPECIFIED
+}
+
+func (x *Recorder) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Recorder) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *Recorder) GetLastFrameTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastFrameTime
+	}
+	return nil
+}
+
 // Credentials authenticate a recorder to a camera.
 type Credentials struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -176,7 +460,7 @@ type Credentials struct {
 
 func (x *Credentials) Reset() {
 	*x = Credentials{}
-	mi := &file_understudy_v1_stream_proto_msgTypes[1]
+	mi := &file_understudy_v1_stream_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -188,7 +472,7 @@ func (x *Credentials) String() string {
 func (*Credentials) ProtoMessage() {}
 
 func (x *Credentials) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_stream_proto_msgTypes[1]
+	mi := &file_understudy_v1_stream_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -201,7 +485,7 @@ func (x *Credentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credentials.ProtoReflect.Descriptor instead.
 func (*Credentials) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{1}
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Credentials) GetUsername() string {
@@ -230,7 +514,7 @@ type CreateStreamRequest struct {
 
 func (x *CreateStreamRequest) Reset() {
 	*x = CreateStreamRequest{}
-	mi := &file_understudy_v1_stream_proto_msgTypes[2]
+	mi := &file_understudy_v1_stream_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +526,7 @@ func (x *CreateStreamRequest) String() string {
 func (*CreateStreamRequest) ProtoMessage() {}
 
 func (x *CreateStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_stream_proto_msgTypes[2]
+	mi := &file_understudy_v1_stream_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +539,7 @@ func (x *CreateStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateStreamRequest.ProtoReflect.Descriptor instead.
 func (*CreateStreamRequest) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{2}
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateStreamRequest) GetStream() *Stream {
@@ -276,7 +560,7 @@ type CreateStreamResponse struct {
 
 func (x *CreateStreamResponse) Reset() {
 	*x = CreateStreamResponse{}
-	mi := &file_understudy_v1_stream_proto_msgTypes[3]
+	mi := &file_understudy_v1_stream_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +572,7 @@ func (x *CreateStreamResponse) String() string {
 func (*CreateStreamResponse) ProtoMessage() {}
 
 func (x *CreateStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_stream_proto_msgTypes[3]
+	mi := &file_understudy_v1_stream_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +585,7 @@ func (x *CreateStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateStreamResponse.ProtoReflect.Descriptor instead.
 func (*CreateStreamResponse) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{3}
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateStreamResponse) GetStream() *Stream {
@@ -315,14 +599,19 @@ func (x *CreateStreamResponse) GetStream() *Stream {
 type GetStreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Id of the stream to return.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When set, `status` describes only this node's own recording of the
+	// stream: the node named answers from its own sessions and asks no other
+	// node (federation uses it). Empty: the cluster's view. Errors:
+	// INVALID_ARGUMENT for a node that is not a member.
+	NodeId        string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetStreamRequest) Reset() {
 	*x = GetStreamRequest{}
-	mi := &file_understudy_v1_stream_proto_msgTypes[4]
+	mi := &file_understudy_v1_stream_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +623,7 @@ func (x *GetStreamRequest) String() string {
 func (*GetStreamRequest) ProtoMessage() {}
 
 func (x *GetStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_stream_proto_msgTypes[4]
+	mi := &file_understudy_v1_stream_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,12 +636,19 @@ func (x *GetStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStreamRequest.ProtoReflect.Descriptor instead.
 func (*GetStreamRequest) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{4}
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetStreamRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *GetStreamRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
 	}
 	return ""
 }
@@ -368,7 +664,7 @@ type GetStreamResponse struct {
 
 func (x *GetStreamResponse) Reset() {
 	*x = GetStreamResponse{}
-	mi := &file_understudy_v1_stream_proto_msgTypes[5]
+	mi := &file_understudy_v1_stream_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +676,7 @@ func (x *GetStreamResponse) String() string {
 func (*GetStreamResponse) ProtoMessage() {}
 
 func (x *GetStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_stream_proto_msgTypes[5]
+	mi := &file_understudy_v1_stream_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +689,7 @@ func (x *GetStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStreamResponse.ProtoReflect.Descriptor instead.
 func (*GetStreamResponse) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{5}
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetStreamResponse) GetStream() *Stream {
@@ -411,14 +707,16 @@ type ListStreamsRequest struct {
 	PageSize uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Token from a previous response's `next_page_token`, to continue that
 	// listing; empty for the first page.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// As GetStreamRequest.node_id, for every stream of the page.
+	NodeId        string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListStreamsRequest) Reset() {
 	*x = ListStreamsRequest{}
-	mi := &file_understudy_v1_stream_proto_msgTypes[6]
+	mi := &file_understudy_v1_stream_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +728,7 @@ func (x *ListStreamsRequest) String() string {
 func (*ListStreamsRequest) ProtoMessage() {}
 
 func (x *ListStreamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_stream_proto_msgTypes[6]
+	mi := &file_understudy_v1_stream_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +741,7 @@ func (x *ListStreamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStreamsRequest.ProtoReflect.Descriptor instead.
 func (*ListStreamsRequest) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{6}
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListStreamsRequest) GetPageSize() uint32 {
@@ -456,6 +754,13 @@ func (x *ListStreamsRequest) GetPageSize() uint32 {
 func (x *ListStreamsRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListStreamsRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
 	}
 	return ""
 }
@@ -473,7 +778,7 @@ type ListStreamsResponse struct {
 
 func (x *ListStreamsResponse) Reset() {
 	*x = ListStreamsResponse{}
-	mi := &file_understudy_v1_stream_proto_msgTypes[7]
+	mi := &file_understudy_v1_stream_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +790,7 @@ func (x *ListStreamsResponse) String() string {
 func (*ListStreamsResponse) ProtoMessage() {}
 
 func (x *ListStreamsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_stream_proto_msgTypes[7]
+	mi := &file_understudy_v1_stream_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +803,7 @@ func (x *ListStreamsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStreamsResponse.ProtoReflect.Descriptor instead.
 func (*ListStreamsResponse) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{7}
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListStreamsResponse) GetStreams() []*Stream {
@@ -532,7 +837,7 @@ type UpdateStreamRequest struct {
 
 func (x *UpdateStreamRequest) Reset() {
 	*x = UpdateStreamRequest{}
-	mi := &file_understudy_v1_stream_proto_msgTypes[8]
+	mi := &file_understudy_v1_stream_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +849,7 @@ func (x *UpdateStreamRequest) String() string {
 func (*UpdateStreamRequest) ProtoMessage() {}
 
 func (x *UpdateStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_stream_proto_msgTypes[8]
+	mi := &file_understudy_v1_stream_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +862,7 @@ func (x *UpdateStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStreamRequest.ProtoReflect.Descriptor instead.
 func (*UpdateStreamRequest) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{8}
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateStreamRequest) GetStream() *Stream {
@@ -585,7 +890,7 @@ type UpdateStreamResponse struct {
 
 func (x *UpdateStreamResponse) Reset() {
 	*x = UpdateStreamResponse{}
-	mi := &file_understudy_v1_stream_proto_msgTypes[9]
+	mi := &file_understudy_v1_stream_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +902,7 @@ func (x *UpdateStreamResponse) String() string {
 func (*UpdateStreamResponse) ProtoMessage() {}
 
 func (x *UpdateStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_stream_proto_msgTypes[9]
+	mi := &file_understudy_v1_stream_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +915,7 @@ func (x *UpdateStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStreamResponse.ProtoReflect.Descriptor instead.
 func (*UpdateStreamResponse) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{9}
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateStreamResponse) GetStream() *Stream {
@@ -631,7 +936,7 @@ type DeleteStreamRequest struct {
 
 func (x *DeleteStreamRequest) Reset() {
 	*x = DeleteStreamRequest{}
-	mi := &file_understudy_v1_stream_proto_msgTypes[10]
+	mi := &file_understudy_v1_stream_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +948,7 @@ func (x *DeleteStreamRequest) String() string {
 func (*DeleteStreamRequest) ProtoMessage() {}
 
 func (x *DeleteStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_stream_proto_msgTypes[10]
+	mi := &file_understudy_v1_stream_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +961,7 @@ func (x *DeleteStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteStreamRequest.ProtoReflect.Descriptor instead.
 func (*DeleteStreamRequest) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{10}
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteStreamRequest) GetId() string {
@@ -675,7 +980,7 @@ type DeleteStreamResponse struct {
 
 func (x *DeleteStreamResponse) Reset() {
 	*x = DeleteStreamResponse{}
-	mi := &file_understudy_v1_stream_proto_msgTypes[11]
+	mi := &file_understudy_v1_stream_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +992,7 @@ func (x *DeleteStreamResponse) String() string {
 func (*DeleteStreamResponse) ProtoMessage() {}
 
 func (x *DeleteStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_understudy_v1_stream_proto_msgTypes[11]
+	mi := &file_understudy_v1_stream_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,14 +1005,14 @@ func (x *DeleteStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteStreamResponse.ProtoReflect.Descriptor instead.
 func (*DeleteStreamResponse) Descriptor() ([]byte, []int) {
-	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{11}
+	return file_understudy_v1_stream_proto_rawDescGZIP(), []int{13}
 }
 
 var File_understudy_v1_stream_proto protoreflect.FileDescriptor
 
 const file_understudy_v1_stream_proto_rawDesc = "" +
 	"\n" +
-	"\x1aunderstudy/v1/stream.proto\x12\runderstudy.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x03\n" +
+	"\x1aunderstudy/v1/stream.proto\x12\runderstudy.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x04\n" +
 	"\x06Stream\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12<\n" +
@@ -721,25 +1026,41 @@ const file_understudy_v1_stream_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\x1a9\n" +
+	"updateTime\x123\n" +
+	"\x06status\x18\v \x01(\v2\x1b.understudy.v1.StreamStatusR\x06status\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x02\n" +
+	"\fStreamStatus\x120\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x1a.understudy.v1.StreamStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12B\n" +
+	"\x0flast_frame_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rlastFrameTime\x125\n" +
+	"\trecorders\x18\x05 \x03(\v2\x17.understudy.v1.RecorderR\trecorders\"\xf7\x01\n" +
+	"\bRecorder\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x120\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x1a.understudy.v1.StreamStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x120\n" +
+	"\x05since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12B\n" +
+	"\x0flast_frame_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rlastFrameTime\"E\n" +
 	"\vCredentials\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"D\n" +
 	"\x13CreateStreamRequest\x12-\n" +
 	"\x06stream\x18\x01 \x01(\v2\x15.understudy.v1.StreamR\x06stream\"E\n" +
 	"\x14CreateStreamResponse\x12-\n" +
-	"\x06stream\x18\x01 \x01(\v2\x15.understudy.v1.StreamR\x06stream\"\"\n" +
+	"\x06stream\x18\x01 \x01(\v2\x15.understudy.v1.StreamR\x06stream\";\n" +
 	"\x10GetStreamRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"B\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\"B\n" +
 	"\x11GetStreamResponse\x12-\n" +
-	"\x06stream\x18\x01 \x01(\v2\x15.understudy.v1.StreamR\x06stream\"P\n" +
+	"\x06stream\x18\x01 \x01(\v2\x15.understudy.v1.StreamR\x06stream\"i\n" +
 	"\x12ListStreamsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"n\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\"n\n" +
 	"\x13ListStreamsResponse\x12/\n" +
 	"\astreams\x18\x01 \x03(\v2\x15.understudy.v1.StreamR\astreams\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x81\x01\n" +
@@ -751,7 +1072,21 @@ const file_understudy_v1_stream_proto_rawDesc = "" +
 	"\x06stream\x18\x01 \x01(\v2\x15.understudy.v1.StreamR\x06stream\"%\n" +
 	"\x13DeleteStreamRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
-	"\x14DeleteStreamResponse2\xcf\x03\n" +
+	"\x14DeleteStreamResponse*\x82\x03\n" +
+	"\vStreamState\x12\x1c\n" +
+	"\x18STREAM_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16STREAM_STATE_RECORDING\x10\x01\x12\x19\n" +
+	"\x15STREAM_STATE_STARTING\x10\x02\x12#\n" +
+	"\x1fSTREAM_STATE_CAMERA_UNREACHABLE\x10\x03\x12#\n" +
+	"\x1fSTREAM_STATE_CAMERA_AUTH_FAILED\x10\x04\x12!\n" +
+	"\x1dSTREAM_STATE_CAMERA_NOT_FOUND\x10\x05\x12\"\n" +
+	"\x1eSTREAM_STATE_UNSUPPORTED_CODEC\x10\x06\x12\x1b\n" +
+	"\x17STREAM_STATE_NOT_PLACED\x10\a\x12!\n" +
+	"\x1dSTREAM_STATE_UNDER_REPLICATED\x10\b\x12\x19\n" +
+	"\x15STREAM_STATE_DISABLED\x10\t\x12\x18\n" +
+	"\x14STREAM_STATE_FAILING\x10\n" +
+	"\x12\x18\n" +
+	"\x14STREAM_STATE_UNKNOWN\x10\v2\xcf\x03\n" +
 	"\rStreamService\x12W\n" +
 	"\fCreateStream\x12\".understudy.v1.CreateStreamRequest\x1a#.understudy.v1.CreateStreamResponse\x12S\n" +
 	"\tGetStream\x12\x1f.understudy.v1.GetStreamRequest\x1a .understudy.v1.GetStreamResponse\"\x03\x90\x02\x01\x12Y\n" +
@@ -771,53 +1106,65 @@ func file_understudy_v1_stream_proto_rawDescGZIP() []byte {
 	return file_understudy_v1_stream_proto_rawDescData
 }
 
-var file_understudy_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_understudy_v1_stream_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_understudy_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_understudy_v1_stream_proto_goTypes = []any{
-	(*Stream)(nil),                // 0: understudy.v1.Stream
-	(*Credentials)(nil),           // 1: understudy.v1.Credentials
-	(*CreateStreamRequest)(nil),   // 2: understudy.v1.CreateStreamRequest
-	(*CreateStreamResponse)(nil),  // 3: understudy.v1.CreateStreamResponse
-	(*GetStreamRequest)(nil),      // 4: understudy.v1.GetStreamRequest
-	(*GetStreamResponse)(nil),     // 5: understudy.v1.GetStreamResponse
-	(*ListStreamsRequest)(nil),    // 6: understudy.v1.ListStreamsRequest
-	(*ListStreamsResponse)(nil),   // 7: understudy.v1.ListStreamsResponse
-	(*UpdateStreamRequest)(nil),   // 8: understudy.v1.UpdateStreamRequest
-	(*UpdateStreamResponse)(nil),  // 9: understudy.v1.UpdateStreamResponse
-	(*DeleteStreamRequest)(nil),   // 10: understudy.v1.DeleteStreamRequest
-	(*DeleteStreamResponse)(nil),  // 11: understudy.v1.DeleteStreamResponse
-	nil,                           // 12: understudy.v1.Stream.LabelsEntry
-	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 15: google.protobuf.FieldMask
+	(StreamState)(0),              // 0: understudy.v1.StreamState
+	(*Stream)(nil),                // 1: understudy.v1.Stream
+	(*StreamStatus)(nil),          // 2: understudy.v1.StreamStatus
+	(*Recorder)(nil),              // 3: understudy.v1.Recorder
+	(*Credentials)(nil),           // 4: understudy.v1.Credentials
+	(*CreateStreamRequest)(nil),   // 5: understudy.v1.CreateStreamRequest
+	(*CreateStreamResponse)(nil),  // 6: understudy.v1.CreateStreamResponse
+	(*GetStreamRequest)(nil),      // 7: understudy.v1.GetStreamRequest
+	(*GetStreamResponse)(nil),     // 8: understudy.v1.GetStreamResponse
+	(*ListStreamsRequest)(nil),    // 9: understudy.v1.ListStreamsRequest
+	(*ListStreamsResponse)(nil),   // 10: understudy.v1.ListStreamsResponse
+	(*UpdateStreamRequest)(nil),   // 11: understudy.v1.UpdateStreamRequest
+	(*UpdateStreamResponse)(nil),  // 12: understudy.v1.UpdateStreamResponse
+	(*DeleteStreamRequest)(nil),   // 13: understudy.v1.DeleteStreamRequest
+	(*DeleteStreamResponse)(nil),  // 14: understudy.v1.DeleteStreamResponse
+	nil,                           // 15: understudy.v1.Stream.LabelsEntry
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 18: google.protobuf.FieldMask
 }
 var file_understudy_v1_stream_proto_depIdxs = []int32{
-	1,  // 0: understudy.v1.Stream.credentials:type_name -> understudy.v1.Credentials
-	13, // 1: understudy.v1.Stream.archive_retention:type_name -> google.protobuf.Duration
-	12, // 2: understudy.v1.Stream.labels:type_name -> understudy.v1.Stream.LabelsEntry
-	14, // 3: understudy.v1.Stream.create_time:type_name -> google.protobuf.Timestamp
-	14, // 4: understudy.v1.Stream.update_time:type_name -> google.protobuf.Timestamp
-	0,  // 5: understudy.v1.CreateStreamRequest.stream:type_name -> understudy.v1.Stream
-	0,  // 6: understudy.v1.CreateStreamResponse.stream:type_name -> understudy.v1.Stream
-	0,  // 7: understudy.v1.GetStreamResponse.stream:type_name -> understudy.v1.Stream
-	0,  // 8: understudy.v1.ListStreamsResponse.streams:type_name -> understudy.v1.Stream
-	0,  // 9: understudy.v1.UpdateStreamRequest.stream:type_name -> understudy.v1.Stream
-	15, // 10: understudy.v1.UpdateStreamRequest.update_mask:type_name -> google.protobuf.FieldMask
-	0,  // 11: understudy.v1.UpdateStreamResponse.stream:type_name -> understudy.v1.Stream
-	2,  // 12: understudy.v1.StreamService.CreateStream:input_type -> understudy.v1.CreateStreamRequest
-	4,  // 13: understudy.v1.StreamService.GetStream:input_type -> understudy.v1.GetStreamRequest
-	6,  // 14: understudy.v1.StreamService.ListStreams:input_type -> understudy.v1.ListStreamsRequest
-	8,  // 15: understudy.v1.StreamService.UpdateStream:input_type -> understudy.v1.UpdateStreamRequest
-	10, // 16: understudy.v1.StreamService.DeleteStream:input_type -> understudy.v1.DeleteStreamRequest
-	3,  // 17: understudy.v1.StreamService.CreateStream:output_type -> understudy.v1.CreateStreamResponse
-	5,  // 18: understudy.v1.StreamService.GetStream:output_type -> understudy.v1.GetStreamResponse
-	7,  // 19: understudy.v1.StreamService.ListStreams:output_type -> understudy.v1.ListStreamsResponse
-	9,  // 20: understudy.v1.StreamService.UpdateStream:output_type -> understudy.v1.UpdateStreamResponse
-	11, // 21: understudy.v1.StreamService.DeleteStream:output_type -> understudy.v1.DeleteStreamResponse
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	4,  // 0: understudy.v1.Stream.credentials:type_name -> understudy.v1.Credentials
+	16, // 1: understudy.v1.Stream.archive_retention:type_name -> google.protobuf.Duration
+	15, // 2: understudy.v1.Stream.labels:type_name -> understudy.v1.Stream.LabelsEntry
+	17, // 3: understudy.v1.Stream.create_time:type_name -> google.protobuf.Timestamp
+	17, // 4: understudy.v1.Stream.update_time:type_name -> google.protobuf.Timestamp
+	2,  // 5: understudy.v1.Stream.status:type_name -> understudy.v1.StreamStatus
+	0,  // 6: understudy.v1.StreamStatus.state:type_name -> understudy.v1.StreamState
+	17, // 7: understudy.v1.StreamStatus.since:type_name -> google.protobuf.Timestamp
+	17, // 8: understudy.v1.StreamStatus.last_frame_time:type_name -> google.protobuf.Timestamp
+	3,  // 9: understudy.v1.StreamStatus.recorders:type_name -> understudy.v1.Recorder
+	0,  // 10: understudy.v1.Recorder.state:type_name -> understudy.v1.StreamState
+	17, // 11: understudy.v1.Recorder.since:type_name -> google.protobuf.Timestamp
+	17, // 12: understudy.v1.Recorder.last_frame_time:type_name -> google.protobuf.Timestamp
+	1,  // 13: understudy.v1.CreateStreamRequest.stream:type_name -> understudy.v1.Stream
+	1,  // 14: understudy.v1.CreateStreamResponse.stream:type_name -> understudy.v1.Stream
+	1,  // 15: understudy.v1.GetStreamResponse.stream:type_name -> understudy.v1.Stream
+	1,  // 16: understudy.v1.ListStreamsResponse.streams:type_name -> understudy.v1.Stream
+	1,  // 17: understudy.v1.UpdateStreamRequest.stream:type_name -> understudy.v1.Stream
+	18, // 18: understudy.v1.UpdateStreamRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 19: understudy.v1.UpdateStreamResponse.stream:type_name -> understudy.v1.Stream
+	5,  // 20: understudy.v1.StreamService.CreateStream:input_type -> understudy.v1.CreateStreamRequest
+	7,  // 21: understudy.v1.StreamService.GetStream:input_type -> understudy.v1.GetStreamRequest
+	9,  // 22: understudy.v1.StreamService.ListStreams:input_type -> understudy.v1.ListStreamsRequest
+	11, // 23: understudy.v1.StreamService.UpdateStream:input_type -> understudy.v1.UpdateStreamRequest
+	13, // 24: understudy.v1.StreamService.DeleteStream:input_type -> understudy.v1.DeleteStreamRequest
+	6,  // 25: understudy.v1.StreamService.CreateStream:output_type -> understudy.v1.CreateStreamResponse
+	8,  // 26: understudy.v1.StreamService.GetStream:output_type -> understudy.v1.GetStreamResponse
+	10, // 27: understudy.v1.StreamService.ListStreams:output_type -> understudy.v1.ListStreamsResponse
+	12, // 28: understudy.v1.StreamService.UpdateStream:output_type -> understudy.v1.UpdateStreamResponse
+	14, // 29: understudy.v1.StreamService.DeleteStream:output_type -> understudy.v1.DeleteStreamResponse
+	25, // [25:30] is the sub-list for method output_type
+	20, // [20:25] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_understudy_v1_stream_proto_init() }
@@ -830,13 +1177,14 @@ func file_understudy_v1_stream_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_understudy_v1_stream_proto_rawDesc), len(file_understudy_v1_stream_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   13,
+			NumEnums:      1,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_understudy_v1_stream_proto_goTypes,
 		DependencyIndexes: file_understudy_v1_stream_proto_depIdxs,
+		EnumInfos:         file_understudy_v1_stream_proto_enumTypes,
 		MessageInfos:      file_understudy_v1_stream_proto_msgTypes,
 	}.Build()
 	File_understudy_v1_stream_proto = out.File

@@ -1,0 +1,471 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/engine/reconcile"
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
+)
+
+// Stream health: what each stream's recorders are doing now, for
+// ListStreams, GetStream and the per-state gauge. A node knows its own
+// sessions; of the other recorders it asks each one (GetStream or
+// ListStreams with node_id set to that node, which answers from its own
+// sessions only) and, when one does not answer, goes by its gossiped
+// status: recording, or placed there and not recorded.
+
+// SessionFailure classifies why a session does not record.
+type SessionFailure int
+
+// The kinds of SessionFailure.
+const (
+	FailureNone SessionFailure = iota
+	// FailureUnreachable: refused, timed out, no route, unresolved name, or
+	// the camera stopped sending.
+	FailureUnreachable
+	// FailureAuth: the camera answered 401 or 403.
+	FailureAuth
+	// FailureNotFound: the camera answered 404.
+	FailureNotFound
+	// FailureCodec: the camera offers no supported track.
+	FailureCodec
+	// FailureOther: any other error (an RTSP status, a protocol error).
+	FailureOther
+)
+
+// errNoSupportedTrack is the connection's error for a camera whose tracks
+// the recorder cannot record.
+var errNoSupportedTrack = errors.New("the camera offers no supported track (video H.264/H.265, audio AAC/G.711/Opus)")
+
+// classifyFailure says what kind of failure ended a connection attempt
+// (nil: the connection ended without an error, the camera went away).
+func classifyFailure(err error) SessionFailure {
+	if err == nil {
+		return FailureUnreachable
+	}
+	var bad liberrors.ErrClientBadStatusCode
+	if errors.As(err, &bad) {
+		switch bad.Code {
+		case base.StatusUnauthorized, base.StatusForbidden:
+			return FailureAuth
+		case base.StatusNotFound:
+			return FailureNotFound
+		}
+		return FailureOther
+	}
+	if errors.Is(err, errNoSupportedTrack) {
+		return FailureCodec
+	}
+	var ne net.Error
+	var dns *net.DNSError
+	var op *net.OpError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.ENETUNREACH), errors.As(err, &dns), errors.As(err, &op):
+		return FailureUnreachable
+	case errors.As(err, &ne) && ne.Timeout():
+		return FailureUnreachable
+	}
+	// gortsplib reports some of these as text only.
+	msg := err.Error()
+	for _, s := range []string{"timeout", "timed out", "EOF", "connection reset", "broken pipe", "terminated"} {
+		if strings.Contains(msg, s) {
+			return FailureUnreachable
+		}
+	}
+	return FailureOther
+}
+
+func failureState(f SessionFailure) understudyv1.StreamState {
+	switch f {
+	case FailureUnreachable:
+		return understudyv1.StreamState_STREAM_STATE_CAMERA_UNREACHABLE
+	case FailureAuth:
+		return understudyv1.StreamState_STREAM_STATE_CAMERA_AUTH_FAILED
+	case FailureNotFound:
+		return understudyv1.StreamState_STREAM_STATE_CAMERA_NOT_FOUND
+	case FailureCodec:
+		return understudyv1.StreamState_STREAM_STATE_UNSUPPORTED_CODEC
+	}
+	return understudyv1.StreamState_STREAM_STATE_FAILING
+}
+
+// failureHint is what an operator does about a failure, added to the
+// error in a status's reason.
+func failureHint(f SessionFailure) string {
+	switch f {
+	case FailureAuth:
+		return "the camera refuses the credentials: set or fix them"
+	case FailureNotFound:
+		return "the camera has no stream at this path: fix the URL"
+	}
+	return ""
+}
+
+// StateName is the short name of a state, as the gauge's label and the
+// CLI print it: "camera_unreachable".
+func StateName(s understudyv1.StreamState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "STREAM_STATE_"))
+}
+
+// gaugeStates are the states the per-state gauge reports, each always
+// present (0 when no stream is in it), so an alert sees a value.
+var gaugeStates = []understudyv1.StreamState{
+	understudyv1.StreamState_STREAM_STATE_RECORDING,
+	understudyv1.StreamState_STREAM_STATE_STARTING,
+	understudyv1.StreamState_STREAM_STATE_CAMERA_UNREACHABLE,
+	understudyv1.StreamState_STREAM_STATE_CAMERA_AUTH_FAILED,
+	understudyv1.StreamState_STREAM_STATE_CAMERA_NOT_FOUND,
+	understudyv1.StreamState_STREAM_STATE_UNSUPPORTED_CODEC,
+	understudyv1.StreamState_STREAM_STATE_FAILING,
+	understudyv1.StreamState_STREAM_STATE_NOT_PLACED,
+	understudyv1.StreamState_STREAM_STATE_DISABLED,
+}
+
+func tsOrNil(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// localRecorder is this node's recording of a stream, or nil when the
+// node neither runs a session for it nor is placed to.
+func (n *Node) localRecorder(id string, place []string) *understudyv1.Recorder {
+	n.mu.Lock()
+	rs, ok := n.sessions[id]
+	var role reconcile.Role
+	if ok {
+		role = rs.role // changed by reconcile under n.mu
+	}
+	n.mu.Unlock()
+	if !ok {
+		i := slices.Index(place, n.cfg.ID)
+		if i < 0 {
+			return nil
+		}
+		// Placed here, and the next reconcile round starts it.
+		return &understudyv1.Recorder{NodeId: n.cfg.ID, Role: roleName(i), State: understudyv1.StreamState_STREAM_STATE_STARTING,
+			Reason: "not started yet"}
+	}
+	st := rs.sess.Stats()
+	r := &understudyv1.Recorder{NodeId: n.cfg.ID, Role: role.String(), LastFrameTime: tsOrNil(st.LastFrame)}
+	switch {
+	case st.Connected && rs.sess.Recording():
+		r.State, r.Since = understudyv1.StreamState_STREAM_STATE_RECORDING, tsOrNil(st.ConnectedSince)
+	case st.Connected:
+		r.State, r.Since = understudyv1.StreamState_STREAM_STATE_FAILING, tsOrNil(st.ConnectedSince)
+		r.Reason = "frames arrive but do not reach the disk (queue overflow or write errors)"
+		if st.Frames == 0 && st.WriteErrors == 0 {
+			r.State, r.Reason = understudyv1.StreamState_STREAM_STATE_STARTING, "frames arrive, the first is being written"
+		}
+	case st.Playing:
+		// New, or back after a failure: the camera answered PLAY. (Since
+		// when is known only for a new session.)
+		r.State = understudyv1.StreamState_STREAM_STATE_STARTING
+		if st.Failure == FailureNone && st.ConnectedSince.IsZero() {
+			r.Since = tsOrNil(rs.started)
+		}
+		r.Reason = "connected, waiting for the first keyframe"
+	case st.Failure != FailureNone:
+		r.State, r.Since = failureState(st.Failure), tsOrNil(st.FailingSince)
+		r.Reason = st.LastError
+		if h := failureHint(st.Failure); h != "" {
+			r.Reason = h + " (" + st.LastError + ")"
+		}
+	default:
+		r.State, r.Since = understudyv1.StreamState_STREAM_STATE_STARTING, tsOrNil(rs.started)
+		r.Reason = "connecting to the camera"
+	}
+	return r
+}
+
+func roleName(i int) string {
+	if i == 0 {
+		return "home"
+	}
+	return "replica"
+}
+
+// healthView is what the status of every stream of one answer is judged
+// against, read once per answer: the peers' gossiped statuses, this
+// node's placement digest and the number of live members.
+type healthView struct {
+	statuses map[string]clusterStatus
+	digest   uint64
+	live     int
+	now      time.Time
+}
+
+func (n *Node) healthView() healthView {
+	v := healthView{live: len(n.members()), now: time.Now()}
+	if n.cl != nil {
+		v.statuses = n.gossipedStatuses()
+	}
+	n.placeMu.Lock()
+	v.digest = n.digest
+	n.placeMu.Unlock()
+	return v
+}
+
+// streamStatus computes the status of s. peer holds the recorders other
+// nodes reported for s (by node id); a recorder placed on a node absent
+// from it is judged by that node's gossiped status. localOnly: only this
+// node's own recording.
+func (n *Node) streamStatus(v healthView, s catalog.Stream, place []string, peer map[string]*understudyv1.Recorder, localOnly bool) *understudyv1.StreamStatus {
+	st := &understudyv1.StreamStatus{}
+	if !s.Enabled {
+		st.State, st.Reason, st.Since = understudyv1.StreamState_STREAM_STATE_DISABLED, "disabled by an operator", tsOrNil(s.UpdateTime)
+		return st
+	}
+	if localOnly {
+		if r := n.localRecorder(s.ID, place); r != nil {
+			st.Recorders = []*understudyv1.Recorder{r}
+			st.State, st.Reason, st.Since, st.LastFrameTime = r.State, r.Reason, r.Since, r.LastFrameTime
+		} else {
+			st.State, st.Reason = understudyv1.StreamState_STREAM_STATE_NOT_PLACED, "not placed on "+n.cfg.ID
+		}
+		return st
+	}
+	if len(place) == 0 {
+		st.State, st.Reason = understudyv1.StreamState_STREAM_STATE_NOT_PLACED, "placement puts it on no live node"
+		return st
+	}
+	for i, nd := range place {
+		var r *understudyv1.Recorder
+		switch {
+		case nd == n.cfg.ID:
+			r = n.localRecorder(s.ID, place)
+		case peer[nd] != nil:
+			r = peer[nd]
+			if r.Role == "" {
+				r.Role = roleName(i)
+			}
+		default:
+			r = &understudyv1.Recorder{NodeId: nd, Role: roleName(i), State: understudyv1.StreamState_STREAM_STATE_UNKNOWN,
+				Reason: "the node did not answer and has gossiped no status"}
+			if g, ok := v.statuses[nd]; ok && v.now.Sub(g.time) < statusStale && g.digest == v.digest && !g.truncated {
+				if slices.Contains(g.missing, s.ID) {
+					r.State, r.Reason = understudyv1.StreamState_STREAM_STATE_FAILING, "not recording, says its gossiped status (the node did not answer)"
+				} else {
+					r.State, r.Reason = understudyv1.StreamState_STREAM_STATE_RECORDING, ""
+				}
+			}
+		}
+		if r == nil { // placed here by a newer round than the sessions'
+			r = &understudyv1.Recorder{NodeId: nd, Role: roleName(i), State: understudyv1.StreamState_STREAM_STATE_STARTING, Reason: "not started yet"}
+		}
+		st.Recorders = append(st.Recorders, r)
+	}
+	var recording []*understudyv1.Recorder
+	var last time.Time
+	for _, r := range st.Recorders {
+		if r.State == understudyv1.StreamState_STREAM_STATE_RECORDING {
+			recording = append(recording, r)
+		}
+		if r.LastFrameTime != nil && r.LastFrameTime.AsTime().After(last) {
+			last = r.LastFrameTime.AsTime()
+		}
+	}
+	st.LastFrameTime = tsOrNil(last)
+	want := s.Replicas
+	if want > v.live {
+		want = v.live
+	}
+	switch {
+	case len(recording) == len(st.Recorders) && len(recording) >= want:
+		st.State = understudyv1.StreamState_STREAM_STATE_RECORDING
+		st.Since = latest(recording)
+	case len(recording) > 0:
+		st.State = understudyv1.StreamState_STREAM_STATE_UNDER_REPLICATED
+		var why []string
+		for _, r := range st.Recorders {
+			if r.State != understudyv1.StreamState_STREAM_STATE_RECORDING {
+				why = append(why, fmt.Sprintf("%s: %s", r.NodeId, describeRecorder(r)))
+			}
+		}
+		if len(why) == 0 {
+			why = []string{fmt.Sprintf("%d placed, %d wanted", len(st.Recorders), want)}
+		}
+		st.Reason = fmt.Sprintf("%d of %d recorders receive media; %s", len(recording), want, strings.Join(why, "; "))
+		var short []*understudyv1.Recorder
+		for _, r := range st.Recorders {
+			if r.State != understudyv1.StreamState_STREAM_STATE_RECORDING {
+				short = append(short, r)
+			}
+		}
+		if len(short) > 0 {
+			st.Since = latest(short)
+		}
+	default:
+		// Nobody records: the camera's own state, as the first recorder
+		// that knows it (home first) sees it.
+		pick := st.Recorders[0]
+		for _, r := range st.Recorders {
+			if r.State != understudyv1.StreamState_STREAM_STATE_UNKNOWN {
+				pick = r
+				break
+			}
+		}
+		st.State, st.Reason, st.Since = pick.State, pick.Reason, pick.Since
+	}
+	return st
+}
+
+// latest is the newest since of the recorders (the moment all of them
+// were recording), or nil when one is not known.
+func latest(rs []*understudyv1.Recorder) *timestamppb.Timestamp {
+	var t time.Time
+	for _, r := range rs {
+		if r.Since == nil {
+			return nil
+		}
+		if r.Since.AsTime().After(t) {
+			t = r.Since.AsTime()
+		}
+	}
+	return tsOrNil(t)
+}
+
+func describeRecorder(r *understudyv1.Recorder) string {
+	if r.Reason == "" {
+		return StateName(r.State)
+	}
+	return StateName(r.State) + ": " + r.Reason
+}
+
+// clusterStatus is the part of a peer's gossiped status the health view
+// reads.
+type clusterStatus struct {
+	digest    uint64
+	missing   []string
+	truncated bool
+	time      time.Time
+}
+
+func (n *Node) gossipedStatuses() map[string]clusterStatus {
+	out := map[string]clusterStatus{}
+	for id, s := range n.cl.Statuses() {
+		out[id] = clusterStatus{digest: s.Digest, missing: s.Missing, truncated: s.Truncated, time: s.Time}
+	}
+	return out
+}
+
+// peerRecorders asks the other recorders of streams for their own
+// recording of them: one ListStreams (or GetStream for one stream) per
+// peer, with node_id set to the peer. A peer that does not answer is left
+// out (its gossiped status stands in); missing names those.
+func (n *Node) peerRecorders(ctx context.Context, streams []catalog.Stream, place map[string][]string, page *understudyv1.ListStreamsRequest) (map[string]map[string]*understudyv1.Recorder, string) {
+	want := map[string]bool{}
+	for _, s := range streams {
+		if !s.Enabled {
+			continue
+		}
+		for _, nd := range place[s.ID] {
+			if nd != n.cfg.ID {
+				want[nd] = true
+			}
+		}
+	}
+	out := map[string]map[string]*understudyv1.Recorder{} // stream → node → recorder
+	if len(want) == 0 {
+		return out, ""
+	}
+	var mu sync.Mutex
+	var failed []peerTimeline
+	var wg sync.WaitGroup
+	for _, p := range n.peers("") {
+		if !want[p.id] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := n.peerStatuses(ctx, p, streams, page)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = append(failed, peerTimeline{node: p.id, err: err})
+				return
+			}
+			for id, r := range got {
+				if out[id] == nil {
+					out[id] = map[string]*understudyv1.Recorder{}
+				}
+				out[id][p.id] = r
+			}
+		}()
+	}
+	wg.Wait()
+	return out, unreachable(failed, n.log.Debug)
+}
+
+func (n *Node) peerStatuses(ctx context.Context, p peer, streams []catalog.Stream, page *understudyv1.ListStreamsRequest) (map[string]*understudyv1.Recorder, error) {
+	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
+	defer cancel()
+	c := understudyv1connect.NewStreamServiceClient(n.peerHTTP(), n.peerURL(p.api))
+	var got []*understudyv1.Stream
+	if page == nil {
+		resp, err := c.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: streams[0].ID, NodeId: p.id}))
+		if err != nil {
+			return nil, err
+		}
+		got = []*understudyv1.Stream{resp.Msg.Stream}
+	} else {
+		resp, err := c.ListStreams(ctx, connect.NewRequest(&understudyv1.ListStreamsRequest{PageSize: page.PageSize, PageToken: page.PageToken, NodeId: p.id}))
+		if err != nil {
+			return nil, err
+		}
+		got = resp.Msg.Streams
+	}
+	out := map[string]*understudyv1.Recorder{}
+	for _, s := range got {
+		for _, r := range s.GetStatus().GetRecorders() {
+			if r.NodeId == p.id { // a peer speaks for itself only
+				out[s.Id] = r
+			}
+		}
+	}
+	return out, nil
+}
+
+// stateCounts counts the streams by state for the gauge: this node's own
+// recordings by their state, and the catalog's disabled and not placed
+// streams (the same on every node).
+func (n *Node) stateCounts() map[understudyv1.StreamState]int {
+	out := map[understudyv1.StreamState]int{}
+	place := n.Placement()
+	for _, e := range n.catalog.Entries() {
+		s := e.Stream
+		if e.Deleted {
+			continue
+		}
+		if !s.Enabled {
+			out[understudyv1.StreamState_STREAM_STATE_DISABLED]++
+			continue
+		}
+		if len(place[s.ID]) == 0 {
+			out[understudyv1.StreamState_STREAM_STATE_NOT_PLACED]++
+			continue
+		}
+		if r := n.localRecorder(s.ID, place[s.ID]); r != nil {
+			out[r.State]++
+		}
+	}
+	return out
+}
