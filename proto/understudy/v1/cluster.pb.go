@@ -116,7 +116,11 @@ const (
 	// A node left the cluster or was declared down (details "state").
 	EventKind_EVENT_KIND_NODE_LEFT EventKind = 6
 	// A disk read, write or sync failed, or a segment failed its checksum
-	// (details "path", "error").
+	// (details "path", "reason" or "error"). For the node's disk as a whole
+	// (writes refused with EIO, ENOSPC, EDQUOT or EROFS) the details are
+	// "state": saturated (with "error", "errno") when the node marks itself
+	// saturated, recovered (with "faulted_for") when 3 probe writes in a row
+	// succeeded again.
 	EventKind_EVENT_KIND_DISK_FAULT EventKind = 7
 	// A node's CPU use crossed its threshold, upwards or back down (details
 	// "cpu_percent", "threshold").

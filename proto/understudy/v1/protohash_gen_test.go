@@ -5,9 +5,9 @@ package understudyv1_test
 // generatedHashes is the SHA-256 of every .proto file of this package and
 // of every file generated from them, as `make proto` left them.
 var generatedHashes = map[string]string{
-	"cluster.pb.go":                            "068931ba18790fd35ae0a506a6070f9d1bb74eb925bd828188a01180d0192e95",
-	"cluster.proto":                            "f16606e5b22a0438882f52c9310b1aeaf3f44ab3b3eb2b57c0f1cc6570ae27fa",
-	"descriptor_set.binpb":                     "4a7e26da30ab1e74c970136f9cc4239f095dc3dedd38bbd3c395dbfe83fe87e5",
+	"cluster.pb.go":                            "5db01769133fcb2b1c005a38aff9bd001923ff7f77f5fd11e08b139653eaf047",
+	"cluster.proto":                            "39d12ddd934192a6b1a94eec95afffc7c7083407eba859e4b583f23b8ada7c07",
+	"descriptor_set.binpb":                     "0e25405c528698fbfecab32d484df560352b6a218c759ce94fafba631e151192",
 	"recording.pb.go":                          "4a5ca15d100e4ead486bf2c787aa73272ec82795cd86d8ab4a3f73096868701a",
 	"recording.proto":                          "50af8f1f952591f200f4b4c31d27405894ef4c844d5c448d41b2e416f73aba2c",
 	"stream.pb.go":                             "f50edae93cb6917acd8580a8633c3037fd51500ccf65a8cb4d43a84b30a8a290",
