@@ -105,13 +105,15 @@ chaos:
 # bench: the short capacity run (the 4 Mbit/s ingest ramp of one node and
 # the same cameras recorded side by side by MediaMTX, built from the module
 # proxy; about 8 minutes; writes bench-report.json), the placement
-# benchmarks and backfill from a peer beside 20 live cameras (about 40 s).
+# benchmarks, backfill from a peer beside 20 live cameras (about 40 s) and
+# a 30 s disk stall under 50 cameras of 4 Mbit/s (about 90 s).
 # `bin/understudy bench --full` is the long run behind bench/RESULTS.md.
 bench: build
 	@[ -x $(BIN)/mediamtx ] || ./scripts/build-mediamtx.sh || echo "MediaMTX could not be built: the report runs without the peer"
 	$(BIN)/understudy bench --report bench-report.json
 	$(GO) test $(GOFLAGS_T) -run '^$$' -bench . -benchtime 1x ./placement/...
 	$(GO) test $(GOFLAGS_T) -run '^$$' -bench BackfillFromPeer -benchtime 1x ./engine/
+	CHAOS_LONG=1 UNDERSTUDY_STALL_CAMERAS=50 $(GO) test $(GOFLAGS_T) -count=1 -run TestDiskStallLosesNothing -v ./engine/
 
 clean:
 	rm -rf $(BIN)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"strconv"
 	"testing"
 	"time"
 
@@ -111,6 +112,10 @@ func TestDiskStallLosesNothing(t *testing.T) {
 		t.Log("CHAOS_LONG under the race detector: the 5 s, 8-camera size; run the 30 s, 20-camera one without -race")
 	case os.Getenv("CHAOS_LONG") != "":
 		stallFor, streams = 30*time.Second, 20
+		// make bench: the same with 50 cameras (about 750 MB held).
+		if v, err := strconv.Atoi(os.Getenv("UNDERSTUDY_STALL_CAMERAS")); err == nil && v > 0 {
+			streams = v
+		}
 	}
 	logDir := t.TempDir()
 	cams := startCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 4_000_000, SendLogDir: logDir})
