@@ -168,6 +168,15 @@ type Config struct {
 	// it or make it fail (errorfs) to inject disk faults. Not settable
 	// from a file or flag.
 	DiskFS vfs.FS `yaml:"-"`
+	// DiskSpace, when set, reports the bytes available and the size of the
+	// data directory's file system instead of statfs: tests fill the disk.
+	// Not settable from a file or flag.
+	DiskSpace func() (avail, total uint64) `yaml:"-"`
+	// DiskFreeMinPercent is the share of the data directory's file system
+	// that must stay available: below it the node marks itself saturated
+	// (its copies move to other nodes before the disk is full), at 1
+	// percentage point above it again it takes streams again. Default 2.
+	DiskFreeMinPercent float64 `yaml:"disk-free-min-percent"`
 	// RejoinHold is the hysteresis against a flapping node: a node that
 	// (re)appears takes streams only after it stayed this long. Default
 	// 10s.
@@ -200,6 +209,7 @@ var settings = []setting{
 	{"segment-duration", "segment length, a `duration` (default 60s)", "SegmentDuration"},
 	{"fsync", "segment fsync `policy`: part or interval (default part)", "Fsync"},
 	{"transport", "RTSP `transport`: auto, tcp or udp (default auto)", "Transport"},
+	{"disk-free-min-percent", "available `percent` of the data file system below which the node is saturated (default 2)", "DiskFreeMinPercent"},
 	{"cpu-threshold", "CPU use, in `percent` of the machine, whose crossing is an event (default 90)", "CPUThreshold"},
 	{"event-buffer", "`events` buffered per WatchEvents subscriber (default 256)", "EventBuffer"},
 	{"shutdown-timeout", "graceful shutdown bound, a `duration` (default 10s)", "ShutdownTimeout"},
@@ -268,6 +278,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.CPUThreshold == 0 {
 		c.CPUThreshold = 90
+	}
+	if c.DiskFreeMinPercent == 0 {
+		c.DiskFreeMinPercent = 2
 	}
 	if c.EventBuffer == 0 {
 		c.EventBuffer = 256
@@ -393,6 +406,9 @@ func (c *Config) Validate() error {
 	case "auto", "tcp", "udp":
 	default:
 		return fmt.Errorf("transport: must be auto, tcp or udp, not %q", c.Transport)
+	}
+	if !(c.DiskFreeMinPercent > 0 && c.DiskFreeMinPercent <= 50) { // (NaN too)
+		return fmt.Errorf("disk-free-min-percent: must be a percentage in (0, 50], got %v", c.DiskFreeMinPercent)
 	}
 	if !(c.CPUThreshold > 0 && c.CPUThreshold <= 100) { // (NaN too)
 		return fmt.Errorf("cpu-threshold: must be a percentage in (0, 100], got %v", c.CPUThreshold)

@@ -409,3 +409,47 @@ func TestDiskHealthHysteresis(t *testing.T) {
 		t.Errorf("%d faults counted, want 1", n.disk.faults)
 	}
 }
+
+// TestLowDiskSpaceSaturates: a data file system below
+// --disk-free-min-percent (2 %) makes the node saturated with an event
+// that says the disk is nearly full; just above the threshold (within the
+// 1-point hysteresis) it stays saturated; with room again it is active
+// after the recovery probes.
+func TestLowDiskSpaceSaturates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the disk probes: about 30 s")
+	}
+	var availPermille atomic.Int64
+	availPermille.Store(500)
+	n := runNode(t, Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
+		DiskSpace: func() (uint64, uint64) { return uint64(availPermille.Load()) << 20, 1000 << 20 }})
+	sub := n.bus.Subscribe(256)
+	defer sub.Close()
+	time.Sleep(diskProbeHealthy + time.Second)
+	if st := nodeState(t, n, "n1"); st != understudyv1.NodeState_NODE_STATE_ACTIVE {
+		t.Fatalf("state %v with half the disk free", st)
+	}
+	availPermille.Store(15) // 1.5 %
+	detect := waitFor(t, 2*diskProbeHealthy, "saturated for low space", func() bool {
+		return nodeState(t, n, "n1") == understudyv1.NodeState_NODE_STATE_SATURATED
+	})
+	var msg string
+	for len(sub.C) > 0 {
+		if e := <-sub.C; e.Kind == understudyv1.EventKind_EVENT_KIND_DISK_FAULT && e.Details["state"] == "saturated" {
+			msg = e.Message
+		}
+	}
+	if !strings.Contains(msg, "nearly full (1.5 % available, below 2.0 %)") {
+		t.Errorf("DISK_FAULT event %q, want it to say the disk is nearly full", msg)
+	}
+	availPermille.Store(25) // 2.5 %: above the threshold, inside the hysteresis
+	time.Sleep(diskProbesToRecover*diskProbeFaulted + 2*time.Second)
+	if st := nodeState(t, n, "n1"); st != understudyv1.NodeState_NODE_STATE_SATURATED {
+		t.Errorf("state %v at 2.5 %% available, want saturated still (hysteresis to 3 %%)", st)
+	}
+	availPermille.Store(100)
+	recover := waitFor(t, 20*time.Second, "active again with 10 % available", func() bool {
+		return nodeState(t, n, "n1") == understudyv1.NodeState_NODE_STATE_ACTIVE
+	})
+	t.Logf("low disk space: saturated %s after the space fell to 1.5 %%; active %s after it rose to 10 %%", detect.Round(100*time.Millisecond), recover.Round(100*time.Millisecond))
+}

@@ -133,27 +133,28 @@ func (n *Node) watchDisk(ctx context.Context) {
 			return
 		case <-n.disk.changed:
 		case <-t.C:
-			if err := n.store.ProbeWrite(); err != nil {
-				if _, ok := diskFaultErrno(err); ok {
-					n.disk.fail(time.Now(), err)
-				} else {
-					n.log.Warn("disk probe failed", "err", err)
-				}
-			} else if n.disk.probed() {
-				_, since, last := n.disk.state()
-				n.log.Info("disk writes succeed again: node no longer saturated", "faulted_for", time.Since(since).Round(time.Millisecond),
-					"probes", diskProbesToRecover, "last_error", fmt.Sprint(last))
-				n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_DISK_FAULT, Node: n.cfg.ID,
-					Message: fmt.Sprintf("disk writes succeed again (%d probes in a row): the node takes streams again", diskProbesToRecover),
-					Details: map[string]string{"state": "recovered", "faulted_for": time.Since(since).Round(time.Millisecond).String()}})
+			pct, known := n.freePercent()
+			faulted, _, last := n.disk.state()
+			var low *lowSpaceError
+			switch {
+			case known && pct < n.cfg.DiskFreeMinPercent:
+				n.disk.fail(time.Now(), &lowSpaceError{pct: pct, min: n.cfg.DiskFreeMinPercent})
+			case known && faulted && errors.As(last, &low) && pct < n.cfg.DiskFreeMinPercent+diskFreeHysteresis:
+				// Not enough above the threshold yet to count as healthy.
+			default:
+				n.probeDisk()
 			}
 		}
 		faulted, _, last := n.disk.state()
 		if faulted && !reported {
 			errno, _ := diskFaultErrno(last)
-			n.log.Error("the disk refuses writes: node marked saturated, its streams move to other nodes", "err", last, "errno", errno.Error())
-			n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_DISK_FAULT, Node: n.cfg.ID,
-				Message: fmt.Sprintf("the disk refuses writes (%v): the node is saturated, its streams move to other nodes", errno),
+			msg := fmt.Sprintf("the disk refuses writes (%v): the node is saturated, its streams move to other nodes", errno)
+			var low *lowSpaceError
+			if errors.As(last, &low) {
+				msg = fmt.Sprintf("the disk is nearly full (%.1f %% available, below %.1f %%): the node is saturated, its streams move to other nodes", low.pct, low.min)
+			}
+			n.log.Error(msg, "err", last, "errno", errno.Error())
+			n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_DISK_FAULT, Node: n.cfg.ID, Message: msg,
 				Details: map[string]string{"state": "saturated", "error": last.Error(), "errno": errno.Error()}})
 		}
 		reported = faulted
@@ -171,6 +172,61 @@ func (n *Node) watchDisk(ctx context.Context) {
 			t.Reset(diskProbeHealthy)
 		}
 	}
+}
+
+// diskFreeHysteresis is how far above DiskFreeMinPercent (in percentage
+// points) the available space must be before a node saturated for low
+// space counts its probes towards recovery.
+const diskFreeHysteresis = 1.0
+
+// lowSpaceError is a disk fault of too little available space; it
+// carries ENOSPC.
+type lowSpaceError struct{ pct, min float64 }
+
+func (e *lowSpaceError) Error() string {
+	return fmt.Sprintf("only %.1f %% of the data file system is available (disk-free-min-percent %.1f)", e.pct, e.min)
+}
+
+func (e *lowSpaceError) Unwrap() error { return syscall.ENOSPC }
+
+// freePercent is the available share of the data directory's file
+// system, in percent; false when it cannot be told.
+func (n *Node) freePercent() (float64, bool) {
+	var avail, total uint64
+	if n.cfg.DiskSpace != nil {
+		avail, total = n.cfg.DiskSpace()
+	} else {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(n.cfg.DataDir, &st); err != nil {
+			return 0, false
+		}
+		avail, total = st.Bavail*uint64(st.Bsize), st.Blocks*uint64(st.Bsize)
+	}
+	if total == 0 {
+		return 0, false
+	}
+	return 100 * float64(avail) / float64(total), true
+}
+
+// probeDisk makes one probe write and records its outcome.
+func (n *Node) probeDisk() {
+	if err := n.store.ProbeWrite(); err != nil {
+		if _, ok := diskFaultErrno(err); ok {
+			n.disk.fail(time.Now(), err)
+		} else {
+			n.log.Warn("disk probe failed", "err", err)
+		}
+		return
+	}
+	if !n.disk.probed() {
+		return
+	}
+	_, since, last := n.disk.state()
+	n.log.Info("disk writes succeed again: node no longer saturated", "faulted_for", time.Since(since).Round(time.Millisecond),
+		"probes", diskProbesToRecover, "last_error", fmt.Sprint(last))
+	n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_DISK_FAULT, Node: n.cfg.ID,
+		Message: fmt.Sprintf("disk writes succeed again (%d probes in a row): the node takes streams again", diskProbesToRecover),
+		Details: map[string]string{"state": "recovered", "faulted_for": time.Since(since).Round(time.Millisecond).String()}})
 }
 
 // stateLocked is this node's cluster state: the operator's (selfState),
