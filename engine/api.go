@@ -67,6 +67,9 @@ func streamToProto(s catalog.Stream) *understudyv1.Stream {
 		ArchiveRetention: durationpb.New(s.ArchiveRetention),
 		Labels:           s.Labels,
 		Enabled:          s.Enabled,
+		Weight:           uint32(s.LoadWeight()),
+		Scope:            s.Scope,
+		StrictScope:      s.StrictScope,
 	}
 	if !s.CreateTime.IsZero() {
 		p.CreateTime = timestamppb.New(s.CreateTime)
@@ -138,6 +141,7 @@ func (a api) CreateStream(_ context.Context, req *connect.Request[understudyv1.C
 		ID: p.GetId(), URL: p.GetUrl(),
 		Username: p.GetCredentials().GetUsername(), Password: p.GetCredentials().GetPassword(),
 		Replicas: rep, ArchiveRetention: ret, Labels: p.GetLabels(), Enabled: p.GetEnabled(),
+		Weight: int(min(p.GetWeight(), catalog.MaxWeight+1)), Scope: p.GetScope(), StrictScope: p.GetStrictScope(),
 	}
 	out, err := a.n.catalog.Create(s)
 	if err != nil {
@@ -246,7 +250,8 @@ func (a api) UpdateStream(_ context.Context, req *connect.Request[understudyv1.U
 	if len(paths) == 0 {
 		return nil, invalid("update_mask", "required: name the fields to change")
 	}
-	all := map[string]bool{"url": true, "credentials": true, "replicas": true, "archive_retention": true, "labels": true, "enabled": true}
+	all := map[string]bool{"url": true, "credentials": true, "replicas": true, "archive_retention": true, "labels": true, "enabled": true,
+		"weight": true, "scope": true, "strict_scope": true}
 	set := map[string]bool{}
 	for _, path := range paths {
 		switch {
@@ -257,7 +262,7 @@ func (a api) UpdateStream(_ context.Context, req *connect.Request[understudyv1.U
 		case all[path]:
 			set[path] = true
 		default:
-			return nil, invalid("update_mask", "unknown field %q (allowed: url, credentials, replicas, archive_retention, labels, enabled, *)", path)
+			return nil, invalid("update_mask", "unknown field %q (allowed: url, credentials, replicas, archive_retention, labels, enabled, weight, scope, strict_scope, *)", path)
 		}
 	}
 	if set["url"] {
@@ -294,6 +299,15 @@ func (a api) UpdateStream(_ context.Context, req *connect.Request[understudyv1.U
 		}
 		if set["enabled"] {
 			s.Enabled = p.GetEnabled()
+		}
+		if set["weight"] {
+			s.Weight = int(min(p.GetWeight(), catalog.MaxWeight+1))
+		}
+		if set["scope"] {
+			s.Scope = p.GetScope()
+		}
+		if set["strict_scope"] {
+			s.StrictScope = p.GetStrictScope()
 		}
 		return nil
 	})

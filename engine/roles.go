@@ -216,7 +216,7 @@ func (n *Node) reconcile(ctx context.Context) {
 	rs := make([]reconcile.Stream, 0, len(enabled))
 	for _, s := range enabled {
 		byID[s.ID] = s
-		rs = append(rs, reconcile.Stream{ID: s.ID, Replicas: s.Replicas, Weight: 1})
+		rs = append(rs, reconcile.Stream{ID: s.ID, Replicas: s.Replicas, Weight: s.LoadWeight(), Scope: s.Scope, Strict: s.StrictScope})
 	}
 	n.rec.SetStreams(rs)
 	members := n.members()

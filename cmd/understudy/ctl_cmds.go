@@ -77,6 +77,9 @@ type ctlStreamFields struct {
 	username     string
 	password     string
 	passwordFile string
+	weight       uint
+	scope        string
+	strictScope  bool
 }
 
 func (f *ctlStreamFields) add(fs *flag.FlagSet) {
@@ -88,6 +91,9 @@ func (f *ctlStreamFields) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.username, "username", "", "camera user name")
 	fs.StringVar(&f.password, "password", "", "camera password (prefer --password-file: arguments are visible to other users)")
 	fs.StringVar(&f.passwordFile, "password-file", "", "read the camera password from this file")
+	fs.UintVar(&f.weight, "weight", 0, "load weight in placement, such as the bitrate in Mbit/s (default 1)")
+	fs.StringVar(&f.scope, "scope", "", "keep the copies under this failure-domain prefix, e.g. zone=hq (\"\" in update: anywhere)")
+	fs.BoolVar(&f.strictScope, "strict-scope", false, "with --scope: place only the copies the scope can hold, none outside it")
 }
 
 // check validates the values of the flags that were set.
@@ -110,6 +116,9 @@ func (f *ctlStreamFields) check(set map[string]bool) error {
 	}
 	if set["replicas"] && f.replicas > math.MaxUint32 {
 		return ctlUsagef("--replicas: too large")
+	}
+	if set["weight"] && (f.weight < 1 || f.weight > 1<<24) {
+		return ctlUsagef("--weight: must be between 1 and %d", 1<<24)
 	}
 	if set["retention"] && f.retention.d <= 0 {
 		return ctlUsagef("--retention: must be positive")
@@ -178,6 +187,9 @@ func ctlStreamsAdd(ctx context.Context, c *ctlEnv, args []string) error {
 		Replicas:    uint32(f.replicas),
 		Labels:      f.labels,
 		Enabled:     !*disabled,
+		Weight:      uint32(f.weight),
+		Scope:       f.scope,
+		StrictScope: f.strictScope,
 	}
 	if f.retention.set {
 		s.ArchiveRetention = durationpb.New(f.retention.d)
@@ -294,6 +306,18 @@ func ctlStreamsUpdate(ctx context.Context, c *ctlEnv, args []string) error {
 		s.ArchiveRetention = durationpb.New(f.retention.d)
 		paths = append(paths, "archive_retention")
 	}
+	if set["weight"] {
+		s.Weight = uint32(f.weight)
+		paths = append(paths, "weight")
+	}
+	if set["scope"] {
+		s.Scope = f.scope
+		paths = append(paths, "scope")
+	}
+	if set["strict-scope"] {
+		s.StrictScope = f.strictScope
+		paths = append(paths, "strict_scope")
+	}
 	if set["label"] && *clearLabels {
 		return ctlUsagef("--label and --clear-labels are exclusive")
 	}
@@ -317,7 +341,7 @@ func ctlStreamsUpdate(ctx context.Context, c *ctlEnv, args []string) error {
 		paths = append(paths, "credentials")
 	}
 	if len(paths) == 0 {
-		return ctlUsagef("streams update: nothing to change (give --url, --replicas, --retention, --label, --clear-labels, --username, --clear-credentials)")
+		return ctlUsagef("streams update: nothing to change (give --url, --replicas, --retention, --label, --clear-labels, --username, --clear-credentials, --weight, --scope, --strict-scope)")
 	}
 	return c.updateStream(ctx, s, paths)
 }

@@ -161,6 +161,14 @@ func writeCtlStream(w io.Writer, s *understudyv1.Stream) error {
 	fmt.Fprintf(tw, "replicas:\t%s\n", ctlReplicas(s.GetReplicas()))
 	fmt.Fprintf(tw, "archive retention:\t%s\n", ctlRetention(s))
 	fmt.Fprintf(tw, "credentials:\t%s\n", ctlYesNo(s.GetHasCredentials()))
+	fmt.Fprintf(tw, "weight:\t%d\n", max(s.GetWeight(), 1))
+	if s.GetScope() != "" {
+		strict := "preferred: the nearest nodes outside when it lacks nodes"
+		if s.GetStrictScope() {
+			strict = "strict: never outside"
+		}
+		fmt.Fprintf(tw, "scope:\t%s (%s)\n", s.GetScope(), strict)
+	}
 	fmt.Fprintf(tw, "labels:\t%s\n", fmtCtlLabels(s.GetLabels()))
 	fmt.Fprintf(tw, "created:\t%s\n", fmtCtlTime(s.GetCreateTime()))
 	fmt.Fprintf(tw, "updated:\t%s\n", fmtCtlTime(s.GetUpdateTime()))

@@ -9,6 +9,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/understudy-nvr/understudy/engine/reconcile"
 	"github.com/understudy-nvr/understudy/placement"
 	"github.com/understudy-nvr/understudy/placement/dryrun"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
@@ -116,7 +117,8 @@ func ctlPlacementPlan(ctx context.Context, c *ctlEnv, args []string) error {
 // planInputs turns the server's nodes and streams into the dry-run's
 // input as the nodes place them: the live nodes only (down and left ones
 // are not members), a domain that does not parse as host=ID, each
-// enabled stream with R clamped to the nodes there are.
+// enabled stream with its weight and scope and R clamped to the nodes
+// there are.
 func planInputs(ns []*understudyv1.Node, ss []*understudyv1.Stream) ([]placement.Node, []placement.Stream) {
 	var nodes []placement.Node
 	for _, n := range ns {
@@ -142,8 +144,13 @@ func planInputs(ns []*understudyv1.Node, ss []*understudyv1.Stream) ([]placement
 		if !s.GetEnabled() {
 			continue
 		}
-		streams = append(streams, placement.Stream{ID: s.GetId(), Weight: 1,
-			Replicas: min(max(int(s.GetReplicas()), 1), placement.MaxReplicas, max(len(nodes), 1))})
+		st := placement.Stream{ID: s.GetId(), Weight: int64(min(max(s.GetWeight(), 1), placement.MaxStreamWeight)),
+			Replicas: min(max(int(s.GetReplicas()), 1), placement.MaxReplicas, max(len(nodes), 1))}
+		// A scope the nodes' tiers cannot hold is left out, as the nodes do.
+		if reconcile.FitsTiers(s.GetScope(), nodes) {
+			st.Scope, st.Strict = s.GetScope(), s.GetStrictScope()
+		}
+		streams = append(streams, st)
 	}
 	return nodes, streams
 }

@@ -32,12 +32,12 @@
 // the process; a damaged table makes the read that finds it fail with an
 // error wrapping ErrCorruptDB.
 //
-// # Encoding (format 1)
+// # Encoding (formats 1 and 2)
 //
 // The value of a key is EncodeEntry(entry), all integers varints
 // (encoding/binary Uvarint/Varint), strings as uvarint length + bytes:
 //
-//	byte     format = 1
+//	byte     format = 1, or 2 when weight > 1, scope or strict scope is set
 //	byte     flags: bit 0 deleted, bit 1 enabled; other bits zero
 //	uvarint  version wall time, ms since the Unix epoch (> 0)
 //	uvarint  version logical counter (≤ 2^32-1)
@@ -54,13 +54,19 @@
 //	uvarint  label count (≤ 64), then per label, keys strictly increasing:
 //	string   key
 //	string   value
+//	-- format 2 only --
+//	uvarint  weight (0: 1)
+//	string   scope (a failure-domain prefix, or empty)
+//	byte     strict scope: 0 or 1
 //	-- always --
 //	uint32   CRC-32C (Castagnoli) of all preceding bytes, little endian
 //
 // DecodeEntry checks the format byte, the checksum, every length bound,
 // that nothing trails, and then validates the entry like Merge does; any
 // failure is an error wrapping ErrCorruptEntry, never a panic. The encoding
-// is canonical: an entry encodes to one byte string.
+// is canonical: an entry encodes to one byte string. An entry with the
+// default weight and no scope is written in format 1, which nodes of the
+// version before read.
 //
 // # Secrets
 //

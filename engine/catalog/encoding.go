@@ -11,7 +11,13 @@ import (
 )
 
 // formatV1 is the first byte of an encoded entry. See doc.go for the layout.
-const formatV1 = 1
+// formatV2 adds, after the labels, the weight, scope and strict scope; an
+// entry whose are the defaults (1, "", false) is written in format 1, so
+// nodes of the version before read it.
+const (
+	formatV1 = 1
+	formatV2 = 2
+)
 
 const (
 	flagDeleted = 1 << 0
@@ -29,7 +35,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // entry always gives the same bytes (labels are sorted).
 func EncodeEntry(e Entry) []byte {
 	b := make([]byte, 0, 64+len(e.ID)+len(e.Stream.URL)+len(e.Stream.Username)+len(e.Stream.Password)+32*len(e.Stream.Labels))
-	b = append(b, formatV1)
+	v2 := !e.Deleted && (e.Stream.Weight > 1 || e.Stream.Scope != "" || e.Stream.StrictScope)
+	if v2 {
+		b = append(b, formatV2)
+	} else {
+		b = append(b, formatV1)
+	}
 	var flags byte
 	if e.Deleted {
 		flags |= flagDeleted
@@ -60,6 +71,15 @@ func EncodeEntry(e Entry) []byte {
 		for _, k := range keys {
 			b = appendString(b, k)
 			b = appendString(b, s.Labels[k])
+		}
+		if v2 {
+			b = binary.AppendUvarint(b, uint64(s.Weight))
+			b = appendString(b, s.Scope)
+			strict := byte(0)
+			if s.StrictScope {
+				strict = 1
+			}
+			b = append(b, strict)
 		}
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
@@ -108,6 +128,19 @@ func (d *decoder) uvarint(what string) uint64 {
 	}
 	d.b = d.b[n:]
 	return v
+}
+
+func (d *decoder) byte(what string) byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.fail("%s: missing", what)
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
 }
 
 func (d *decoder) varint(what string) int64 {
@@ -161,7 +194,7 @@ func decodeEntry(b []byte) (Entry, error) {
 	if len(b) < 2+4 {
 		return Entry{}, fmt.Errorf("%d bytes is too short", len(b))
 	}
-	if b[0] != formatV1 {
+	if b[0] != formatV1 && b[0] != formatV2 {
 		return Entry{}, fmt.Errorf("unknown format %d", b[0])
 	}
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
@@ -214,6 +247,22 @@ func decodeEntry(b []byte) (Entry, error) {
 				s.Labels[k], prev = v, k
 			}
 		}
+		if b[0] == formatV2 {
+			w := d.uvarint("weight")
+			if d.err == nil && w > MaxWeight {
+				d.fail("weight: %d out of range", w)
+			}
+			s.Weight = int(w)
+			s.Scope = d.string("scope", MaxScopeLen)
+			switch st := d.byte("strict scope"); st {
+			case 0, 1:
+				s.StrictScope = st == 1
+			default:
+				d.fail("strict scope: %d is not a bool", st)
+			}
+		}
+	} else if b[0] == formatV2 {
+		d.fail("tombstone in format 2")
 	} else if flags&flagEnabled != 0 {
 		d.fail("tombstone with enabled flag")
 	}

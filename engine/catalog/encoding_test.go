@@ -47,7 +47,13 @@ func TestEncodeRoundTrip(t *testing.T) {
 	noLabels.Stream.Enabled = false
 	noLabels.Stream.Username, noLabels.Stream.Password = "", ""
 
-	for name, e := range map[string]Entry{"live": liveEntry(), "tombstone": tombstone(), "max": maxed, "bare": noLabels} {
+	maxed.Stream.Weight, maxed.Stream.Scope, maxed.Stream.StrictScope = MaxWeight, strings.Repeat("k=v/", MaxScopeLen/4-1)+"k=vv", true
+	scoped := liveEntry()
+	scoped.Stream.Scope = "zone=hq"
+	weighted := liveEntry()
+	weighted.Stream.Weight = 8
+
+	for name, e := range map[string]Entry{"live": liveEntry(), "tombstone": tombstone(), "max": maxed, "bare": noLabels, "scoped": scoped, "weighted": weighted} {
 		t.Run(name, func(t *testing.T) {
 			b := EncodeEntry(e)
 			got, err := DecodeEntry(b)
@@ -56,6 +62,11 @@ func TestEncodeRoundTrip(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, e) {
 				t.Fatalf("round trip:\n got %#v\nwant %#v", got, e)
+			}
+			// Format 1 unless a field of format 2 is set: nodes of the
+			// version before read every entry that does not use them.
+			if v2 := e.Stream.Weight > 1 || e.Stream.Scope != "" || e.Stream.StrictScope; (b[0] == formatV2) != v2 {
+				t.Errorf("format %d for %s", b[0], name)
 			}
 			if again := EncodeEntry(got); string(again) != string(b) {
 				t.Fatalf("encoding is not canonical")
@@ -115,7 +126,7 @@ func TestDecodeRejectsCorruption(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "too short"},
-		{"unknown format", with(func(b []byte) []byte { b[0] = 2; return b }), "unknown format 2"},
+		{"unknown format", with(func(b []byte) []byte { b[0] = 3; return b }), "unknown format 3"},
 		{"unknown flag", with(func(b []byte) []byte { b[1] |= 0x80; return b }), "unknown flags"},
 		{"trailing byte", with(func(b []byte) []byte { return append(b, 0) }), "trailing"},
 		{"tombstone enabled", reseal(append(append([]byte{tombBody[0], flagDeleted | flagEnabled}, tombBody[2:]...), 0, 0, 0, 0)), "enabled"},

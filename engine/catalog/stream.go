@@ -19,6 +19,10 @@ const (
 	// DefaultReplicas is R when a stream does not set it: one home and one
 	// replica, the smallest R that survives the loss of a recorder.
 	DefaultReplicas = 2
+	// MaxWeight bounds a stream's load weight (placement's bound).
+	MaxWeight = 1 << 24
+	// MaxScopeLen bounds the scope's text.
+	MaxScopeLen = 256
 	// MinReplicas and MaxReplicas bound R.
 	MinReplicas, MaxReplicas = 1, 5
 	// DefaultArchiveRetention is how long the home archive keeps a stream
@@ -71,6 +75,14 @@ type Stream struct {
 	// Enabled says whether the cluster records the stream. A disabled stream
 	// keeps its definition and its archive.
 	Enabled bool
+	// Weight is the stream's load weight in placement (its bitrate in
+	// Mbit/s, say): 1..MaxWeight; 0 means 1 (see LoadWeight).
+	Weight int
+	// Scope keeps the copies under a failure-domain prefix ("zone=hq");
+	// empty: anywhere. StrictScope places only the copies the scope can
+	// hold when it has fewer live nodes than Replicas.
+	Scope       string
+	StrictScope bool
 	// CreateTime and UpdateTime are set by the catalog on Create and Update.
 	CreateTime, UpdateTime time.Time
 }
@@ -141,7 +153,51 @@ func (s Stream) Validate() error {
 	if s.ArchiveRetention < MinArchiveRetention || s.ArchiveRetention > MaxArchiveRetention {
 		return fieldErr("archive_retention", "must be between 1h and 10y (87600h), got %s", s.ArchiveRetention)
 	}
+	if s.Weight < 0 || s.Weight > MaxWeight {
+		return fieldErr("weight", "must be between 1 and %d (0: 1), got %d", MaxWeight, s.Weight)
+	}
+	if err := validateScope(s.Scope); err != nil {
+		return err
+	}
+	if s.StrictScope && s.Scope == "" {
+		return fieldErr("strict_scope", "needs a scope")
+	}
 	return validateLabels(s.Labels)
+}
+
+// LoadWeight is the stream's weight in placement: Weight, 1 when unset.
+func (s Stream) LoadWeight() int { return max(s.Weight, 1) }
+
+// validateScope checks a scope: empty, or key=value pairs joined by '/'
+// (as a node's failure domain is written), each key and value 1..63 bytes
+// of [A-Za-z0-9._-].
+func validateScope(scope string) error {
+	if scope == "" {
+		return nil
+	}
+	if len(scope) > MaxScopeLen {
+		return fieldErr("scope", "must be at most %d bytes, got %d", MaxScopeLen, len(scope))
+	}
+	for _, part := range strings.Split(scope, "/") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok || !scopeWord(k) || !scopeWord(v) {
+			return fieldErr("scope", "%q is not key=value[/key=value...] (such as zone=hq or zone=eu/rack=3)", scope)
+		}
+	}
+	return nil
+}
+
+func scopeWord(w string) bool {
+	if w == "" || len(w) > 63 {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidateID checks a stream id: 1..128 bytes of [A-Za-z0-9._-], no leading
@@ -337,8 +393,8 @@ func (s Stream) credentialsWord() string {
 
 // String prints the stream without its credentials, the URL redacted.
 func (s Stream) String() string {
-	return fmt.Sprintf("Stream{ID:%q URL:%q Credentials:%s Replicas:%d ArchiveRetention:%s Labels:%v Enabled:%t CreateTime:%s UpdateTime:%s}",
-		s.ID, RedactURL(s.URL), s.credentialsWord(), s.Replicas, s.ArchiveRetention, s.Labels, s.Enabled,
+	return fmt.Sprintf("Stream{ID:%q URL:%q Credentials:%s Replicas:%d ArchiveRetention:%s Labels:%v Enabled:%t Weight:%d Scope:%q StrictScope:%t CreateTime:%s UpdateTime:%s}",
+		s.ID, RedactURL(s.URL), s.credentialsWord(), s.Replicas, s.ArchiveRetention, s.Labels, s.Enabled, s.Weight, s.Scope, s.StrictScope,
 		s.CreateTime.Format(time.RFC3339Nano), s.UpdateTime.Format(time.RFC3339Nano))
 }
 

@@ -104,6 +104,12 @@ type Stream struct {
 	Replicas int
 	// Weight is the load weight, clamped to 1..placement.MaxStreamWeight.
 	Weight int
+	// Scope keeps the copies under a failure-domain prefix (placement's
+	// Stream.Scope); one that does not parse, or whose keys are not a
+	// prefix of the members' tiers, is left out (the stream is placed
+	// anywhere) rather than failing every stream's placement.
+	Scope  string
+	Strict bool
 }
 
 // Config tunes a Reconciler. The zero value with Self set is usable.
@@ -237,6 +243,24 @@ func (r *Reconciler) effective(now time.Time) []Member {
 	return out
 }
 
+// FitsTiers reports whether scope parses and its keys are a prefix of the
+// tiers of the nodes' domains (which placement requires of every scope).
+func FitsTiers(scope string, nodes []placement.Node) bool {
+	if scope == "" || len(nodes) == 0 {
+		return false
+	}
+	d, err := placement.ParseDomain(scope)
+	if err != nil || len(d) > len(nodes[0].Domain) {
+		return false
+	}
+	for i, t := range d {
+		if nodes[0].Domain[i].Key != t.Key {
+			return false
+		}
+	}
+	return true
+}
+
 // compute refreshes r.place from the effective members and the streams.
 func (r *Reconciler) compute(now time.Time) {
 	ms := r.effective(now)
@@ -261,11 +285,15 @@ func (r *Reconciler) compute(now time.Time) {
 	}
 	ps := make([]placement.Stream, 0, len(r.streams))
 	for _, s := range r.streams {
-		ps = append(ps, placement.Stream{
+		st := placement.Stream{
 			ID:       s.ID,
 			Weight:   int64(min(max(s.Weight, 1), placement.MaxStreamWeight)),
 			Replicas: min(max(s.Replicas, 1), placement.MaxReplicas),
-		})
+		}
+		if FitsTiers(s.Scope, pn) {
+			st.Scope, st.Strict = s.Scope, s.Strict
+		}
+		ps = append(ps, st)
 	}
 	p, err := placement.Place(pn, ps, placement.Config{Level: r.cfg.Level, Overload: r.cfg.Overload})
 	if err != nil && r.cfg.Level != "node" {

@@ -157,7 +157,18 @@ type Stream struct {
 	// Output only: the stream's live state across its recorders, as the node
 	// that answers knows it (its own sessions, and the other recorders'
 	// answers or, when they do not answer, their gossiped status).
-	Status        *StreamStatus `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"`
+	Status *StreamStatus `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"`
+	// The stream's load weight in placement, such as its bitrate in Mbit/s:
+	// a node's fair share is counted in weight, not in streams. 1 to
+	// 16777216; 0 in CreateStream means 1.
+	Weight uint32 `protobuf:"varint,12,opt,name=weight,proto3" json:"weight,omitempty"`
+	// Keeps the stream's copies near its camera: a prefix of the nodes'
+	// failure-domain paths ("zone=hq", "zone=eu/rack=3"). Empty: anywhere.
+	Scope string `protobuf:"bytes,13,opt,name=scope,proto3" json:"scope,omitempty"`
+	// With a scope that has fewer live nodes than `replicas`: true places
+	// only the copies the scope can hold, false (the default) places the
+	// missing ones on the nearest nodes outside it.
+	StrictScope   bool `protobuf:"varint,14,opt,name=strict_scope,json=strictScope,proto3" json:"strict_scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -267,6 +278,27 @@ func (x *Stream) GetStatus() *StreamStatus {
 		return x.Status
 	}
 	return nil
+}
+
+func (x *Stream) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *Stream) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *Stream) GetStrictScope() bool {
+	if x != nil {
+		return x.StrictScope
+	}
+	return false
 }
 
 // StreamStatus is a stream's live state, overall and per recorder.
@@ -827,7 +859,8 @@ type UpdateStreamRequest struct {
 	// named in `update_mask` are read.
 	Stream *Stream `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
 	// Fields to change, by name: "url", "credentials", "replicas",
-	// "archive_retention", "labels", "enabled". "*" replaces all of them (so
+	// "archive_retention", "labels", "enabled", "weight", "scope",
+	// "strict_scope". "*" replaces all of them (so
 	// unset credentials then clear the stored ones). Required: an empty mask
 	// is INVALID_ARGUMENT.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
@@ -1012,7 +1045,7 @@ var File_understudy_v1_stream_proto protoreflect.FileDescriptor
 
 const file_understudy_v1_stream_proto_rawDesc = "" +
 	"\n" +
-	"\x1aunderstudy/v1/stream.proto\x12\runderstudy.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x04\n" +
+	"\x1aunderstudy/v1/stream.proto\x12\runderstudy.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x05\n" +
 	"\x06Stream\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12<\n" +
@@ -1027,7 +1060,10 @@ const file_understudy_v1_stream_proto_rawDesc = "" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x123\n" +
-	"\x06status\x18\v \x01(\v2\x1b.understudy.v1.StreamStatusR\x06status\x1a9\n" +
+	"\x06status\x18\v \x01(\v2\x1b.understudy.v1.StreamStatusR\x06status\x12\x16\n" +
+	"\x06weight\x18\f \x01(\rR\x06weight\x12\x14\n" +
+	"\x05scope\x18\r \x01(\tR\x05scope\x12!\n" +
+	"\fstrict_scope\x18\x0e \x01(\bR\vstrictScope\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x02\n" +
