@@ -11,7 +11,7 @@ GOFLAGS_T := -tags $(TAGS)
 RACE_PKGS := ./placement/... ./segment/... ./replica/... ./backfill/... ./engine/... ./chaos/...
 FUZZTIME  ?= 10s
 
-.PHONY: all build test test-unit fuzz lint vet fmt-check staticcheck demo bench chaos clean proto proto-check proto-lint
+.PHONY: all build test test-unit fuzz lint vet fmt-check staticcheck demo bench chaos clean proto proto-check proto-lint ts ts-gen
 
 all: build
 
@@ -21,9 +21,9 @@ build:
 $(BIN)/staticcheck: tools/go.mod
 	cd tools && $(GO) build -o ../$(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
 
-# test: lint, the whole suite (race detector on the concurrent packages), and
-# a short run of every fuzz target.
-test: lint build test-unit fuzz
+# test: lint, the TypeScript client's checks, the whole suite (race detector
+# on the concurrent packages), and a short run of every fuzz target.
+test: lint build ts test-unit fuzz
 
 test-unit:
 	$(GO) test $(GOFLAGS_T) -count=1 ./...
@@ -48,7 +48,8 @@ staticcheck: $(BIN)/staticcheck
 # `make proto` regenerates the Go code of proto/ from its .proto files, the
 # descriptor set with comments that server reflection serves, and records
 # their hashes for the currency test in proto/understudy/v1, so CI
-# needs no buf. `make proto-check` proves the committed code is what the
+# needs no buf; after it, `make ts-gen` regenerates the TypeScript client
+# from that descriptor set. `make proto-check` proves the committed code is what the
 # tools generate now. Building buf takes ~3 minutes, once.
 PROTO_PKG   := proto/understudy/v1
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go
@@ -91,6 +92,31 @@ proto-check: $(PROTO_TOOLS) proto-lint
 	fi; \
 	echo "proto-check: generated code is current"
 
+# --- TypeScript client (clients/ts) ----------------------------------------
+# The Connect client for web frontends, generated from the .proto files by
+# protoc-gen-es (a pinned dev dependency, run by node). Its input is the
+# descriptor set that `make proto` writes (comments included), so neither buf
+# nor protoc is needed: `make proto` then `make ts-gen` after a .proto change.
+# `make ts` (run by `make test`) installs the locked dependencies, fails when
+# the committed src/gen is not what the plugin generates now, and type-checks
+# the package and its example. cmd/understudy's TestTypeScriptClientExample
+# runs the compiled example against a real node.
+TS_DIR  := clients/ts
+TS_DEPS := $(TS_DIR)/node_modules/.package-lock.json
+
+# npm ci writes node_modules/.package-lock.json: reinstalled only when the
+# lockfile or package.json changes.
+$(TS_DEPS): $(TS_DIR)/package-lock.json $(TS_DIR)/package.json
+	@command -v npm >/dev/null 2>&1 || { echo "make ts: node and npm are required (apt-get install -y nodejs npm)"; exit 1; }
+	cd $(TS_DIR) && npm ci --no-audit --no-fund
+
+ts-gen: $(TS_DEPS)
+	cd $(TS_DIR) && npm run --silent generate
+
+ts: $(TS_DEPS)
+	cd $(TS_DIR) && npm run --silent check-generated
+	cd $(TS_DIR) && npm run --silent typecheck
+
 demo: build
 	@./scripts/demo.sh
 
@@ -116,4 +142,4 @@ bench: build
 	CHAOS_LONG=1 UNDERSTUDY_STALL_CAMERAS=50 $(GO) test $(GOFLAGS_T) -count=1 -run TestDiskStallLosesNothing -v ./engine/
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(TS_DIR)/node_modules $(TS_DIR)/dist
