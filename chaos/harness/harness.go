@@ -56,6 +56,9 @@ type Config struct {
 	Width, Height, FPS, GOP, Bitrate int
 	// SegmentDuration of the nodes. Default 10s.
 	SegmentDuration time.Duration
+	// Replicas is R, the copies of each stream AddStream creates (0: the
+	// server's default).
+	Replicas int
 	// NodeArgs, when set, returns extra flags of node i (for a cluster:
 	// --gossip-listen, --join).
 	NodeArgs func(c *Cluster, i int) []string
@@ -132,6 +135,7 @@ type Node struct {
 	*Process
 	ID      string
 	Addr    string // host:port of the API
+	Gossip  string // host:port of the gossip, in a cluster
 	DataDir string
 }
 
@@ -174,6 +178,14 @@ func New(cfg Config) (*Cluster, error) {
 		n.args = []string{"serve", "--id", n.ID, "--domain", fmt.Sprintf("zone=z%d/host=%s", i+1, n.ID),
 			"--data-dir", n.DataDir, "--listen", n.Addr, "--admin-token", AdminToken, "--read-token", ReadToken,
 			"--segment-duration", cfg.SegmentDuration.String(), "--log-format", "json"}
+	}
+	// More than one node: a cluster, gossip-joined.
+	if cfg.Nodes > 1 {
+		if err := c.clusterArgs(); err != nil {
+			return nil, err
+		}
+	}
+	for i, n := range c.Nodes {
 		if cfg.NodeArgs != nil {
 			n.args = append(n.args, cfg.NodeArgs(c, i)...)
 		}
@@ -427,7 +439,7 @@ func NoneAlive(from, to time.Time, ps ...*Process) []check.Interval {
 // AddStream creates an enabled stream on node n through the API (Connect
 // JSON, as any client would).
 func (c *Cluster) AddStream(ctx context.Context, n *Node, id, rtspURL string) error {
-	body := fmt.Sprintf(`{"stream":{"id":%q,"url":%q,"enabled":true}}`, id, rtspURL)
+	body := fmt.Sprintf(`{"stream":{"id":%q,"url":%q,"enabled":true,"replicas":%d}}`, id, rtspURL, c.cfg.Replicas)
 	req, err := http.NewRequestWithContext(ctx, "POST", n.URL()+"/understudy.v1.StreamService/CreateStream", strings.NewReader(body))
 	if err != nil {
 		return err
