@@ -152,6 +152,11 @@ type Config struct {
 	// node off with cluster.FaultTransport. Not settable from a file or
 	// flag.
 	GossipTransport memberlist.NodeAwareTransport `yaml:"-"`
+	// NoBackfill, when set, runs no backfill loop: a home's archive is
+	// never repaired. Only the chaos suite sets it, to show its checkers
+	// find the holes (a serve binary built with the chaosfaults tag).
+	// Not settable from a file or flag.
+	NoBackfill bool `yaml:"-"`
 	// RejoinHold is the hysteresis against a flapping node: a node that
 	// (re)appears takes streams only after it stayed this long. Default
 	// 10s.

@@ -402,8 +402,10 @@ func (n *Node) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); n.supervise(runCtx) }()
 	go func() { defer wg.Done(); n.sampleCPU(runCtx) }()
 	go func() { defer wg.Done(); n.retain(runCtx) }()
-	wg.Add(1)
-	go func() { defer wg.Done(); n.backfillLoop(runCtx) }()
+	if !n.cfg.NoBackfill {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.backfillLoop(runCtx) }()
+	}
 
 	serveErr := make(chan error, 1)
 	go func() {

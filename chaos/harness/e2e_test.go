@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,7 +77,16 @@ func TestChaosLong(t *testing.T) {
 			var b bytes.Buffer
 			check.WriteTable(&b, res.Reports)
 			t.Logf("seed %d, down %v, took %v\n%s", res.Seed, res.Down, res.Took.Round(time.Millisecond), b.String())
+			if res.Nodes > 1 {
+				sent, lost, dups, _ := res.Totals()
+				t.Logf("%d nodes, R=%d: %d frames sent, %d lost, %d duplicates, under-replicated at most %v, %d bytes backfilled, whole %v after the episode",
+					res.Nodes, res.Replicas, sent, lost, dups, res.MaxUnderReplicated.Round(time.Millisecond), res.BackfillBytes, res.TimeToWhole.Round(time.Millisecond))
+			}
+			for _, f := range res.Failures {
+				t.Errorf("%s", f)
+			}
 			if !res.Pass {
+				logUnexplained(t, res)
 				t.Errorf("%s failed (seed %d)", name, res.Seed)
 			}
 		})
@@ -156,5 +166,47 @@ func logUnexplained(t *testing.T, res *Result) {
 				}
 			}
 		}
+	}
+}
+
+// TestChaosCheckersFailWithoutBackfill shows the cluster checkers fail
+// when the system breaks its promise: the home-kill scenario on nodes
+// built with the chaosfaults tag and told to run no backfill. The killed
+// home's archive keeps the hole of its outage and the suite says so,
+// naming the stream, the node and the interval; the exports stay whole
+// (the replicas recorded through the outage), as they should.
+func TestChaosCheckersFailWithoutBackfill(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the nodes are not built with -race; the run without it covers this (make test runs both)")
+	}
+	fbin, err := BuildFaultBinary(context.Background(), "../..", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := RunScenario(context.Background(), Scenarios["cluster-home-kill"], RunOptions{Bin: fbin, Dir: t.TempDir(), Seed: 1,
+		NodeEnv: []string{"UNDERSTUDY_CHAOS_FAULTS=no-backfill"}, WholeTimeout: 20 * time.Second, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, lost, dups, _ := res.Totals()
+	t.Logf("without backfill: pass %v, %d frames sent, %d lost, %d duplicates, %d bytes backfilled, failures %q",
+		res.Pass, sent, lost, dups, res.BackfillBytes, res.Failures)
+	if res.Pass {
+		t.Fatal("the suite passed a cluster that never backfills")
+	}
+	holes := 0
+	for _, f := range res.Failures {
+		if strings.HasPrefix(f, "backfill: ") && strings.Contains(f, "archive hole") {
+			holes++
+		}
+	}
+	if holes == 0 || res.TimeToWhole != -1 {
+		t.Errorf("no archive hole reported (time to whole %v): %q", res.TimeToWhole, res.Failures)
+	}
+	if res.BackfillBytes != 0 {
+		t.Errorf("%d bytes backfilled with backfill off", res.BackfillBytes)
+	}
+	if lost != 0 || dups != 0 {
+		t.Errorf("exports lost %d, %d twice: the replicas recorded through the outage", lost, dups)
 	}
 }

@@ -122,9 +122,14 @@ type RunOptions struct {
 	Cameras int
 	// Replicas overrides the scenario's R (cluster runs).
 	Replicas int
-	// NodeArgs are extra flags of every node.
+	// NodeArgs are extra flags of every node, NodeEnv extra environment
+	// variables (KEY=value).
 	NodeArgs []string
-	Logf     func(string, ...any)
+	NodeEnv  []string
+	// WholeTimeout bounds the wait for every home's archive to be whole
+	// (default 2 min).
+	WholeTimeout time.Duration
+	Logf         func(string, ...any)
 }
 
 // Warmup is how long every stream records before the script starts.

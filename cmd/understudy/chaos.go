@@ -36,7 +36,7 @@ func runChaos(args []string) int {
 			if sc.Long {
 				long = " (long)"
 			}
-			fmt.Printf("%-14s %s%s\n", n, sc.Summary, long)
+			fmt.Printf("%-24s %s%s\n", n, sc.Summary, long)
 		}
 		return 0
 	case "run":
