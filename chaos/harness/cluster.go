@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -307,4 +308,19 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 func (c *Cluster) Fsck(ctx context.Context, n *Node) (string, bool) {
 	out, err := exec.CommandContext(ctx, c.cfg.Bin, "fsck", "--data-dir", n.DataDir).CombinedOutput()
 	return strings.TrimSpace(string(out)), err == nil
+}
+
+// CutGossip cuts the node off from every peer's gossip (SIGUSR1 to a
+// node of a chaosfaults build started with UNDERSTUDY_CHAOS_FAULTS
+// including gossip-cut; a normal build would die of the signal). The node
+// stays alive: it keeps recording and answering the API.
+func (n *Node) CutGossip() error {
+	_, err := n.signal(syscall.SIGUSR1, false)
+	return err
+}
+
+// HealGossip ends CutGossip (SIGUSR2).
+func (n *Node) HealGossip() error {
+	_, err := n.signal(syscall.SIGUSR2, false)
+	return err
 }

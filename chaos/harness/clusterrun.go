@@ -62,6 +62,9 @@ func runCluster(ctx context.Context, sc Scenario, cfg Config, o RunOptions) (*Re
 		return nil, fmt.Errorf("harness: R=%d copies on %d nodes", cfg.Replicas, cfg.Nodes)
 	}
 	cfg.NodeEnv = append(cfg.NodeEnv, o.NodeEnv...)
+	if sc.Faults != "" {
+		cfg.NodeEnv = append(cfg.NodeEnv, "UNDERSTUDY_CHAOS_FAULTS="+sc.Faults)
+	}
 	extra := cfg.NodeArgs
 	cfg.NodeArgs = func(c *Cluster, i int) []string {
 		args := append([]string(nil), o.NodeArgs...)

@@ -267,3 +267,45 @@ func (r *Run) failoverSeen(ctx context.Context, victim *Node) string {
 	}
 	return ""
 }
+
+func init() {
+	register(Scenario{
+		Name:    "cluster-cut-off",
+		Summary: "3 nodes, 3 cameras, R=2: cut the home of the most streams off from the gossip for 20 s (API and cameras still reachable), heal, record 20 s (chaosfaults build)",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Faults: "gossip-cut",
+		Script: func(ctx context.Context, r *Run) error {
+			v := r.mostHomes()
+			if err := r.Sleep(ctx, 8*time.Second); err != nil {
+				return err
+			}
+			if err := v.CutGossip(); err != nil {
+				return err
+			}
+			start := time.Now()
+			seen := ""
+			for time.Since(start) < 20*time.Second && seen == "" {
+				seen = r.failoverSeen(ctx, v)
+				if err := r.Sleep(ctx, 500*time.Millisecond); err != nil {
+					return err
+				}
+			}
+			if seen == "" {
+				r.Fail("%s cut off from the gossip for 20 s: no survivor noticed", v.ID)
+			} else {
+				r.Logf("%s cut off: %s after %v", v.ID, seen, time.Since(start).Round(100*time.Millisecond))
+			}
+			if err := r.Sleep(ctx, 20*time.Second-time.Since(start)); err != nil {
+				return err
+			}
+			if err := v.HealGossip(); err != nil {
+				return err
+			}
+			if err := r.WaitMembers(ctx, joinTimeout); err != nil {
+				return fmt.Errorf("after the heal: %w", err)
+			}
+			return r.Sleep(ctx, 20*time.Second)
+		},
+	})
+}

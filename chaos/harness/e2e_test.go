@@ -64,13 +64,24 @@ func TestChaosLong(t *testing.T) {
 	if os.Getenv("CHAOS_LONG") == "" {
 		t.Skip("long scenarios: CHAOS_LONG=1 (make chaos)")
 	}
+	fbin := ""
 	for _, name := range Names(true) {
 		sc := Scenarios[name]
 		if !sc.Long {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
-			res, err := RunScenario(context.Background(), sc, RunOptions{Bin: bin, Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()), Logf: t.Logf})
+			nb := bin
+			if sc.Faults != "" {
+				if fbin == "" {
+					var err error
+					if fbin, err = BuildFaultBinary(context.Background(), "../..", t.TempDir()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				nb = fbin
+			}
+			res, err := RunScenario(context.Background(), sc, RunOptions{Bin: nb, Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()), Logf: t.Logf})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,6 +20,10 @@ type Scenario struct {
 	// Nodes and Cameras are the defaults of the cluster; Replicas is R of
 	// every stream in a cluster (default 2).
 	Nodes, Cameras, Replicas int
+	// Faults, when set, are the UNDERSTUDY_CHAOS_FAULTS of every node: the
+	// scenario needs a chaosfaults build (BuildFaultBinary) as
+	// RunOptions.Bin.
+	Faults string
 	// Script drives the faults; it runs after every node recorded a
 	// first stretch and returns when the episode is over.
 	Script func(ctx context.Context, r *Run) error

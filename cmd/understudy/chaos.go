@@ -118,6 +118,10 @@ func runChaosRun(args []string) int {
 	pass := true
 	for _, n := range names {
 		sc := harness.Scenarios[n]
+		if sc.Faults != "" && chaosFaults == nil {
+			fmt.Printf("== %s: skipped: its nodes need a build with the chaosfaults tag (go build -tags pebblegozstd,chaosfaults ./cmd/understudy)\n\n", n)
+			continue
+		}
 		fmt.Printf("== %s (seed %d): %s\n", n, *seed, sc.Summary)
 		res, err := harness.RunScenario(ctx, sc, harness.RunOptions{Bin: bin, Dir: filepath.Join(work, n), Seed: *seed,
 			Nodes: *nodes, Cameras: *cameras, Replicas: *replicas, Logf: logf})
