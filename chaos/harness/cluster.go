@@ -191,8 +191,10 @@ func Holes(spans []Span, from, to time.Time) []Span {
 const liveEdge = 3 * time.Second
 
 // LiveRecorders returns, for each stream, the nodes that are up and whose
-// own coverage of it reaches within liveEdge of now: the recorders that
-// record it now, whatever placement says.
+// own coverage of it reaches within liveEdge of now and past the node's
+// last start or thaw: the recorders that record it now, whatever
+// placement says. Sampled every second, so under-replication is measured
+// within about liveEdge + 1 s.
 func (c *Cluster) LiveRecorders(ctx context.Context, streams []string) map[string][]string {
 	out := map[string][]string{}
 	now := time.Now()
@@ -206,7 +208,14 @@ func (c *Cluster) LiveRecorders(ctx context.Context, streams []string) map[strin
 			if err != nil || len(cv) == 0 {
 				continue
 			}
-			if cv[len(cv)-1].End.After(now.Add(-liveEdge)) {
+			// Recorded since it last became alive (a restart or a thaw):
+			// what it held before is no proof it records now.
+			_, starts := n.Alive(now)
+			since := now.Add(-liveEdge)
+			if len(starts) > 0 && starts[len(starts)-1].After(since) {
+				since = starts[len(starts)-1]
+			}
+			if cv[len(cv)-1].End.After(since) {
 				out[id] = append(out[id], n.ID)
 			}
 		}

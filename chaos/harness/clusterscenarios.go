@@ -79,7 +79,16 @@ func init() {
 				if err := n.Start(ctx); err != nil {
 					return err
 				}
-				if _, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout); err != nil {
+				// Back in its place (after the rejoin hold) and recording,
+				// before the next node goes: otherwise the next restart
+				// may take a stream's last placed recorder.
+				if err := waitFor(ctx, replicatedTimeout, "the placement of before the restarts", func() (bool, string) {
+					p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
+					if err != nil {
+						return false, err.Error()
+					}
+					return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
+				}); err != nil {
 					return fmt.Errorf("after restarting %s: %w", n.ID, err)
 				}
 			}
