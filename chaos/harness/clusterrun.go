@@ -194,7 +194,7 @@ func runCluster(ctx context.Context, sc Scenario, cfg Config, o RunOptions) (*Re
 	})
 	if err != nil {
 		fail("backfill: %s", lastHoles)
-		res.TimeToWhole = -1
+		res.TimeToWhole = -time.Second // never: -1 in the report
 	} else {
 		res.TimeToWhole = time.Since(to)
 	}

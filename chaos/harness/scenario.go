@@ -89,7 +89,7 @@ type Result struct {
 	// BackfillBytes is what the nodes backfilled since their last start.
 	BackfillBytes int64
 	// TimeToWhole is from the end of the episode until every home's own
-	// archive was whole over it; -1 if it never was.
+	// archive was whole over it; -1 s if it never was.
 	TimeToWhole time.Duration
 	// Failures are the cluster checks that failed, in words.
 	Failures []string
