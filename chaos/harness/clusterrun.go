@@ -214,7 +214,15 @@ func runCluster(ctx context.Context, sc Scenario, cfg Config, o RunOptions) (*Re
 	}
 
 	// Frames: every stream exported through every node (a federated
-	// export: any node cuts the clip from every node's recordings).
+	// export: any node cuts the clip from every node's recordings). The
+	// send log lags what was sent by up to a second (its open range) and
+	// the parts being written at the end become durable: wait settle
+	// after the episode, as the single-node run does. (Without it, a run
+	// whose archives were whole at once read the send log 0.5 s after the
+	// episode and called the last 8 frames "not in the send log".)
+	if err := run.Sleep(ctx, time.Until(to.Add(settle))); err != nil {
+		return nil, err
+	}
 	for i, id := range streams {
 		log, err := camsim.ReadSendLogFile(camsim.SendLogPath(c.SendLogDir(), i))
 		if err != nil {
