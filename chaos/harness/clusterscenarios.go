@@ -318,3 +318,40 @@ func init() {
 		},
 	})
 }
+
+func init() {
+	register(Scenario{
+		Name:    "cluster-home-then-replica",
+		Summary: "3 nodes, 3 cameras, R=2: kill -9 the home of the most streams, restart it; once it is back in its place, kill -9 the replica of its streams, restart it",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Script: func(ctx context.Context, r *Run) error {
+			home := r.mostHomes()
+			if err := killRestartNodes(ctx, r, 8*time.Second, 15*time.Second, 0, home); err != nil {
+				return err
+			}
+			if err := waitFor(ctx, replicatedTimeout, home.ID+" back in its place", func() (bool, string) {
+				p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
+				if err != nil {
+					return false, err.Error()
+				}
+				return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
+			}); err != nil {
+				return err
+			}
+			// The replica of a stream the home recovered: its archive's
+			// backfill source is now the one that dies.
+			var replica *Node
+			for _, ns := range r.Placed {
+				if ns[0] == home.ID {
+					replica = r.Node(ns[1])
+					break
+				}
+			}
+			if replica == nil {
+				return fmt.Errorf("%s is home of no stream: %v", home.ID, r.Placed)
+			}
+			return killRestartNodes(ctx, r, 5*time.Second, 15*time.Second, 15*time.Second, replica)
+		},
+	})
+}
