@@ -81,7 +81,20 @@ func TestChaosLong(t *testing.T) {
 				}
 				nb = fbin
 			}
-			res, err := RunScenario(context.Background(), sc, RunOptions{Bin: nb, Dir: t.TempDir(), Seed: uint64(time.Now().UnixNano()), Logf: t.Logf})
+			// The files of a failed run are kept: the logs and data
+			// directories are the evidence.
+			dir, err := os.MkdirTemp("", "chaos-"+name+"-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("files kept in %s", dir)
+				} else {
+					os.RemoveAll(dir)
+				}
+			})
+			res, err := RunScenario(context.Background(), sc, RunOptions{Bin: nb, Dir: dir, Seed: uint64(time.Now().UnixNano()), Logf: t.Logf})
 			if err != nil {
 				t.Fatal(err)
 			}
