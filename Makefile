@@ -122,7 +122,8 @@ demo: build
 
 # chaos: every chaos scenario, the long ones too (CHAOS_LONG=1), against
 # real node and camera processes, frame-checked. `make test` runs the
-# short ones (kill-restart) with the rest of the suite.
+# short ones (kill-restart on one node, cluster-home-kill on three) with
+# the rest of the suite.
 chaos:
 	CHAOS_LONG=1 $(GO) test $(GOFLAGS_T) -count=1 -run Chaos -timeout 30m -v ./chaos/...
 	UNDERSTUDY_E2E_DOWN=60s $(GO) test $(GOFLAGS_T) -count=1 -run TestClusterFailoverNoGap -timeout 10m -v ./cmd/understudy/

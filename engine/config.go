@@ -177,6 +177,11 @@ type Config struct {
 	// (its copies move to other nodes before the disk is full), at 1
 	// percentage point above it again it takes streams again. Default 2.
 	DiskFreeMinPercent float64 `yaml:"disk-free-min-percent"`
+	// NoBackfill, when set, runs no backfill loop: a home's archive is
+	// never repaired. Only the chaos suite sets it, to show its checkers
+	// find the holes (a serve binary built with the chaosfaults tag).
+	// Not settable from a file or flag.
+	NoBackfill bool `yaml:"-"`
 	// RejoinHold is the hysteresis against a flapping node: a node that
 	// (re)appears takes streams only after it stayed this long. Default
 	// 10s.

@@ -413,9 +413,12 @@ func (n *Node) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); n.sampleCPU(runCtx) }()
 	go func() { defer wg.Done(); n.retain(runCtx) }()
 	go func() { defer wg.Done(); n.bufferLoop(runCtx) }()
-	wg.Add(2)
-	go func() { defer wg.Done(); n.backfillLoop(runCtx) }()
+	wg.Add(1)
 	go func() { defer wg.Done(); n.watchDisk(runCtx) }()
+	if !n.cfg.NoBackfill {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.backfillLoop(runCtx) }()
+	}
 
 	serveErr := make(chan error, 1)
 	go func() {

@@ -81,6 +81,9 @@ type Report struct {
 	// Unknown frame numbers not in the send log; Foreign frames of
 	// another camera; Unstamped samples without a stamp.
 	Phantom, Unknown, Foreign, Unstamped int
+	// UnknownFrames describes the first unknown frames (sample, number,
+	// stamp time).
+	UnknownFrames []string
 	// MaxSkew is the largest distance between a frame's time in the file
 	// and its camera time, both from the first frame; TimingErrors counts
 	// frames beyond Options.MaxSkew.
@@ -220,6 +223,9 @@ func Check(frames []Frame, log []camsim.SendLogEntry, o Options) (*Report, error
 		if !ok {
 			if t := f.Stamp.Time; !t.Before(o.From) && t.Before(o.To) {
 				r.Unknown++
+				if len(r.UnknownFrames) < 10 {
+					r.UnknownFrames = append(r.UnknownFrames, fmt.Sprintf("sample %d: frame %d at %s (dts %v)", i, num, t.UTC().Format("15:04:05.000"), f.DTS))
+				}
 			}
 			continue
 		}
@@ -333,6 +339,9 @@ func WriteTable(w io.Writer, rs []*Report) error {
 	for _, r := range rs {
 		if len(r.Problems) > 0 {
 			fmt.Fprintf(w, "%s: %s\n", r.Stream, strings.Join(r.Problems, ", "))
+		}
+		for _, u := range r.UnknownFrames {
+			fmt.Fprintf(w, "%s: not in the send log: %s\n", r.Stream, u)
 		}
 		for _, lr := range r.LostRanges {
 			fmt.Fprintf(w, "%s: lost frames %d..%d (%s .. %s)\n", r.Stream, lr.First, lr.Last,

@@ -12,7 +12,17 @@
 // exports every stream over GET /v1/export and checks it against its
 // camera's send log (package check). Scenarios lists the named ones.
 //
-// Only single nodes are recorded today. Config.NodeArgs adds per-node
-// flags, so the nodes of a cluster (--gossip-listen, --join) need no
-// change to the harness itself.
+// With more than one node the nodes form a cluster: one gossip key, each
+// node gossiping on its own address and joining every other, each in its
+// own failure domain (zone=zI/host=nI), streams created with R copies. A
+// cluster run (clusterrun.go) waits until every node places every stream
+// on R nodes that record it, runs the script while a sampler measures how
+// long each stream has fewer than R live recorders, and then checks the
+// final state through the API and the files: every stream ends with R
+// live recorders as placed; every current home's own archive (GetTimeline
+// with the home as node filter, class ARCHIVE) is whole over the episode
+// after backfill; every stream exported through every node (a federated
+// export) is frame-checked against the send log; and, every node stopped,
+// `understudy fsck` is clean on every data directory. The multi-node
+// scenarios are the cluster-* ones (clusterscenarios.go).
 package harness

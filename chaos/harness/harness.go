@@ -39,6 +39,20 @@ func BuildBinary(ctx context.Context, moduleRoot, dir string) (string, error) {
 	return bin, nil
 }
 
+// BuildFaultBinary builds the understudy binary with the chaosfaults tag
+// into dir: its nodes read UNDERSTUDY_CHAOS_FAULTS (no-backfill: the node
+// never repairs its archive), so the suite can show its checkers find
+// what a broken node loses. A normal build has no such switch.
+func BuildFaultBinary(ctx context.Context, moduleRoot, dir string) (string, error) {
+	bin := filepath.Join(dir, "understudy-faults")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "pebblegozstd,chaosfaults", "-o", bin, "./cmd/understudy")
+	cmd.Dir = moduleRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("harness: go build -tags chaosfaults: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
 // Config is what a Cluster runs.
 type Config struct {
 	// Bin is the understudy binary (BuildBinary). Required.
@@ -56,9 +70,14 @@ type Config struct {
 	Width, Height, FPS, GOP, Bitrate int
 	// SegmentDuration of the nodes. Default 10s.
 	SegmentDuration time.Duration
+	// Replicas is R, the copies of each stream AddStream creates (0: the
+	// server's default).
+	Replicas int
 	// NodeArgs, when set, returns extra flags of node i (for a cluster:
 	// --gossip-listen, --join).
 	NodeArgs func(c *Cluster, i int) []string
+	// NodeEnv are extra environment variables (KEY=value) of every node.
+	NodeEnv []string
 	// Logf receives what the harness does. Default: nothing.
 	Logf func(format string, args ...any)
 }
@@ -113,6 +132,7 @@ type Process struct {
 	Name    string
 	LogPath string
 	args    []string
+	env     []string
 	bin     string
 	ready   func(ctx context.Context) error
 	logf    func(string, ...any)
@@ -132,6 +152,7 @@ type Node struct {
 	*Process
 	ID      string
 	Addr    string // host:port of the API
+	Gossip  string // host:port of the gossip, in a cluster
 	DataDir string
 }
 
@@ -166,7 +187,7 @@ func New(cfg Config) (*Cluster, error) {
 			return nil, fmt.Errorf("harness: %s: %w (Linux routes all of 127/8 to lo; other systems need aliases)", ip, err)
 		}
 		n := &Node{ID: fmt.Sprintf("n%d", i+1), Addr: net.JoinHostPort(ip, port), DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("n%d", i+1), "data")}
-		n.Process = &Process{Name: n.ID, LogPath: filepath.Join(cfg.Dir, n.ID, "serve.log"), bin: cfg.Bin, logf: cfg.Logf}
+		n.Process = &Process{Name: n.ID, LogPath: filepath.Join(cfg.Dir, n.ID, "serve.log"), bin: cfg.Bin, env: cfg.NodeEnv, logf: cfg.Logf}
 		n.ready = func(ctx context.Context) error { return waitReady(ctx, n.URL()) }
 		c.Nodes = append(c.Nodes, n)
 	}
@@ -174,6 +195,14 @@ func New(cfg Config) (*Cluster, error) {
 		n.args = []string{"serve", "--id", n.ID, "--domain", fmt.Sprintf("zone=z%d/host=%s", i+1, n.ID),
 			"--data-dir", n.DataDir, "--listen", n.Addr, "--admin-token", AdminToken, "--read-token", ReadToken,
 			"--segment-duration", cfg.SegmentDuration.String(), "--log-format", "json"}
+	}
+	// More than one node: a cluster, gossip-joined.
+	if cfg.Nodes > 1 {
+		if err := c.clusterArgs(); err != nil {
+			return nil, err
+		}
+	}
+	for i, n := range c.Nodes {
 		if cfg.NodeArgs != nil {
 			n.args = append(n.args, cfg.NodeArgs(c, i)...)
 		}
@@ -228,6 +257,9 @@ func (p *Process) Start(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.Command(p.bin, p.args...)
+	if len(p.env) > 0 {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
@@ -465,7 +497,7 @@ func NoneAlive(from, to time.Time, ps ...*Process) []check.Interval {
 // AddStream creates an enabled stream on node n through the API (Connect
 // JSON, as any client would).
 func (c *Cluster) AddStream(ctx context.Context, n *Node, id, rtspURL string) error {
-	body := fmt.Sprintf(`{"stream":{"id":%q,"url":%q,"enabled":true}}`, id, rtspURL)
+	body := fmt.Sprintf(`{"stream":{"id":%q,"url":%q,"enabled":true,"replicas":%d}}`, id, rtspURL, c.cfg.Replicas)
 	req, err := http.NewRequestWithContext(ctx, "POST", n.URL()+"/understudy.v1.StreamService/CreateStream", strings.NewReader(body))
 	if err != nil {
 		return err

@@ -152,3 +152,20 @@ func TestProcessFaults(t *testing.T) {
 		t.Errorf("n1 and n2 were never down together, NoneAlive says %v", down)
 	}
 }
+
+func TestHoles(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	spans := []Span{{at(5), at(8)}, {at(0), at(3)}, {at(7), at(9)}}
+	got := Holes(spans, at(0), at(12))
+	want := []Span{{at(3), at(5)}, {at(9), at(12)}}
+	if !slices.Equal(got, want) {
+		t.Errorf("Holes = %v, want %v", got, want)
+	}
+	if got := Holes(nil, at(0), at(1)); !slices.Equal(got, []Span{{at(0), at(1)}}) {
+		t.Errorf("nothing covered: %v", got)
+	}
+	if got := Holes([]Span{{at(-5), at(20)}}, at(0), at(10)); len(got) != 0 {
+		t.Errorf("all covered: %v", got)
+	}
+}

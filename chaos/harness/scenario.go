@@ -17,8 +17,13 @@ type Scenario struct {
 	// Long scenarios run under `make chaos` (CHAOS_LONG=1), not in the
 	// short suite.
 	Long bool
-	// Nodes and Cameras are the defaults of the cluster.
-	Nodes, Cameras int
+	// Nodes and Cameras are the defaults of the cluster; Replicas is R of
+	// every stream in a cluster (default 2).
+	Nodes, Cameras, Replicas int
+	// Faults, when set, are the UNDERSTUDY_CHAOS_FAULTS of every node: the
+	// scenario needs a chaosfaults build (BuildFaultBinary) as
+	// RunOptions.Bin.
+	Faults string
 	// Script drives the faults; it runs after every node recorded a
 	// first stretch and returns when the episode is over.
 	Script func(ctx context.Context, r *Run) error
@@ -30,6 +35,18 @@ type Run struct {
 	*Cluster
 	Seed uint64
 	Rand *rand.Rand
+	// In a cluster: the streams, the placement every node agreed on
+	// before the script, and R.
+	Streams  []string
+	Placed   map[string][]string
+	Replicas int
+	failures []string
+}
+
+// Fail records a failed check of the script; the scenario fails.
+func (r *Run) Fail(format string, args ...any) {
+	r.failures = append(r.failures, fmt.Sprintf(format, args...))
+	r.Logf("FAIL: "+format, args...)
 }
 
 // Sleep waits d or until ctx ends.
@@ -60,6 +77,22 @@ type Result struct {
 	// Inputs are what each report was checked from, to check again.
 	Inputs []CheckInput
 	Pass   bool
+
+	// Cluster runs only (Nodes > 1).
+	Nodes, Replicas int
+	// FramesSent counts the frames sent once per stream (Reports holds an
+	// export of each stream through each node).
+	FramesSent int
+	// MaxUnderReplicated is the longest a stream had fewer than R live
+	// recorders (sampled every second).
+	MaxUnderReplicated time.Duration
+	// BackfillBytes is what the nodes backfilled since their last start.
+	BackfillBytes int64
+	// TimeToWhole is from the end of the episode until every home's own
+	// archive was whole over it; -1 s if it never was.
+	TimeToWhole time.Duration
+	// Failures are the cluster checks that failed, in words.
+	Failures []string
 }
 
 // CheckInput is what one stream was checked from.
@@ -77,6 +110,9 @@ func (r *Result) Totals() (sent, lost, dups int, secondsLost float64) {
 		dups += rep.Duplicates
 		secondsLost += rep.SecondsLost
 	}
+	if r.FramesSent > 0 {
+		sent = r.FramesSent
+	}
 	return
 }
 
@@ -88,7 +124,16 @@ type RunOptions struct {
 	Seed    uint64
 	Nodes   int
 	Cameras int
-	Logf    func(string, ...any)
+	// Replicas overrides the scenario's R (cluster runs).
+	Replicas int
+	// NodeArgs are extra flags of every node, NodeEnv extra environment
+	// variables (KEY=value).
+	NodeArgs []string
+	NodeEnv  []string
+	// WholeTimeout bounds the wait for every home's archive to be whole
+	// (default 2 min).
+	WholeTimeout time.Duration
+	Logf         func(string, ...any)
 }
 
 // Warmup is how long every stream records before the script starts.
@@ -112,6 +157,9 @@ func RunScenario(ctx context.Context, sc Scenario, o RunOptions) (*Result, error
 	}
 	if o.Cameras > 0 {
 		cfg.Cameras = o.Cameras
+	}
+	if cfg.Nodes > 1 {
+		return runCluster(ctx, sc, cfg, o)
 	}
 	c, err := New(cfg)
 	if err != nil {

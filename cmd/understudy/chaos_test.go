@@ -18,7 +18,7 @@ func TestChaosCommandErrors(t *testing.T) {
 		{[]string{"chaos", "bogus"}, `unknown subcommand "bogus"`},
 		{[]string{"chaos", "run"}, `--scenario "": want one of`},
 		{[]string{"chaos", "run", "--scenario", "nope"}, "kill-restart"},
-		{[]string{"chaos", "run", "--scenario", "kill-restart", "--nodes", "3"}, "not wired yet"},
+		{[]string{"chaos", "run", "--scenario", "cluster-home-kill", "--replicas", "-1"}, "must not be negative"},
 		{[]string{"chaos", "run", "--scenario", "kill-restart", "--cameras", "-1"}, "must not be negative"},
 	} {
 		out, err := exec.Command(bin, tc.args...).CombinedOutput()

@@ -36,6 +36,9 @@ func runServe(args []string) int {
 		fmt.Fprintln(os.Stderr, "serve:", err)
 		return 2
 	}
+	if chaosFaults != nil {
+		chaosFaults(&cfg)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		fmt.Fprintln(os.Stderr, "serve: log-level:", err)

@@ -1,0 +1,357 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+)
+
+// The multi-node scenarios: 3 real nodes gossip-joined, R copies per
+// stream. Timings are generous: detection of a dead node takes 5-7 s on
+// this machine, a restarted node takes its streams back after
+// RejoinHold, backfill leaves the last 10 s out.
+
+func init() {
+	register(Scenario{
+		Name:    "cluster-home-kill",
+		Summary: "3 nodes, 3 cameras, R=2: kill -9 the home of the most streams, restart it 15 s later, record 15 s",
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Script: func(ctx context.Context, r *Run) error {
+			return killRestartNodes(ctx, r, 8*time.Second, 15*time.Second, 15*time.Second, r.mostHomes())
+		},
+	})
+	register(Scenario{
+		Name:    "cluster-replica-kill",
+		Summary: "3 nodes, 2 cameras, R=2: kill -9 the node home of the fewest streams (a replica), restart it 15 s later, record 15 s",
+		Long:    true,
+		Nodes:   3, Cameras: 2, Replicas: 2,
+		Script: func(ctx context.Context, r *Run) error {
+			return killRestartNodes(ctx, r, 8*time.Second, 15*time.Second, 15*time.Second, r.fewestHomes())
+		},
+	})
+	register(Scenario{
+		Name:    "cluster-freeze-2s",
+		Summary: "3 nodes, 3 cameras, R=2: SIGSTOP the home of the most streams for 2 s (under the detection time): nobody declares it down, placement does not move",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Script: func(ctx context.Context, r *Run) error {
+			return freezeNode(ctx, r, r.mostHomes(), 2*time.Second, false)
+		},
+	})
+	register(Scenario{
+		Name:    "cluster-freeze-10s",
+		Summary: "3 nodes, 3 cameras, R=2: SIGSTOP the home of the most streams for 10 s, SIGCONT, record 20 s",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Script: func(ctx context.Context, r *Run) error {
+			return freezeNode(ctx, r, r.mostHomes(), 10*time.Second, true)
+		},
+	})
+	register(Scenario{
+		Name:    "cluster-freeze-60s",
+		Summary: "3 nodes, 3 cameras, R=2: SIGSTOP the home of the most streams for 60 s, SIGCONT, record 20 s",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Script: func(ctx context.Context, r *Run) error {
+			return freezeNode(ctx, r, r.mostHomes(), 60*time.Second, true)
+		},
+	})
+	register(Scenario{
+		Name:    "cluster-rolling-restart",
+		Summary: "3 nodes, 3 cameras, R=2: SIGTERM each node in turn, start it 2 s later, wait for R live recorders of every stream",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Script: func(ctx context.Context, r *Run) error {
+			for _, n := range r.Nodes {
+				if err := r.Sleep(ctx, 5*time.Second); err != nil {
+					return err
+				}
+				if err := n.Term(30 * time.Second); err != nil {
+					return err
+				}
+				if err := r.Sleep(ctx, 2*time.Second); err != nil {
+					return err
+				}
+				if err := n.Start(ctx); err != nil {
+					return err
+				}
+				// Back in its place (after the rejoin hold) and recording,
+				// before the next node goes: otherwise the next restart
+				// may take a stream's last placed recorder.
+				if err := waitFor(ctx, replicatedTimeout, "the placement of before the restarts", func() (bool, string) {
+					p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
+					if err != nil {
+						return false, err.Error()
+					}
+					return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
+				}); err != nil {
+					return fmt.Errorf("after restarting %s: %w", n.ID, err)
+				}
+			}
+			return r.Sleep(ctx, 5*time.Second)
+		},
+	})
+	register(Scenario{
+		Name:    "cluster-two-kill",
+		Summary: "3 nodes, 2 cameras, R=3: kill -9 two nodes at once, restart both 15 s later, record 15 s",
+		Long:    true,
+		Nodes:   3, Cameras: 2, Replicas: 3,
+		Script: func(ctx context.Context, r *Run) error {
+			return killRestartNodes(ctx, r, 8*time.Second, 15*time.Second, 15*time.Second, r.Nodes[0], r.Nodes[1])
+		},
+	})
+	register(Scenario{
+		Name:    "cluster-random",
+		Summary: "3 nodes, 3 cameras, R=2: 4 faults (kill -9, SIGTERM, SIGSTOP 1-15 s) of one node at a time, node and times drawn from the seed",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Script: func(ctx context.Context, r *Run) error {
+			for i := 0; i < 4; i++ {
+				n := r.Nodes[r.Rand.IntN(len(r.Nodes))]
+				up := time.Duration(3+r.Rand.IntN(8)) * time.Second
+				down := time.Duration(1000+r.Rand.IntN(14000)) * time.Millisecond
+				kind := r.Rand.IntN(3)
+				if err := r.Sleep(ctx, up); err != nil {
+					return err
+				}
+				r.Logf("fault %d: %s %s for %v", i, []string{"kill -9", "SIGTERM", "SIGSTOP"}[kind], n.ID, down)
+				switch kind {
+				case 0:
+					n.Kill()
+				case 1:
+					if err := n.Term(30 * time.Second); err != nil {
+						return err
+					}
+				case 2:
+					if err := n.Freeze(); err != nil {
+						return err
+					}
+				}
+				if err := r.Sleep(ctx, down); err != nil {
+					return err
+				}
+				if kind == 2 {
+					if err := n.Thaw(); err != nil {
+						return err
+					}
+				} else if err := n.Start(ctx); err != nil {
+					return fmt.Errorf("fault %d: restart %s: %w", i, n.ID, err)
+				}
+				// One node faulted at a time: every stream keeps a live
+				// recorder (R=2) only if the next fault waits for R.
+				if _, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout); err != nil {
+					return fmt.Errorf("after fault %d: %w", i, err)
+				}
+			}
+			return r.Sleep(ctx, 5*time.Second)
+		},
+	})
+}
+
+// homes counts the streams each node is home of in the agreed placement.
+func (r *Run) homes() map[string]int {
+	h := map[string]int{}
+	for _, n := range r.Nodes {
+		h[n.ID] = 0
+	}
+	for _, ns := range r.Placed {
+		h[ns[0]]++
+	}
+	return h
+}
+
+// mostHomes is the node home of the most streams (the first by id on a
+// tie).
+func (r *Run) mostHomes() *Node {
+	h := r.homes()
+	best := r.Nodes[0]
+	for _, n := range r.Nodes {
+		if h[n.ID] > h[best.ID] {
+			best = n
+		}
+	}
+	return best
+}
+
+// fewestHomes is the node home of the fewest streams.
+func (r *Run) fewestHomes() *Node {
+	h := r.homes()
+	best := r.Nodes[0]
+	for _, n := range r.Nodes {
+		if h[n.ID] < h[best.ID] {
+			best = n
+		}
+	}
+	return best
+}
+
+// killRestartNodes records before, kills every victim with SIGKILL at
+// once, waits down, starts them again and records after.
+func killRestartNodes(ctx context.Context, r *Run, before, down, after time.Duration, victims ...*Node) error {
+	if err := r.Sleep(ctx, before); err != nil {
+		return err
+	}
+	for _, v := range victims {
+		r.Logf("kill -9 %s (placement %v)", v.ID, r.Placed)
+		v.Kill()
+	}
+	if err := r.Sleep(ctx, down); err != nil {
+		return err
+	}
+	for _, v := range victims {
+		if err := v.Start(ctx); err != nil {
+			return err
+		}
+	}
+	return r.Sleep(ctx, after)
+}
+
+// freezeNode freezes victim for d with SIGSTOP. Meanwhile it watches the
+// other nodes: a failover is a survivor calling the victim down or
+// placing differently. expectFailover false makes one a failure (a freeze
+// shorter than the detection time must move nothing).
+func freezeNode(ctx context.Context, r *Run, victim *Node, d time.Duration, expectFailover bool) error {
+	if err := r.Sleep(ctx, 8*time.Second); err != nil {
+		return err
+	}
+	if err := victim.Freeze(); err != nil {
+		return err
+	}
+	start := time.Now()
+	var failover string
+	for time.Since(start) < d {
+		if failover == "" {
+			failover = r.failoverSeen(ctx, victim)
+			if failover != "" {
+				r.Logf("%s frozen %v: failover: %s", victim.ID, time.Since(start).Round(100*time.Millisecond), failover)
+			}
+		}
+		if err := r.Sleep(ctx, min(300*time.Millisecond, d-time.Since(start))); err != nil {
+			return err
+		}
+	}
+	if err := victim.Thaw(); err != nil {
+		return err
+	}
+	// Right after the thaw the survivors may still be deciding.
+	for t := time.Now(); failover == "" && time.Since(t) < 2*time.Second; {
+		failover = r.failoverSeen(ctx, victim)
+		if err := r.Sleep(ctx, 300*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	switch {
+	case failover != "" && !expectFailover:
+		r.Fail("a %v SIGSTOP of %s (under the detection time) moved streams: %s", d, victim.ID, failover)
+	case failover == "" && expectFailover:
+		r.Logf("a %v SIGSTOP of %s: no failover seen", d, victim.ID)
+	default:
+		r.Logf("a %v SIGSTOP of %s: failover %q", d, victim.ID, failover)
+	}
+	return r.Sleep(ctx, 20*time.Second)
+}
+
+// failoverSeen says what, if anything, shows a survivor moved streams
+// off victim: it calls victim down, or places differently.
+func (r *Run) failoverSeen(ctx context.Context, victim *Node) string {
+	for _, n := range r.Nodes {
+		if n == victim || !n.Up() {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := r.NodeStates(cctx, n)
+		if err == nil && st[victim.ID] == understudyv1.NodeState_NODE_STATE_DOWN {
+			cancel()
+			return n.ID + " declared " + victim.ID + " down"
+		}
+		p, err := r.Placement(cctx, n)
+		cancel()
+		if err == nil && len(p) == len(r.Placed) && !maps.EqualFunc(p, r.Placed, slices.Equal[[]string]) {
+			return fmt.Sprintf("%s places %v, was %v", n.ID, p, r.Placed)
+		}
+	}
+	return ""
+}
+
+func init() {
+	register(Scenario{
+		Name:    "cluster-cut-off",
+		Summary: "3 nodes, 3 cameras, R=2: cut the home of the most streams off from the gossip for 20 s (API and cameras still reachable), heal, record 20 s (chaosfaults build)",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Faults: "gossip-cut",
+		Script: func(ctx context.Context, r *Run) error {
+			v := r.mostHomes()
+			if err := r.Sleep(ctx, 8*time.Second); err != nil {
+				return err
+			}
+			if err := v.CutGossip(); err != nil {
+				return err
+			}
+			start := time.Now()
+			seen := ""
+			for time.Since(start) < 20*time.Second && seen == "" {
+				seen = r.failoverSeen(ctx, v)
+				if err := r.Sleep(ctx, 500*time.Millisecond); err != nil {
+					return err
+				}
+			}
+			if seen == "" {
+				r.Fail("%s cut off from the gossip for 20 s: no survivor noticed", v.ID)
+			} else {
+				r.Logf("%s cut off: %s after %v", v.ID, seen, time.Since(start).Round(100*time.Millisecond))
+			}
+			if err := r.Sleep(ctx, 20*time.Second-time.Since(start)); err != nil {
+				return err
+			}
+			if err := v.HealGossip(); err != nil {
+				return err
+			}
+			if err := r.WaitMembers(ctx, joinTimeout); err != nil {
+				return fmt.Errorf("after the heal: %w", err)
+			}
+			return r.Sleep(ctx, 20*time.Second)
+		},
+	})
+}
+
+func init() {
+	register(Scenario{
+		Name:    "cluster-home-then-replica",
+		Summary: "3 nodes, 3 cameras, R=2: kill -9 the home of the most streams, restart it; once it is back in its place, kill -9 the replica of its streams, restart it",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Script: func(ctx context.Context, r *Run) error {
+			home := r.mostHomes()
+			if err := killRestartNodes(ctx, r, 8*time.Second, 15*time.Second, 0, home); err != nil {
+				return err
+			}
+			if err := waitFor(ctx, replicatedTimeout, home.ID+" back in its place", func() (bool, string) {
+				p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
+				if err != nil {
+					return false, err.Error()
+				}
+				return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
+			}); err != nil {
+				return err
+			}
+			// The replica of a stream the home recovered: its archive's
+			// backfill source is now the one that dies.
+			var replica *Node
+			for _, ns := range r.Placed {
+				if ns[0] == home.ID {
+					replica = r.Node(ns[1])
+					break
+				}
+			}
+			if replica == nil {
+				return fmt.Errorf("%s is home of no stream: %v", home.ID, r.Placed)
+			}
+			return killRestartNodes(ctx, r, 5*time.Second, 15*time.Second, 15*time.Second, replica)
+		},
+	})
+}
