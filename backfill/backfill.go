@@ -57,7 +57,8 @@ type Config struct {
 
 // Result is what one Repair did.
 type Result struct {
-	// Holes are the holes of the archive over the range, before the repair.
+	// Holes are the holes of the archive over the range, before the repair,
+	// the time this node recorded as the camera's outage included.
 	Holes []segment.Interval
 	// Filled are the segments copied in or promoted, as the intervals
 	// they cover.
@@ -101,9 +102,14 @@ func New(cfg Config) (*Filler, error) {
 }
 
 // Holes returns the holes of the node's own archive of stream over
-// [from, to): the camera's outages (SOURCE gaps) and those reported final
-// left out.
+// [from, to): the camera's outages as this node recorded them (SOURCE
+// gaps) and those reported final left out.
 func (f *Filler) Holes(stream string, from, to time.Time) ([]segment.Interval, error) {
+	return f.holes(stream, from, to, true)
+}
+
+// holes is Holes, with the node's own outages left in unless excuse.
+func (f *Filler) holes(stream string, from, to time.Time, excuse bool) ([]segment.Interval, error) {
 	segs, err := f.cfg.Store.Segments(stream, from, to)
 	if err != nil {
 		return nil, err
@@ -114,12 +120,13 @@ func (f *Filler) Holes(stream string, from, to time.Time) ([]segment.Interval, e
 			cov = append(cov, si.Interval())
 		}
 	}
-	// The camera's own outages are no hole: nobody could record them.
-	outages, err := f.cfg.Store.SourceOutages(stream, from, to)
-	if err != nil {
-		return nil, err
+	if excuse {
+		outages, err := f.cfg.Store.SourceOutages(stream, from, to)
+		if err != nil {
+			return nil, err
+		}
+		cov = append(cov, outages...)
 	}
-	cov = append(cov, outages...)
 	f.mu.Lock()
 	cov = append(cov, f.final[stream]...)
 	f.mu.Unlock()
@@ -140,10 +147,19 @@ func (f *Filler) Holes(stream string, from, to time.Time) ([]segment.Interval, e
 // segment is copied, checked against its checksum, and indexed as an
 // archive segment of origin backfill that keeps the recording node's id.
 // A copy that fails is left for the next call.
+//
+// Time this node recorded as the camera's outage is filled too where
+// another holder has segments: what one recorder saw as the camera gone
+// (it was frozen, or cut off from the camera) another may have received.
+// Only what no holder has stays excused as the camera's.
 func (f *Filler) Repair(ctx context.Context, stream string, from, to time.Time) (Result, error) {
 	var res Result
-	holes, err := f.Holes(stream, from, to)
+	holes, err := f.holes(stream, from, to, false)
 	if err != nil || len(holes) == 0 {
+		return res, err
+	}
+	outages, err := f.cfg.Store.SourceOutages(stream, from, to)
+	if err != nil {
 		return res, err
 	}
 	res.Holes = holes
@@ -219,11 +235,11 @@ func (f *Filler) Repair(ctx context.Context, stream string, from, to time.Time) 
 			}
 			pick := choose(t, h.End)
 			if pick == nil {
-				f.settle(stream, segment.Interval{Start: t, End: h.End}, complete, now, &res)
+				f.settleOutside(stream, segment.Interval{Start: t, End: h.End}, outages, complete, now, &res)
 				break
 			}
 			if pick.Info.Start.After(t) {
-				f.settle(stream, segment.Interval{Start: t, End: pick.Info.Start}, complete, now, &res)
+				f.settleOutside(stream, segment.Interval{Start: t, End: pick.Info.Start}, outages, complete, now, &res)
 			}
 			have[key(pick.Info)] = true
 			if pick.Info.End.Before(h.End) {
@@ -324,6 +340,14 @@ func (f *Filler) better(c, pick *segment.RemoteSegment) bool {
 		return co
 	}
 	return c.Info.End.After(pick.Info.End)
+}
+
+// settleOutside settles the parts of iv outside the node's own recorded
+// outages of the camera: those nobody holds are the camera's, no hole.
+func (f *Filler) settleOutside(stream string, iv segment.Interval, outages []segment.Interval, complete bool, now time.Time, res *Result) {
+	for _, part := range segment.Subtract(iv, segment.Merge(outages)) {
+		f.settle(stream, part, complete, now, res)
+	}
 }
 
 // settle records a part of a hole that no candidate holds: final when

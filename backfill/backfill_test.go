@@ -334,3 +334,41 @@ func TestRepairRefillsQuarantined(t *testing.T) {
 	}
 	wantRun(t, framesOf(t, n1, at(0), at(8)), 0, 8*fps)
 }
+
+// TestRepairFillsOwnOutage: a home that was frozen recorded 4..8 s as the
+// camera's outage (its RTSP session timed out) while n2 received the
+// camera: the repair fills it from n2. Time nobody holds (a real camera
+// outage, 14..16 s) stays excused: neither pending nor final.
+func TestRepairFillsOwnOutage(t *testing.T) {
+	cam := newCamera(t, 20)
+	n1, n2 := openStore(t, "n1", ""), openStore(t, "n2", "")
+	cam.record(t, n1, segment.ClassArchive, 0, 4, 2*time.Second, 0)
+	cam.record(t, n1, segment.ClassArchive, 8, 14, 2*time.Second, 0)
+	cam.record(t, n1, segment.ClassArchive, 16, 20, 2*time.Second, 0)
+	cam.record(t, n2, segment.ClassBuffer, 0, 14, 2*time.Second, 0)
+	cam.record(t, n2, segment.ClassBuffer, 16, 20, 2*time.Second, 0)
+	for _, iv := range []segment.Interval{{Start: at(4), End: at(8)}, {Start: at(14), End: at(16)}} {
+		if err := n1.AddSourceOutage("cam", iv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := New(Config{Store: n1, Self: "n1", Remote: peers([]*segment.Store{n2}, nil), Now: func() time.Time { return at(3600) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.Repair(context.Background(), "cam", at(0), at(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Filled) == 0 || len(res.Pending) != 0 || len(res.Final) != 0 {
+		t.Fatalf("repair %+v: want 4..8 s filled from n2, nothing pending or final", res)
+	}
+	wantRun(t, framesOf(t, n1, at(0), at(14)), 0, 14*fps)
+	if h, _ := f.Holes("cam", at(0), at(20)); len(h) != 0 {
+		t.Errorf("holes after the repair: %v (the camera's own outage 14..16 s is no hole)", h)
+	}
+	again, err := f.Repair(context.Background(), "cam", at(0), at(20))
+	if err != nil || len(again.Filled) != 0 || len(again.Pending) != 0 || len(again.Final) != 0 {
+		t.Errorf("second repair: %+v, %v; want nothing to do", again, err)
+	}
+}
