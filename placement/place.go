@@ -599,10 +599,11 @@ func (p *Placer) newWalker() *walker {
 	return w
 }
 
-// place is the sequential phase on the current nodes.
-func (p *Placer) place() *Placement {
+// start sets up a sequential phase: the walker, the placement to fill
+// with each stream's copy count in its offsets (stream ID order), and the
+// scope of each stream.
+func (p *Placer) start() (*walker, *Placement, func(int) *scopeInfo) {
 	w := p.newWalker()
-	N := len(p.nodes)
 	scopes := p.scopeInfos()
 	scopeOf := func(i int) *scopeInfo {
 		if j := p.scopeOf[i]; j >= 0 {
@@ -616,11 +617,30 @@ func (p *Placer) place() *Placement {
 		off:     make([]int32, len(p.streams)+1),
 		scopeOf: p.scopeOf, scopeInfo: scopes, activeDoms: w.activeDoms,
 	}
-	homeAt := make([]uint8, len(p.streams))
-	// Offsets in stream (ID) order, filled in processing order.
 	for i := range p.streams {
 		out.off[i+1] = out.off[i] + int32(wantCopies(&p.streams[i], w.eligible, scopeOf(i)))
 	}
+	return w, out, scopeOf
+}
+
+// homeFirst moves each stream's home (its index homeAt in its copies) to
+// the front, the other copies after it in their order.
+func homeFirst(off, copies []int32, homeAt []uint8) {
+	for i := range homeAt {
+		c := copies[off[i]:off[i+1]]
+		if h := homeAt[i]; h > 0 {
+			home := c[h]
+			copy(c[1:h+1], c[:h])
+			c[0] = home
+		}
+	}
+}
+
+// place is the sequential phase on the current nodes.
+func (p *Placer) place() *Placement {
+	w, out, scopeOf := p.start()
+	N := len(p.nodes)
+	homeAt := make([]uint8, len(p.streams))
 	copies := make([]int32, out.off[len(p.streams)])
 	for _, s := range p.order {
 		si := int(s)
@@ -643,14 +663,7 @@ func (p *Placer) place() *Placement {
 	}
 	w.repairHomes(out.off, copies, homeAt, nil)
 	// Home first, the other copies after it in preference order.
-	for i := range p.streams {
-		c := copies[out.off[i]:out.off[i+1]]
-		if h := homeAt[i]; h > 0 {
-			home := c[h]
-			copy(c[1:h+1], c[:h])
-			c[0] = home
-		}
-	}
+	homeFirst(out.off, copies, homeAt)
 	out.copies = copies
 	return out
 }
@@ -867,27 +880,12 @@ func (w *walker) add(st *Stream, want int, ord []int32, complete bool) bool {
 // surviving copies in sp's order, home first (so a failed home's stream
 // is homed on the first of its replicas, already recording it), and takes
 // replacements for its failed copies by the usual rule under the caps of
-// the active nodes. No home is moved to balance the homes: while a node is
-// failed its replicas carry its homes, over their home caps if need be.
+// the active nodes. Homes over their caps then move only between the
+// copies of the streams the failure did not touch (all of them recording),
+// never a failed-over home to a replacement.
 func (p *Placer) replaceFailed(sp *Placement) *Placement {
-	w := p.newWalker()
+	w, out, scopeOf := p.start()
 	N := len(p.nodes)
-	scopes := p.scopeInfos()
-	scopeOf := func(i int) *scopeInfo {
-		if j := p.scopeOf[i]; j >= 0 {
-			return scopes[j]
-		}
-		return nil
-	}
-	out := &Placement{
-		cfg: p.cfg, nodes: p.nodes, streams: p.streams,
-		tierKeys: p.tierKeys, level: p.level, dom: p.dom,
-		off:     make([]int32, len(p.streams)+1),
-		scopeOf: p.scopeOf, scopeInfo: scopes, activeDoms: w.activeDoms,
-	}
-	for i := range p.streams {
-		out.off[i+1] = out.off[i] + int32(wantCopies(&p.streams[i], w.eligible, scopeOf(i)))
-	}
 	// First the surviving copies, charged in full, so that the
 	// replacements see every node's real load; a stream keeps its home
 	// when it survived.
@@ -964,14 +962,7 @@ func (p *Placer) replaceFailed(sp *Placement) *Placement {
 	// (all of them recording): never a failed-over home to a replacement.
 	homeAt := make([]uint8, len(p.streams))
 	w.repairHomes(out.off, copies, homeAt, frozen)
-	for i := range p.streams {
-		c := copies[out.off[i]:out.off[i+1]]
-		if h := homeAt[i]; h > 0 {
-			home := c[h]
-			copy(c[1:h+1], c[:h])
-			c[0] = home
-		}
-	}
+	homeFirst(out.off, copies, homeAt)
 	out.copies = copies
 	return out
 }
