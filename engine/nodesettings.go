@@ -173,3 +173,28 @@ func (a api) forwardUpdateNode(ctx context.Context, req *connect.Request[underst
 	}
 	return connect.NewResponse(resp.Msg), nil
 }
+
+// ErrNodeLive is returned by ForgetNode for a node that is a live member.
+var ErrNodeLive = errors.New("node is live")
+
+// ForgetNode removes a node gone for good from the known-node registry:
+// placement stops counting it as failed, and its copies are placed as if
+// it never existed (which moves the homes and copies the placement without
+// it gives). A live node cannot be forgotten: drain it and stop it first.
+func (n *Node) ForgetNode(id string) error {
+	if id == n.cfg.ID {
+		return fmt.Errorf("node %q: %w: it is this node", id, ErrNodeLive)
+	}
+	if n.cl != nil {
+		for _, m := range n.cl.Members() {
+			if m.ID == id && m.Alive {
+				return fmt.Errorf("node %q: %w: stop it before forgetting it (a live node registers itself again)", id, ErrNodeLive)
+			}
+		}
+	}
+	if err := n.catalog.ForgetNode(id); err != nil {
+		return err
+	}
+	n.poke()
+	return nil
+}
