@@ -1,18 +1,24 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
 
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/engine/reconcile"
 	"github.com/understudy-nvr/understudy/placement"
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 )
 
 // TestFailedNodeKeepsItsPlace: the nodes register themselves in the
@@ -81,11 +87,23 @@ func TestFailedNodeKeepsItsPlace(t *testing.T) {
 			return true
 		})
 	})
+	ctx := context.Background()
+	forget := func(n *Node, id string, token string) error {
+		c := understudyv1connect.NewClusterServiceClient(client(token), "http://"+n.Addr())
+		_, err := c.UpdateNode(ctx, connect.NewRequest(&understudyv1.UpdateNodeRequest{NodeId: id, Forget: true}))
+		return err
+	}
+	for _, id := range []string{"n3", "n1"} {
+		if err := forget(nodes[0], id, testAdmin); connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "is live") {
+			t.Fatalf("forgetting live %s: %v, want FAILED_PRECONDITION, node is live", id, err)
+		}
+	}
 	if err := nodes[0].ForgetNode("n3"); !errors.Is(err, ErrNodeLive) {
 		t.Fatalf("forgetting live n3: %v, want ErrNodeLive", err)
 	}
-	if err := nodes[0].ForgetNode("n1"); !errors.Is(err, ErrNodeLive) {
-		t.Fatalf("forgetting itself: %v, want ErrNodeLive", err)
+	c := understudyv1connect.NewClusterServiceClient(client(testAdmin), "http://"+nodes[0].Addr())
+	if _, err := c.UpdateNode(ctx, connect.NewRequest(&understudyv1.UpdateNodeRequest{NodeId: "n3", Forget: true, Capacity: 2})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("forget with a capacity: %v, want INVALID_ARGUMENT", err)
 	}
 
 	fts[2].Cut()
@@ -124,8 +142,14 @@ func TestFailedNodeKeepsItsPlace(t *testing.T) {
 	t.Logf("n3 failed: %d streams it held, %d homes moved, all to a holder; %d streams untouched", held, homes, streams-held)
 
 	// Forgotten, n3 counts no more: the two place as if it never existed.
-	if err := nodes[1].ForgetNode("n3"); err != nil {
+	if err := forget(nodes[1], "n3", testRead); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("forget with the read token: %v, want PERMISSION_DENIED", err)
+	}
+	if err := forget(nodes[1], "n3", testAdmin); err != nil {
 		t.Fatal(err)
+	}
+	if err := forget(nodes[1], "n3", testAdmin); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Fatalf("forgetting n3 twice: %v, want NOT_FOUND", err)
 	}
 	if err := nodes[1].ForgetNode("n3"); !errors.Is(err, catalog.ErrNodeNotFound) {
 		t.Fatalf("forgetting n3 twice: %v, want ErrNodeNotFound", err)
