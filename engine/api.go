@@ -997,6 +997,7 @@ func (a api) ListNodes(context.Context, *connect.Request[understudyv1.ListNodesR
 			}
 			nodes = append(nodes, nd)
 		}
+		nodes = append(nodes, a.n.registryOnly(nodes)...)
 	}
 	slices.SortFunc(nodes, func(x, y *understudyv1.Node) int { return strings.Compare(x.Id, y.Id) })
 	return connect.NewResponse(&understudyv1.ListNodesResponse{Nodes: nodes}), nil

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"connectrpc.com/connect"
 
+	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/placement"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
@@ -97,6 +99,22 @@ func (a api) UpdateNode(ctx context.Context, req *connect.Request[understudyv1.U
 	if m.GetNodeId() == "" {
 		return nil, invalid("node_id", "required")
 	}
+	if m.GetForget() {
+		// The registry is replicated: any node forgets, none is asked.
+		if m.GetState() != understudyv1.NodeState_NODE_STATE_UNSPECIFIED || m.GetCapacity() != 0 {
+			return nil, invalid("forget", "cannot be combined with state or capacity")
+		}
+		switch err := a.n.ForgetNode(m.GetNodeId()); {
+		case errors.Is(err, ErrNodeLive):
+			return nil, connect.NewError(connect.CodeFailedPrecondition, err)
+		case errors.Is(err, catalog.ErrNodeNotFound):
+			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("node %q is not a known node of this cluster (never registered, or forgotten already)", m.GetNodeId()))
+		case err != nil:
+			return nil, connect.NewError(connect.CodeInternal, err)
+		}
+		a.n.log.Info("node forgotten", "node", m.GetNodeId())
+		return connect.NewResponse(&understudyv1.UpdateNodeResponse{}), nil
+	}
 	var state string
 	switch m.GetState() {
 	case understudyv1.NodeState_NODE_STATE_UNSPECIFIED:
@@ -172,4 +190,44 @@ func (a api) forwardUpdateNode(ctx context.Context, req *connect.Request[underst
 		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("node %s did not answer: %v", id, err))
 	}
 	return connect.NewResponse(resp.Msg), nil
+}
+
+// ErrNodeLive is returned by ForgetNode for a node that is a live member.
+var ErrNodeLive = errors.New("node is live")
+
+// ForgetNode removes a node gone for good from the known-node registry:
+// placement stops counting it as failed, and its copies are placed as if
+// it never existed (which moves the homes and copies the placement without
+// it gives). A live node cannot be forgotten: drain it and stop it first.
+func (n *Node) ForgetNode(id string) error {
+	if id == n.cfg.ID {
+		return fmt.Errorf("node %q: %w: it is this node", id, ErrNodeLive)
+	}
+	if n.cl != nil {
+		for _, m := range n.cl.Members() {
+			if m.ID == id && m.Alive {
+				return fmt.Errorf("node %q: %w: stop it before forgetting it (a live node registers itself again)", id, ErrNodeLive)
+			}
+		}
+	}
+	if err := n.catalog.ForgetNode(id); err != nil {
+		return err
+	}
+	n.poke()
+	return nil
+}
+
+// registryOnly lists, as down, the nodes of the known-node registry that
+// are not among listed (memberlist forgot them, or never saw them): the
+// nodes placement counts as failed, so that ListNodes shows them and the
+// dry-run (ctl placement plan) places as the nodes do.
+func (n *Node) registryOnly(listed []*understudyv1.Node) []*understudyv1.Node {
+	var out []*understudyv1.Node
+	for _, r := range n.catalog.Nodes() {
+		if r.State != cluster.StateActive || slices.ContainsFunc(listed, func(x *understudyv1.Node) bool { return x.Id == r.ID }) {
+			continue
+		}
+		out = append(out, &understudyv1.Node{Id: r.ID, Domain: r.Domain, Capacity: float64(r.Weight), State: understudyv1.NodeState_NODE_STATE_DOWN})
+	}
+	return out
 }

@@ -132,8 +132,8 @@ func (n *Node) poke() {
 	}
 }
 
-// members is the membership as placement takes it: the live members (self
-// always), with their domain, weight and state.
+// members is the live membership: self always, and the live members,
+// with their domain, weight and state.
 func (n *Node) members() []reconcile.Member {
 	n.placeMu.Lock()
 	self := reconcile.Member{ID: n.cfg.ID, Domain: n.cfg.Domain, Weight: n.selfWeight, State: parseState(n.stateLocked())}
@@ -147,6 +147,38 @@ func (n *Node) members() []reconcile.Member {
 			continue
 		}
 		out = append(out, reconcile.Member{ID: m.ID, Domain: m.Domain, Weight: max(m.Weight, 1), State: parseState(m.State)})
+	}
+	return out
+}
+
+// placementMembers is the membership as placement takes it: the live
+// members and the nodes of the known-node registry (catalog.Nodes) that
+// are not live, as placement.Failed: known and down, so that only their
+// copies move and their homes pass to nodes that held the streams. Every
+// node reads the same replicated registry, so they agree on the failed
+// nodes, a newcomer too. A registered node that was draining or saturated
+// when it last wrote its record held no copies and is left out. First it
+// brings this node's own record up to date (a write only on a change).
+func (n *Node) placementMembers(live []reconcile.Member) []reconcile.Member {
+	if n.cl == nil {
+		return live
+	}
+	n.placeMu.Lock()
+	rec := catalog.NodeRecord{ID: n.cfg.ID, Domain: n.cfg.Domain, Weight: min(max(n.selfWeight, 1), placement.MaxNodeWeight), State: n.stateLocked()}
+	n.placeMu.Unlock()
+	if _, err := n.catalog.RegisterNode(rec); err != nil {
+		n.log.Warn("node registry: cannot record this node", "err", err)
+	}
+	ids := make(map[string]bool, len(live))
+	for _, m := range live {
+		ids[m.ID] = true
+	}
+	out := live
+	for _, r := range n.catalog.Nodes() {
+		if ids[r.ID] || r.State != cluster.StateActive {
+			continue
+		}
+		out = append(out, reconcile.Member{ID: r.ID, Domain: r.Domain, Weight: r.Weight, State: placement.Failed})
 	}
 	return out
 }
@@ -221,7 +253,7 @@ func (n *Node) reconcile(ctx context.Context) {
 	n.rec.SetStreams(rs)
 	members := n.members()
 	n.noteMembership(members)
-	n.rec.SetMembers(now, members)
+	n.rec.SetMembers(now, n.placementMembers(members))
 	n.placeMu.Lock()
 	prev, prevDigest := n.placed, n.digest
 	n.placeMu.Unlock()

@@ -75,10 +75,11 @@
 // later in the processing order itself, which it seldom does. The
 // hashing's spread (√200 ≈ 7 % at R=2, 5.8 % at R=3) against ε = 10 %
 // holds about 80 of 1,000 nodes at their cap at R=2; measured on 100,000
-// streams × 1,000 nodes (BenchmarkMovement), the cap changes cost about
-// 0.06× the optimum and the displacements 0.10×: 1.13-1.17× at R=2
-// (1.14-1.21× over other ID draws, BenchmarkMovementIDSets), 1.07-1.10× at
-// R=3. With fewer copies per node the spread is wider and more nodes are
+// streams × 1,000 nodes (BenchmarkPlacement, the table make bench prints),
+// the cap changes cost about 0.06× the optimum and the displacements
+// 0.10×: 1.15-1.17× at R=2 unweighted and 1.13-1.14× weighted, over the
+// 1.15 target for the former (1.14-1.21× over other ID draws,
+// BenchmarkMovementIDSets -idsets), 1.07-1.10× at R=3. With fewer copies per node the spread is wider and more nodes are
 // held; with more it is narrower (1.003-1.04× at 400 copies per node,
 // TestMovementTargets). Deferred acceptance (full nodes keep the copies
 // whose streams rank them best, evicting the others) was measured too: no

@@ -100,7 +100,7 @@ func init() {
 		"streams":   {"streams add|list|get|update|enable|disable|rm ...", ctlStreams},
 		"timeline":  {"timeline ID --from T --to T [--node ID] [--class archive|buffer]", ctlTimeline},
 		"export":    {"export ID --from T --to T -o FILE", ctlExport},
-		"nodes":     {"nodes [list] | nodes drain|activate ID | nodes update ID [--state S] [--capacity N]", ctlNodes},
+		"nodes":     {"nodes [list] | nodes drain|activate|forget ID | nodes update ID [--state S] [--capacity N]", ctlNodes},
 		"placement": {"placement [ID] | placement plan [--fail IDS] [--drain IDS] [--add SPEC] [--assignments]", ctlPlacement},
 		"events":    {"events [--stream ID]... [--node ID]... [--kind KIND]...", ctlEvents},
 	}
@@ -284,6 +284,7 @@ var ctlSubUsage = map[string]string{
 	"nodes drain":     "nodes drain NODE",
 	"nodes activate":  "nodes activate NODE",
 	"nodes update":    "nodes update NODE [--state active|draining] [--capacity N]",
+	"nodes forget":    "nodes forget NODE",
 	"placement":       "placement [ID]",
 	"placement plan":  "placement plan [--fail IDS] [--drain IDS] [--add ID:DOMAIN:WEIGHT]... [--level L] [--overload P] [--assignments]",
 	"events":          "events [--stream ID]... [--node ID]... [--kind KIND]...",

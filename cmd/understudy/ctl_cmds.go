@@ -562,8 +562,10 @@ func ctlNodes(ctx context.Context, c *ctlEnv, args []string) error {
 			return ctlNodesUpdate(ctx, c, rest, "nodes activate", understudyv1.NodeState_NODE_STATE_ACTIVE)
 		case "update":
 			return ctlNodesUpdate(ctx, c, rest, "nodes update", understudyv1.NodeState_NODE_STATE_UNSPECIFIED)
+		case "forget":
+			return ctlNodesForget(ctx, c, rest)
 		default:
-			return ctlUsagef("nodes: unknown subcommand %q (want list, drain, activate, update)", sub)
+			return ctlUsagef("nodes: unknown subcommand %q (want list, drain, activate, update, forget)", sub)
 		}
 	}
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
@@ -574,9 +576,13 @@ func ctlNodes(ctx context.Context, c *ctlEnv, args []string) error {
   activate ID       give a drained node streams again
   update ID [--state active|draining] [--capacity N]
                     change a node's state or capacity weight
+  forget ID         a node gone for good: stop placing it as a known node
+                    that is down (only its copies replaced) and place as
+                    if it never existed; refused for a live node
 
 Any node passes the change to the node named, which keeps it across
-restarts; placement follows within a gossip round.
+restarts; placement follows within a gossip round. A forget is made on
+the node asked and replicated to the others.
 `)
 		return flag.ErrHelp
 	}
@@ -644,6 +650,29 @@ func ctlNodesUpdate(ctx context.Context, c *ctlEnv, args []string, name string, 
 		return writeCtlJSON(c.stdout, res.Msg)
 	}
 	return writeCtlNodes(c.stdout, []*understudyv1.Node{res.Msg.GetNode()})
+}
+
+// ctlNodesForget removes a node gone for good from the known-node
+// registry, so that its copies are placed as if it never existed.
+func ctlNodesForget(ctx context.Context, c *ctlEnv, args []string) error {
+	fs := c.flags("nodes forget")
+	if err := c.parse(fs, args, 1, "a node id"); err != nil {
+		return err
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+	ctx, cancel := c.unary(ctx)
+	defer cancel()
+	res, err := c.cluster.UpdateNode(ctx, connect.NewRequest(&understudyv1.UpdateNodeRequest{NodeId: c.pos[0], Forget: true}))
+	if err != nil {
+		return err
+	}
+	if c.opts.json {
+		return writeCtlJSON(c.stdout, res.Msg)
+	}
+	_, err = fmt.Fprintf(c.stdout, "node %s forgotten: its streams are placed as if it never existed\n", c.pos[0])
+	return err
 }
 
 func ctlPlacement(ctx context.Context, c *ctlEnv, args []string) error {

@@ -15,7 +15,7 @@ var ctlAllCommands = [][]string{
 	{}, {"streams"}, {"streams", "add"}, {"streams", "list"}, {"streams", "get"}, {"streams", "update"},
 	{"streams", "enable"}, {"streams", "disable"}, {"streams", "rm"},
 	{"timeline"}, {"export"},
-	{"nodes"}, {"nodes", "list"}, {"nodes", "drain"}, {"nodes", "activate"}, {"nodes", "update"},
+	{"nodes"}, {"nodes", "list"}, {"nodes", "drain"}, {"nodes", "activate"}, {"nodes", "update"}, {"nodes", "forget"},
 	{"placement"}, {"placement", "plan"}, {"events"},
 }
 

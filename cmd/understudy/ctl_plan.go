@@ -130,8 +130,14 @@ func planInputs(ns []*understudyv1.Node, ss []*understudyv1.Stream) ([]placement
 			st = placement.Draining
 		case understudyv1.NodeState_NODE_STATE_SATURATED:
 			st = placement.Saturated
+		case understudyv1.NodeState_NODE_STATE_DOWN, understudyv1.NodeState_NODE_STATE_LEFT:
+			// Known and down: the nodes place it as failed (only its
+			// copies replaced) until it is forgotten. (A node that died
+			// draining or saturated held no copies and the nodes leave it
+			// out; listed down, the plan counts it as failed.)
+			st = placement.Failed
 		default:
-			continue // down, left: not a member
+			continue
 		}
 		d, err := placement.ParseDomain(n.GetDomain())
 		if err != nil {

@@ -720,12 +720,21 @@ func TestCtlNodesUpdate(t *testing.T) {
 			t.Errorf("%v: exit %d, sent %v, printed %q %q", tc.args, code, got, out, errs)
 		}
 	}
+	// forget sends the forget flag alone.
+	code, out, errs := ctlCall(t, srv, "good", "nodes", "forget", "n3")
+	f.mu.Lock()
+	got := f.nodeUpd[len(f.nodeUpd)-1]
+	f.mu.Unlock()
+	if code != 0 || got.NodeId != "n3" || !got.Forget || got.State != understudyv1.NodeState_NODE_STATE_UNSPECIFIED || got.Capacity != 0 || !strings.Contains(out, "n3 forgotten") {
+		t.Errorf("nodes forget n3: exit %d, sent %v, printed %q %q", code, got, out, errs)
+	}
 	sent := len(f.nodeUpd)
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"nodes", "drain"}, "want a node id"},
+		{[]string{"nodes", "forget"}, "want a node id"},
 		{[]string{"nodes", "update", "n2"}, "nothing to change"},
 		{[]string{"nodes", "update", "n2", "--state", "saturated"}, "want active or draining"},
 		{[]string{"nodes", "update", "n2", "--capacity", "2000000"}, "1 to 1048576"},

@@ -32,7 +32,7 @@
 // the process; a damaged table makes the read that finds it fail with an
 // error wrapping ErrCorruptDB.
 //
-// # Encoding (formats 1 and 2)
+// # Encoding (formats 1, 2 and 3)
 //
 // The value of a key is EncodeEntry(entry), all integers varints
 // (encoding/binary Uvarint/Varint), strings as uvarint length + bytes:
@@ -60,6 +60,18 @@
 //	byte     strict scope: 0 or 1
 //	-- always --
 //	uint32   CRC-32C (Castagnoli) of all preceding bytes, little endian
+//
+// A node record of the known-node registry (node.go; entry id
+// NodeEntryPrefix + node id) is written in format 3: the same header
+// (flags 0), then
+//
+//	string   domain
+//	uvarint  weight
+//	string   state (active, draining or saturated)
+//	uint32   CRC-32C
+//
+// and its tombstone in format 1. Nodes of the versions before reject both
+// (a dropped gossip message each), and keep placing without the registry.
 //
 // DecodeEntry checks the format byte, the checksum, every length bound,
 // that nothing trails, and then validates the entry like Merge does; any

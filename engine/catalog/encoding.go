@@ -14,9 +14,13 @@ import (
 // formatV2 adds, after the labels, the weight, scope and strict scope; an
 // entry whose are the defaults (1, "", false) is written in format 1, so
 // nodes of the version before read it.
+//
+// formatNode is a node record of the known-node registry (see doc.go);
+// its tombstone is written in format 1.
 const (
-	formatV1 = 1
-	formatV2 = 2
+	formatV1   = 1
+	formatV2   = 2
+	formatNode = 3
 )
 
 const (
@@ -36,9 +40,13 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func EncodeEntry(e Entry) []byte {
 	b := make([]byte, 0, 64+len(e.ID)+len(e.Stream.URL)+len(e.Stream.Username)+len(e.Stream.Password)+32*len(e.Stream.Labels))
 	v2 := !e.Deleted && (e.Stream.Weight > 1 || e.Stream.Scope != "" || e.Stream.StrictScope)
-	if v2 {
+	node := !e.Deleted && IsNodeEntryID(e.ID)
+	switch {
+	case node:
+		b = append(b, formatNode)
+	case v2:
 		b = append(b, formatV2)
-	} else {
+	default:
 		b = append(b, formatV1)
 	}
 	var flags byte
@@ -53,7 +61,11 @@ func EncodeEntry(e Entry) []byte {
 	b = binary.AppendUvarint(b, uint64(e.Version.Logical))
 	b = appendString(b, e.Version.Node)
 	b = appendString(b, e.ID)
-	if !e.Deleted {
+	if node {
+		b = appendString(b, e.Node.Domain)
+		b = binary.AppendUvarint(b, uint64(e.Node.Weight))
+		b = appendString(b, e.Node.State)
+	} else if !e.Deleted {
 		s := e.Stream
 		b = appendString(b, s.URL)
 		b = appendString(b, s.Username)
@@ -194,7 +206,7 @@ func decodeEntry(b []byte) (Entry, error) {
 	if len(b) < 2+4 {
 		return Entry{}, fmt.Errorf("%d bytes is too short", len(b))
 	}
-	if b[0] != formatV1 && b[0] != formatV2 {
+	if b[0] != formatV1 && b[0] != formatV2 && b[0] != formatNode {
 		return Entry{}, fmt.Errorf("unknown format %d", b[0])
 	}
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
@@ -215,8 +227,27 @@ func decodeEntry(b []byte) (Entry, error) {
 	}
 	e.Version = Version{WallMS: int64(wall), Logical: uint32(logical)}
 	e.Version.Node = d.string("version node", MaxNodeIDLen)
-	e.ID = d.string("id", MaxIDLen)
-	if !e.Deleted {
+	e.ID = d.string("id", max(MaxIDLen, len(NodeEntryPrefix)+MaxNodeIDLen))
+	if b[0] == formatNode {
+		if e.Deleted || flags&flagEnabled != 0 {
+			d.fail("node record with flags %#x", flags)
+		}
+		if d.err == nil && !IsNodeEntryID(e.ID) {
+			d.fail("node record under id %q", e.ID)
+		}
+		if d.err == nil {
+			e.Node.ID = e.ID[len(NodeEntryPrefix):]
+		}
+		e.Node.Domain = d.string("node domain", MaxNodeDomainLen)
+		w := d.uvarint("node weight")
+		if d.err == nil && w > MaxNodeRecordWeight {
+			d.fail("node weight: %d out of range", w)
+		}
+		e.Node.Weight = int(w)
+		e.Node.State = d.string("node state", 16)
+	} else if d.err == nil && !e.Deleted && IsNodeEntryID(e.ID) {
+		d.fail("stream under node id %q", e.ID)
+	} else if !e.Deleted {
 		s := &e.Stream
 		s.ID = e.ID
 		s.Enabled = flags&flagEnabled != 0

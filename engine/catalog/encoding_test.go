@@ -126,7 +126,8 @@ func TestDecodeRejectsCorruption(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "too short"},
-		{"unknown format", with(func(b []byte) []byte { b[0] = 3; return b }), "unknown format 3"},
+		{"unknown format", with(func(b []byte) []byte { b[0] = 4; return b }), "unknown format 4"},
+		{"stream as a node record", with(func(b []byte) []byte { b[0] = 3; return b }), "node record with flags"},
 		{"unknown flag", with(func(b []byte) []byte { b[1] |= 0x80; return b }), "unknown flags"},
 		{"trailing byte", with(func(b []byte) []byte { return append(b, 0) }), "trailing"},
 		{"tombstone enabled", reseal(append(append([]byte{tombBody[0], flagDeleted | flagEnabled}, tombBody[2:]...), 0, 0, 0, 0)), "enabled"},

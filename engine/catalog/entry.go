@@ -101,13 +101,22 @@ type Entry struct {
 	ID      string
 	Version Version
 	Deleted bool
-	// Stream is the definition; zero for a tombstone, else Stream.ID == ID.
+	// Stream is the definition; zero for a tombstone or a node record,
+	// else Stream.ID == ID.
 	Stream Stream
+	// Node is the record of a node (ID is NodeEntryID(Node.ID)); zero for
+	// a tombstone or a stream.
+	Node NodeRecord
 }
 
 // Validate checks an entry as Merge and the decoder accept it.
 func (e Entry) Validate() error {
-	if err := ValidateID(e.ID); err != nil {
+	node := IsNodeEntryID(e.ID)
+	if node {
+		if err := ValidateNodeID(e.ID[len(NodeEntryPrefix):]); err != nil {
+			return err
+		}
+	} else if err := ValidateID(e.ID); err != nil {
 		return err
 	}
 	if e.Version.WallMS <= 0 {
@@ -117,10 +126,22 @@ func (e Entry) Validate() error {
 		return fmt.Errorf("version: %w", err)
 	}
 	if e.Deleted {
-		if !streamIsZero(e.Stream) {
-			return errors.New("tombstone must not carry a stream")
+		if !streamIsZero(e.Stream) || e.Node != (NodeRecord{}) {
+			return errors.New("tombstone must not carry a stream or a node")
 		}
 		return nil
+	}
+	if node {
+		if !streamIsZero(e.Stream) {
+			return errors.New("node record must not carry a stream")
+		}
+		if NodeEntryID(e.Node.ID) != e.ID {
+			return fmt.Errorf("node id %q does not match entry id %q", e.Node.ID, e.ID)
+		}
+		return e.Node.Validate()
+	}
+	if e.Node != (NodeRecord{}) {
+		return errors.New("stream entry must not carry a node")
 	}
 	if e.Stream.ID != e.ID {
 		return fmt.Errorf("stream id %q does not match entry id %q", e.Stream.ID, e.ID)
@@ -164,6 +185,9 @@ func (e Entry) String() string {
 	if e.Deleted {
 		return fmt.Sprintf("Entry{ID:%q Version:%s Deleted}", e.ID, e.Version)
 	}
+	if IsNodeEntryID(e.ID) {
+		return fmt.Sprintf("Entry{ID:%q Version:%s Node{%q %s weight %d %s}}", e.ID, e.Version, e.Node.ID, e.Node.Domain, e.Node.Weight, e.Node.State)
+	}
 	return fmt.Sprintf("Entry{ID:%q Version:%s %s}", e.ID, e.Version, e.Stream)
 }
 
@@ -173,7 +197,12 @@ func (e Entry) Format(f fmt.State, verb rune) { formatRedacted(f, verb, e.String
 // LogValue logs the entry without credentials.
 func (e Entry) LogValue() slog.Value {
 	attrs := []slog.Attr{slog.String("id", e.ID), slog.String("version", e.Version.String()), slog.Bool("deleted", e.Deleted)}
-	if !e.Deleted {
+	switch {
+	case e.Deleted:
+	case IsNodeEntryID(e.ID):
+		attrs = append(attrs, slog.String("node", e.Node.ID), slog.String("domain", e.Node.Domain),
+			slog.Int("weight", e.Node.Weight), slog.String("state", e.Node.State))
+	default:
 		attrs = append(attrs, slog.Any("stream", e.Stream))
 	}
 	return slog.GroupValue(attrs...)

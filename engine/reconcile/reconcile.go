@@ -93,7 +93,8 @@ type Member struct {
 	// Weight is the capacity weight, clamped to 1..placement.MaxNodeWeight.
 	Weight int
 	// State is passed to placement as is: draining and saturated members
-	// get no copies.
+	// get no copies; a failed one (known, down) keeps its place and only
+	// its copies are replaced (see SetMembers).
 	State placement.State
 }
 
@@ -150,6 +151,12 @@ func (c *Config) EnsureDefaults() {
 type present struct {
 	Member
 	since time.Time // start of the current continuous presence
+	// wasFailed: the member came back from state Failed less than
+	// RejoinHold ago; it counts as Failed until the hold passes.
+	wasFailed bool
+	// uncounted: the member failed before its rejoin hold passed, so
+	// placement never counted it; it stays out while failed.
+	uncounted bool
 }
 
 // Reconciler is the role state machine of one node. It is not safe for
@@ -191,22 +198,36 @@ func (r *Reconciler) SetStreams(streams []Stream) {
 	r.placeKey = ""
 }
 
-// SetMembers replaces the live members as seen at now; a member absent from
-// the list is dead, and what it reported is forgotten.
+// SetMembers replaces the members as seen at now: the live ones, and the
+// known ones that are down in state placement.Failed (placement then
+// replaces only their copies). A member absent from the list is gone, and
+// what it reported is forgotten, as is what a failed one reported.
+//
+// The rejoin hold applies to live members only: a member that fails
+// counts as failed at once, and one that comes back from failed counts as
+// failed until it has been back for RejoinHold.
 func (r *Reconciler) SetMembers(now time.Time, members []Member) {
 	next := make(map[string]present, len(members))
 	for _, m := range members {
 		p, ok := r.members[m.ID]
-		if !ok {
-			p.since = now
+		switch {
+		case !ok:
+			p.since, p.wasFailed = now, false
 			if !r.seeded { // the members known at start count at once
 				p.since = now.Add(-r.cfg.RejoinHold)
 			}
+		case p.State == placement.Failed && m.State != placement.Failed:
+			p.since, p.wasFailed, p.uncounted = now, !p.uncounted, false
+		case p.State != placement.Failed && m.State == placement.Failed:
+			p.uncounted = now.Sub(p.since) < r.cfg.RejoinHold && !p.wasFailed
 		}
 		p.Member = m
 		next[m.ID] = p
 		if m.ID == r.cfg.Self {
 			r.self = m
+		}
+		if m.State == placement.Failed {
+			delete(r.reports, m.ID)
 		}
 	}
 	for id := range r.members {
@@ -220,7 +241,7 @@ func (r *Reconciler) SetMembers(now time.Time, members []Member) {
 
 // Report records what a peer says it records now (its whole set).
 func (r *Reconciler) Report(now time.Time, node string, recording []string) {
-	if node == r.cfg.Self {
+	if node == r.cfg.Self || r.members[node].State == placement.Failed {
 		return
 	}
 	set := make(map[string]bool, len(recording))
@@ -231,12 +252,23 @@ func (r *Reconciler) Report(now time.Time, node string, recording []string) {
 }
 
 // effective returns the members placement counts at now, sorted by ID:
-// self always, the others once present for RejoinHold.
+// self always, failed members at once, the others once present for
+// RejoinHold (failed until then when they came back from failed).
 func (r *Reconciler) effective(now time.Time) []Member {
 	out := []Member{r.self}
 	for id, p := range r.members {
-		if id != r.cfg.Self && now.Sub(p.since) >= r.cfg.RejoinHold {
+		switch {
+		case id == r.cfg.Self:
+		case p.State == placement.Failed:
+			if !p.uncounted {
+				out = append(out, p.Member)
+			}
+		case now.Sub(p.since) >= r.cfg.RejoinHold:
 			out = append(out, p.Member)
+		case p.wasFailed:
+			m := p.Member
+			m.State = placement.Failed
+			out = append(out, m)
 		}
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })

@@ -464,3 +464,69 @@ func TestDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedMember: a member that dies and is passed as Failed loses only
+// its copies: every stream whose home moved is homed on a node that held
+// it, no stream it did not hold changes. Back live, it counts as failed
+// until the rejoin hold passes, then gets its old copies back. A member
+// that fails before it ever counted stays out.
+func TestFailedMember(t *testing.T) {
+	four := []Member{mA, mB, mC, member("d", "rack=r4")}
+	var ss []Stream
+	for i := range 200 {
+		ss = append(ss, Stream{ID: fmt.Sprintf("s%03d", i), Replicas: 2, Weight: 1})
+	}
+	r := New(Config{Self: "a"})
+	r.SetStreams(ss)
+	r.SetMembers(t0, four)
+	r.Step(t0)
+	before := r.Placement()
+	failed := slices.Clone(four)
+	failed[2].State = placement.Failed // c
+	r.SetMembers(at(sec), failed)
+	r.Step(at(sec))
+	after := r.Placement()
+	homesMoved := 0
+	for _, s := range ss {
+		b, a := before[s.ID], after[s.ID]
+		if slices.Contains(a, "c") || len(a) != 2 {
+			t.Fatalf("%s: %v after c failed", s.ID, a)
+		}
+		if !slices.Contains(b, "c") {
+			if !slices.Equal(a, b) {
+				t.Errorf("%s: %v -> %v without a copy on c", s.ID, b, a)
+			}
+			continue
+		}
+		if a[0] != b[0] {
+			homesMoved++
+			if !slices.Contains(b, a[0]) {
+				t.Errorf("%s: home %s -> %s, which did not hold it (%v)", s.ID, b[0], a[0], b)
+			}
+		}
+	}
+	if homesMoved == 0 {
+		t.Fatal("no home moved: c was home for nothing")
+	}
+	// Back live: failed during the hold, then its old placement.
+	r.SetMembers(at(5*sec), four)
+	r.Step(at(5 * sec))
+	if got := r.Placement(); !reflect.DeepEqual(got, after) {
+		t.Error("c back within the rejoin hold changed the placement")
+	}
+	r.SetMembers(at(16*sec), four)
+	r.Step(at(16 * sec))
+	if got := r.Placement(); !reflect.DeepEqual(got, before) {
+		t.Error("c back past the rejoin hold does not get its old placement")
+	}
+	// A newcomer that fails within its hold was never counted: it stays out.
+	e := member("e", "rack=r5")
+	r.SetMembers(at(20*sec), append(slices.Clone(four), e))
+	r.Step(at(20 * sec))
+	e.State = placement.Failed
+	r.SetMembers(at(22*sec), append(slices.Clone(four), e))
+	r.Step(at(22 * sec))
+	if got := r.Placement(); !reflect.DeepEqual(got, before) {
+		t.Error("a member that failed before it counted changed the placement")
+	}
+}

@@ -14,7 +14,9 @@ type Options struct {
 	// Config is passed to placement (defaults: level rack, epsilon 0.10,
 	// overload 0).
 	Config placement.Config
-	// Fail lists nodes that fail together (one scenario).
+	// Fail lists nodes that fail together (one scenario): known and down
+	// (placement.Failed), as the cluster places them until they are
+	// forgotten.
 	Fail []string
 	// Add lists nodes that join together (one scenario).
 	Add []placement.Node
@@ -189,9 +191,23 @@ func Run(nodes []placement.Node, streams []placement.Stream, opts Options) (*Rep
 		return nil
 	}
 	if len(opts.Fail) > 0 {
+		// A failed node is known and down, as the cluster places it
+		// (until it is forgotten): only its copies are replaced.
 		if err := scenario("fail "+strings.Join(opts.Fail, ","), func(p *placement.Placer) error {
 			for _, id := range opts.Fail {
-				if err := p.RemoveNode(id); err != nil {
+				n, ok := byID[id]
+				if !ok {
+					return fmt.Errorf("node %q: %w", id, placement.ErrUnknownNode)
+				}
+				if n.State != placement.Active {
+					// It held no copies: the nodes leave it out.
+					if err := p.RemoveNode(id); err != nil {
+						return err
+					}
+					continue
+				}
+				n.State = placement.Failed
+				if err := p.UpsertNode(n); err != nil {
 					return err
 				}
 			}

@@ -384,7 +384,13 @@ type UpdateNodeRequest struct {
 	// the state. A saturated node clears its mark by itself.
 	State NodeState `protobuf:"varint,2,opt,name=state,proto3,enum=understudy.v1.NodeState" json:"state,omitempty"`
 	// New capacity weight, a whole number from 1 to 1048576; 0 keeps it.
-	Capacity      uint32 `protobuf:"varint,3,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Capacity uint32 `protobuf:"varint,3,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	// Forget the node: it is gone for good. Placement stops counting it as a
+	// known node that is down (whose copies only are replaced, its homes
+	// passed to nodes recording the streams) and places as if it never
+	// existed. Refused (FAILED_PRECONDITION) for a live node; it cannot be
+	// combined with state or capacity. The response's node is then unset.
+	Forget        bool `protobuf:"varint,4,opt,name=forget,proto3" json:"forget,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -438,6 +444,13 @@ func (x *UpdateNodeRequest) GetCapacity() uint32 {
 		return x.Capacity
 	}
 	return 0
+}
+
+func (x *UpdateNodeRequest) GetForget() bool {
+	if x != nil {
+		return x.Forget
+	}
+	return false
 }
 
 // UpdateNodeResponse is the output of ClusterService.UpdateNode.
@@ -952,11 +965,12 @@ const file_understudy_v1_cluster_proto_rawDesc = "" +
 	" \x01(\tR\aversion\x12\x1a\n" +
 	"\bcapacity\x18\v \x01(\x01R\bcapacity\x129\n" +
 	"\n" +
-	"stats_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tstatsTime\"x\n" +
+	"stats_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tstatsTime\"\x90\x01\n" +
 	"\x11UpdateNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12.\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x18.understudy.v1.NodeStateR\x05state\x12\x1a\n" +
-	"\bcapacity\x18\x03 \x01(\rR\bcapacity\"=\n" +
+	"\bcapacity\x18\x03 \x01(\rR\bcapacity\x12\x16\n" +
+	"\x06forget\x18\x04 \x01(\bR\x06forget\"=\n" +
 	"\x12UpdateNodeResponse\x12'\n" +
 	"\x04node\x18\x01 \x01(\v2\x13.understudy.v1.NodeR\x04node\"\x12\n" +
 	"\x10ListNodesRequest\">\n" +

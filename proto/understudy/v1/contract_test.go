@@ -148,6 +148,12 @@ var (
 			{"create_time", protoreflect.MessageKind, false, ts},
 			{"update_time", protoreflect.MessageKind, false, ts},
 		},
+		"UpdateNodeRequest": {
+			{"node_id", protoreflect.StringKind, false, ""},
+			{"state", protoreflect.EnumKind, false, "understudy.v1.NodeState"},
+			{"capacity", protoreflect.Uint32Kind, false, ""},
+			{"forget", protoreflect.BoolKind, false, ""},
+		},
 		"UpdateStreamRequest": {
 			{"stream", protoreflect.MessageKind, false, "understudy.v1.Stream"},
 			{"update_mask", protoreflect.MessageKind, false, "google.protobuf.FieldMask"},

@@ -5,9 +5,9 @@ package understudyv1_test
 // generatedHashes is the SHA-256 of every .proto file of this package and
 // of every file generated from them, as `make proto` left them.
 var generatedHashes = map[string]string{
-	"cluster.pb.go":                            "5db01769133fcb2b1c005a38aff9bd001923ff7f77f5fd11e08b139653eaf047",
-	"cluster.proto":                            "39d12ddd934192a6b1a94eec95afffc7c7083407eba859e4b583f23b8ada7c07",
-	"descriptor_set.binpb":                     "fcddcd19fd809c97a1196ebc62414ea5453988a8223e9a14ed78d59f50b0fddc",
+	"cluster.pb.go":                            "a7cdcec4d8c497390d0d1093a963e6d66d3ad07d46b7819e7be63e6b9d1d9984",
+	"cluster.proto":                            "ab6a15d831423ede294ca760775cf6e8662b25375536f909a65d9f3127f526b3",
+	"descriptor_set.binpb":                     "4aa77f9baedc0a3c436322f71451998d71c10c9e264d0eeffa45c6d660f56f6e",
 	"recording.pb.go":                          "4a5ca15d100e4ead486bf2c787aa73272ec82795cd86d8ab4a3f73096868701a",
 	"recording.proto":                          "50af8f1f952591f200f4b4c31d27405894ef4c844d5c448d41b2e416f73aba2c",
 	"stream.pb.go":                             "52f31262ceb0cc08e76d71f224b275371b134f01a98cc50c18f713f0cbf0bfca",
