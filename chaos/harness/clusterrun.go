@@ -275,6 +275,42 @@ func runCluster(ctx context.Context, sc Scenario, cfg Config, o RunOptions) (*Re
 			fail("fsck %s: %s", n.ID, out)
 		}
 	}
+
+	// Every current home's own copy, decoded: `understudy export` of its
+	// data directory (the node stopped) holds every frame of the episode
+	// a recorder was alive for. The timeline check above trusts the
+	// index; this one reads the frames.
+	for i, id := range streams {
+		if len(final[id]) == 0 {
+			continue
+		}
+		home := c.Node(final[id][0])
+		log, err := camsim.ReadSendLogFile(camsim.SendLogPath(c.SendLogDir(), i))
+		if err != nil {
+			return nil, err
+		}
+		mp4, err := c.ExportOffline(ctx, home, id, from, to)
+		if err != nil {
+			fail("own copy of %s on %s: %v", id, home.ID, err)
+			continue
+		}
+		frames, err := check.ExtractFrames(mp4)
+		if err != nil {
+			fail("own copy of %s on %s: %v", id, home.ID, err)
+			continue
+		}
+		co := check.Options{Stream: id + "@" + home.ID + "/own", Camera: i, From: from, To: to.Add(-100 * time.Millisecond),
+			Down: res.Down, InFlight: res.InFlight}
+		rep, err := check.Check(frames, log, co)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		res.Own = append(res.Own, rep)
+		res.OwnInputs = append(res.OwnInputs, CheckInput{frames, log, co})
+		if !rep.Pass {
+			fail("own copy of %s on its home %s: %d frames lost, %d twice, %v", id, home.ID, rep.Lost, rep.Duplicates, rep.Problems)
+		}
+	}
 	res.Took = time.Since(res.Started)
 	return res, nil
 }
