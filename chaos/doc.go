@@ -17,8 +17,8 @@
 //
 // Built for one node and for 3-node clusters (clusterscenarios.go), with
 // the checkers shown to fail on nodes built with the chaosfaults tag that
-// run no backfill, break before they make, or silently drop parts. Disk
-// faults at run time, clock steps, flapping cameras, a failure domain
-// cut and the SOURCE/SYSTEM gap cross-check of issue 12 are still to
-// come.
+// run no backfill, break before they make, or silently drop parts. The
+// federated timeline's SOURCE/SYSTEM gaps are checked against the frames
+// per stream. Disk faults at run time, clock steps, flapping cameras and
+// a failure domain cut of issue 12 are still to come.
 package chaos
