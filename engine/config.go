@@ -182,6 +182,15 @@ type Config struct {
 	// find the holes (a serve binary built with the chaosfaults tag).
 	// Not settable from a file or flag.
 	NoBackfill bool `yaml:"-"`
+	// NoMakeBeforeBreak, when set, stops a session within a second of its
+	// role moving to other nodes instead of waiting for them to record
+	// (the handoff timeout becomes 1 ns). DropPartEvery, when above 0,
+	// makes the segment store silently leave out one part in that many
+	// (segment.Options.DropPartEvery). Only the chaos suite sets them,
+	// to show its checkers find what they break (a serve binary built
+	// with the chaosfaults tag). Not settable from a file or flag.
+	NoMakeBeforeBreak bool `yaml:"-"`
+	DropPartEvery     int  `yaml:"-"`
 	// RejoinHold is the hysteresis against a flapping node: a node that
 	// (re)appears takes streams only after it stayed this long. Default
 	// 10s.

@@ -218,7 +218,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 		policy = segment.FsyncInterval
 	}
 	if n.store, err = segment.Open(segment.Options{Dir: cfg.DataDir, FS: cfg.DiskFS, Node: cfg.ID, Logger: log, Fsync: policy,
-		OnIndexFailure: n.indexFailure, OnQuarantine: n.quarantined}); err != nil {
+		OnIndexFailure: n.indexFailure, OnQuarantine: n.quarantined, DropPartEvery: uint64(max(cfg.DropPartEvery, 0))}); err != nil {
 		return nil, fmt.Errorf("open segment store: %w", err)
 	}
 	if rep := n.store.Recovery(); !rep.Consistent() {
@@ -266,8 +266,12 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 		}
 		n.selfWeight = ns.Weight
 	}
+	handoff := cfg.HandoffTimeout
+	if cfg.NoMakeBeforeBreak {
+		handoff = time.Nanosecond
+	}
 	n.rec = reconcile.New(reconcile.Config{Self: cfg.ID, Level: cfg.PlacementLevel, Overload: cfg.PlacementOverload,
-		HandoffTimeout: cfg.HandoffTimeout, RejoinHold: cfg.RejoinHold})
+		HandoffTimeout: handoff, RejoinHold: cfg.RejoinHold})
 	if err := n.startCluster(); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

@@ -193,6 +193,12 @@ type Options struct {
 	// Pebble still takes the directory lock, so a read-only store cannot
 	// be opened while a node has the same directory open.
 	ReadOnly bool
+	// DropPartEvery, when above 0, makes every writer silently leave out
+	// one part in that many (for 100 its 20th, 120th, ...: early in a
+	// short run): the part is not written, yet the segment's end, index
+	// entry and checksum go on as if it were. Only the chaos suite's
+	// tests of its own checkers set it (engine.Config).
+	DropPartEvery uint64
 }
 
 // EnsureDefaults fills zero fields with their defaults.

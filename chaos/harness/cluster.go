@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -317,6 +318,34 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 func (c *Cluster) Fsck(ctx context.Context, n *Node) (string, bool) {
 	out, err := exec.CommandContext(ctx, c.cfg.Bin, "fsck", "--data-dir", n.DataDir).CombinedOutput()
 	return strings.TrimSpace(string(out)), err == nil
+}
+
+// ExportOffline runs `understudy export` on the data directory of a node
+// that is not running: the clip of [from, to) from that node's own
+// segments only (archive, buffer and backfilled alike).
+func (c *Cluster) ExportOffline(ctx context.Context, n *Node, stream string, from, to time.Time) ([]byte, error) {
+	f, err := os.CreateTemp(c.cfg.Dir, "own-*.mp4")
+	if err != nil {
+		return nil, err
+	}
+	path := f.Name()
+	f.Close()
+	defer os.Remove(path)
+	out, err := exec.CommandContext(ctx, c.cfg.Bin, "export", "--data-dir", n.DataDir, "--stream", stream,
+		"--from", from.UTC().Format(time.RFC3339Nano), "--to", to.UTC().Format(time.RFC3339Nano), "-o", path, "--force").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("harness: export %s from %s's data directory: %v: %s", stream, n.ID, err, bytes.TrimSpace(out))
+	}
+	return os.ReadFile(path)
+}
+
+// SetState makes n draining or active again (UpdateNode through n).
+func (c *Cluster) SetState(ctx context.Context, n *Node, state understudyv1.NodeState) error {
+	_, err := n.ClusterAPI().UpdateNode(ctx, connect.NewRequest(&understudyv1.UpdateNodeRequest{NodeId: n.ID, State: state}))
+	if err != nil {
+		return fmt.Errorf("harness: %s %v: %w", n.ID, state, err)
+	}
+	return nil
 }
 
 // CutGossip cuts the node off from every peer's gossip (SIGUSR1 to a

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/chaos/check"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
@@ -24,7 +27,10 @@ import (
 //   - after backfill every current home's own archive (GetTimeline with
 //     the home as node filter and class ARCHIVE) is whole over the
 //     episode;
-//   - fsck is clean on every node, once every node is stopped;
+//   - the federated timeline's SYSTEM and SOURCE gaps agree with the
+//     frames lost in the exports (gapsAgree);
+//   - fsck is clean on every node, once every node is stopped, and every
+//     current home's own copy, exported offline, holds every frame;
 //   - where the scenario says so (NoFailover), no survivor declared the
 //     faulted node down and placement did not move.
 
@@ -254,6 +260,8 @@ func runCluster(ctx context.Context, sc Scenario, cfg Config, o RunOptions) (*Re
 		}
 	}
 
+	gapsAgree(ctx, c, streams, from, to, res, fail)
+
 	// Bytes backfilled (counted since each node's last start).
 	for _, n := range c.Nodes {
 		b, err := metric(ctx, n, "understudy_backfill_bytes_total")
@@ -273,6 +281,42 @@ func runCluster(ctx context.Context, sc Scenario, cfg Config, o RunOptions) (*Re
 		out, ok := c.Fsck(ctx, n)
 		if !ok {
 			fail("fsck %s: %s", n.ID, out)
+		}
+	}
+
+	// Every current home's own copy, decoded: `understudy export` of its
+	// data directory (the node stopped) holds every frame of the episode
+	// a recorder was alive for. The timeline check above trusts the
+	// index; this one reads the frames.
+	for i, id := range streams {
+		if len(final[id]) == 0 {
+			continue
+		}
+		home := c.Node(final[id][0])
+		log, err := camsim.ReadSendLogFile(camsim.SendLogPath(c.SendLogDir(), i))
+		if err != nil {
+			return nil, err
+		}
+		mp4, err := c.ExportOffline(ctx, home, id, from, to)
+		if err != nil {
+			fail("own copy of %s on %s: %v", id, home.ID, err)
+			continue
+		}
+		frames, err := check.ExtractFrames(mp4)
+		if err != nil {
+			fail("own copy of %s on %s: %v", id, home.ID, err)
+			continue
+		}
+		co := check.Options{Stream: id + "@" + home.ID + "/own", Camera: i, From: from, To: to.Add(-100 * time.Millisecond),
+			Down: res.Down, InFlight: res.InFlight}
+		rep, err := check.Check(frames, log, co)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		res.Own = append(res.Own, rep)
+		res.OwnInputs = append(res.OwnInputs, CheckInput{frames, log, co})
+		if !rep.Pass {
+			fail("own copy of %s on its home %s: %d frames lost, %d twice, %v", id, home.ID, rep.Lost, rep.Duplicates, rep.Problems)
 		}
 	}
 	res.Took = time.Since(res.Started)
@@ -327,4 +371,63 @@ func metric(ctx context.Context, n *Node, name string) (float64, error) {
 		}
 	}
 	return sum, sc.Err()
+}
+
+// gapsAgree checks the federated timeline's gaps against the frame
+// checker, stream by stream, outside the windows no node was alive: a
+// SYSTEM gap (sent, stored nowhere) must come with frames lost in the
+// exports, frames lost must come with a SYSTEM gap (a timeline that
+// shows none hides the loss from the operator and from backfill), and a
+// SOURCE gap (the camera sent nothing) must lose no frame the camera
+// sent.
+func gapsAgree(ctx context.Context, c *Cluster, streams []string, from, to time.Time, res *Result, fail func(string, ...any)) {
+	n := c.AnyUp()
+	if n == nil {
+		fail("timeline gaps: no node up to ask")
+		return
+	}
+	for _, id := range streams {
+		resp, err := n.Recording().GetTimeline(ctx, connect.NewRequest(&understudyv1.GetTimelineRequest{
+			StreamId: id, Start: timestamppb.New(from), End: timestamppb.New(to)}))
+		if err != nil {
+			fail("timeline gaps: GetTimeline %s on %s: %v", id, n.ID, err)
+			continue
+		}
+		var system, source []Span
+		for _, g := range resp.Msg.Gaps {
+			sp := Span{g.Start.AsTime(), g.End.AsTime()}
+			if sp.End.Sub(sp.Start) < seam || overlapsAny(sp, res.Down) {
+				continue
+			}
+			if g.Kind == understudyv1.GapKind_GAP_KIND_SOURCE {
+				source = append(source, sp)
+			} else {
+				system = append(system, sp)
+			}
+		}
+		lost := 0
+		for _, rep := range res.Reports {
+			if strings.HasPrefix(rep.Stream, id+"@") {
+				lost = max(lost, rep.Lost)
+			}
+		}
+		switch {
+		case len(system) > 0 && lost == 0:
+			fail("timeline gaps: %s: SYSTEM gaps %v on %s, yet the exports lost no frame", id, system, n.ID)
+		case lost > 0 && len(system) == 0:
+			fail("timeline gaps: %s: the exports lost %d frames, yet the timeline on %s shows no SYSTEM gap", id, lost, n.ID)
+		}
+		if len(source) > 0 && lost > 0 {
+			fail("timeline gaps: %s: SOURCE gaps %v on %s while the exports lost %d frames the camera sent", id, source, n.ID, lost)
+		}
+	}
+}
+
+func overlapsAny(s Span, ws []check.Interval) bool {
+	for _, w := range ws {
+		if s.Start.Before(w.End) && w.Start.Before(s.End) {
+			return true
+		}
+	}
+	return false
 }

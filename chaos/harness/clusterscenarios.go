@@ -355,3 +355,53 @@ func init() {
 		},
 	})
 }
+
+func init() {
+	register(Scenario{
+		Name:    "cluster-drain",
+		Summary: "3 nodes, 3 cameras, R=1: drain the home of the most streams (its one copy moves: make-before-break), record 10 s, make it active again (they move back), record 10 s",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 1,
+		Script: func(ctx context.Context, r *Run) error {
+			v := r.mostHomes()
+			if err := r.Sleep(ctx, 5*time.Second); err != nil {
+				return err
+			}
+			r.Logf("drain %s (placement %v)", v.ID, r.Placed)
+			if err := r.SetState(ctx, v, understudyv1.NodeState_NODE_STATE_DRAINING); err != nil {
+				return err
+			}
+			if err := waitFor(ctx, replicatedTimeout, "every stream off "+v.ID, func() (bool, string) {
+				p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
+				if err != nil {
+					return false, err.Error()
+				}
+				for id, ns := range p {
+					if slices.Contains(ns, v.ID) {
+						return false, fmt.Sprintf("%s still placed on %v", id, ns)
+					}
+				}
+				return true, ""
+			}); err != nil {
+				return err
+			}
+			if err := r.Sleep(ctx, 10*time.Second); err != nil {
+				return err
+			}
+			r.Logf("%s active again", v.ID)
+			if err := r.SetState(ctx, v, understudyv1.NodeState_NODE_STATE_ACTIVE); err != nil {
+				return err
+			}
+			if err := waitFor(ctx, replicatedTimeout, "the placement of before the drain", func() (bool, string) {
+				p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
+				if err != nil {
+					return false, err.Error()
+				}
+				return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
+			}); err != nil {
+				return err
+			}
+			return r.Sleep(ctx, 10*time.Second)
+		},
+	})
+}

@@ -99,7 +99,7 @@ func TestChaosLong(t *testing.T) {
 				t.Fatal(err)
 			}
 			var b bytes.Buffer
-			check.WriteTable(&b, res.Reports)
+			check.WriteTable(&b, append(res.Reports, res.Own...))
 			t.Logf("seed %d, down %v, took %v\n%s", res.Seed, res.Down, res.Took.Round(time.Millisecond), b.String())
 			if res.Nodes > 1 {
 				sent, lost, dups, _ := res.Totals()
@@ -133,7 +133,7 @@ func TestChaosClusterHomeKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	check.WriteTable(&b, res.Reports)
+	check.WriteTable(&b, append(res.Reports, res.Own...))
 	sent, lost, dups, _ := res.Totals()
 	t.Logf("took %v: %d frames sent, %d lost, %d duplicates, under-replicated at most %v, %d bytes backfilled, whole %v after the episode\n%s",
 		res.Took.Round(time.Millisecond), sent, lost, dups, res.MaxUnderReplicated, res.BackfillBytes, res.TimeToWhole.Round(time.Millisecond), b.String())
@@ -147,8 +147,8 @@ func TestChaosClusterHomeKill(t *testing.T) {
 	if len(res.Down) != 0 {
 		t.Errorf("down windows %v: two nodes were always alive", res.Down)
 	}
-	if len(res.Reports) != 3*3 {
-		t.Errorf("%d reports, want 3 streams through 3 nodes", len(res.Reports))
+	if len(res.Reports) != 3*3 || len(res.Own) != 3 {
+		t.Errorf("%d reports and %d of own copies, want 3 streams through 3 nodes and 3 homes", len(res.Reports), len(res.Own))
 	}
 	if res.BackfillBytes == 0 {
 		t.Error("nothing backfilled: the killed home's outage was not repaired")
@@ -232,5 +232,95 @@ func TestChaosCheckersFailWithoutBackfill(t *testing.T) {
 	}
 	if lost != 0 || dups != 0 {
 		t.Errorf("exports lost %d, %d twice: the replicas recorded through the outage", lost, dups)
+	}
+}
+
+// TestChaosCheckersFailWithoutMakeBeforeBreak shows the frame checker
+// fails when a handoff breaks before it makes: the drain scenario (R=1,
+// so the one copy of each stream moves) on nodes built with the
+// chaosfaults tag and told to stop a stream at once when its role moves
+// away. The new recorder waits for a keyframe, and the frames sent
+// meanwhile, while every node was alive, are lost in every export.
+func TestChaosCheckersFailWithoutMakeBeforeBreak(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the nodes are not built with -race; the run without it covers this (make test runs both)")
+	}
+	fbin, err := BuildFaultBinary(context.Background(), "../..", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := RunScenario(context.Background(), Scenarios["cluster-drain"], RunOptions{Bin: fbin, Dir: t.TempDir(), Seed: 1,
+		NodeEnv: []string{"UNDERSTUDY_CHAOS_FAULTS=no-make-before-break"}, WholeTimeout: 30 * time.Second, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	check.WriteTable(&b, res.Reports)
+	sent, lost, dups, _ := res.Totals()
+	t.Logf("without make-before-break: pass %v, %d frames sent, %d lost, %d duplicates, failures %q\n%s",
+		res.Pass, sent, lost, dups, res.Failures, b.String())
+	if res.Pass {
+		t.Fatal("the suite passed a cluster that breaks before it makes")
+	}
+	if len(res.Down) != 0 {
+		t.Errorf("down windows %v: no node was stopped", res.Down)
+	}
+	// Every export of a moved stream misses the frames of its handoffs:
+	// at least a few frames each time (the new recorder's RTSP set-up
+	// and its wait for a keyframe, GOP 2 s).
+	moved := 0
+	for _, rep := range res.Reports {
+		if rep.Lost > 0 {
+			moved++
+		}
+	}
+	if moved == 0 || lost < 10 {
+		t.Errorf("%d exports lost frames, %d in all: the checker did not see the handoff's hole", moved, lost)
+	}
+}
+
+// TestChaosCheckersFailDroppingParts shows the frame checks fail on a
+// node that silently loses one part in a hundred (each writer's 20th,
+// 120th, ...: written to no file, yet indexed and checksummed as if it
+// were): the home-kill scenario on nodes built with the chaosfaults tag.
+// The index and the checksums agree with the files, so fsck is clean and
+// only the decoded frames show it: every home's own copy misses a part's
+// frames. (Backfill may refuse a copied segment whose media ends short of
+// its index entry, where the dropped part was its last: that hole is
+// reported too.)
+func TestChaosCheckersFailDroppingParts(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the nodes are not built with -race; the run without it covers this (make test runs both)")
+	}
+	fbin, err := BuildFaultBinary(context.Background(), "../..", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := RunScenario(context.Background(), Scenarios["cluster-home-kill"], RunOptions{Bin: fbin, Dir: t.TempDir(), Seed: 1,
+		NodeEnv: []string{"UNDERSTUDY_CHAOS_FAULTS=drop-parts"}, WholeTimeout: 20 * time.Second, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	check.WriteTable(&b, append(res.Reports, res.Own...))
+	sent, lost, dups, _ := res.Totals()
+	t.Logf("dropping parts: pass %v, %d frames sent, %d lost in the exports, %d duplicates, failures %q\n%s",
+		res.Pass, sent, lost, dups, res.Failures, b.String())
+	if res.Pass {
+		t.Fatal("the suite passed a cluster that silently drops parts")
+	}
+	own := 0
+	for _, rep := range res.Own {
+		if rep.Lost > 0 {
+			own++
+		}
+	}
+	if own == 0 {
+		t.Errorf("no home's own copy lost frames: %q", res.Failures)
+	}
+	for _, f := range res.Failures {
+		if strings.HasPrefix(f, "fsck ") {
+			t.Errorf("the drop is silent to fsck, yet %q", f)
+		}
 	}
 }

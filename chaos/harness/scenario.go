@@ -93,6 +93,11 @@ type Result struct {
 	TimeToWhole time.Duration
 	// Failures are the cluster checks that failed, in words.
 	Failures []string
+	// Own are the frame checks of every current home's own copy over the
+	// episode (its data directory exported offline, after backfill), and
+	// OwnInputs what they were checked from.
+	Own       []*check.Report
+	OwnInputs []CheckInput
 }
 
 // CheckInput is what one stream was checked from.

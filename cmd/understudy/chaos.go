@@ -134,7 +134,7 @@ func runChaosRun(args []string) int {
 			}
 			continue
 		}
-		check.WriteTable(os.Stdout, res.Reports)
+		check.WriteTable(os.Stdout, append(res.Reports, res.Own...))
 		sent, lost, dups, secs := res.Totals()
 		verdict := "PASS"
 		if !res.Pass {

@@ -19,6 +19,14 @@ import (
 // UNDERSTUDY_CHAOS_FAULTS, a comma-separated list of faults:
 //
 //	no-backfill  the node never repairs its archive (Config.NoBackfill)
+//	no-make-before-break
+//	             a node stops a stream within a second of its role moving
+//	             away, without waiting for the new recorders
+//	             (Config.NoMakeBeforeBreak)
+//	drop-parts   the node silently leaves out one segment part in a
+//	             hundred: not written, yet indexed and checksummed as if
+//	             it were (Config.DropPartEvery); drop-parts=ID does so
+//	             only on the node of that id
 //	gossip-cut   the gossip runs over a cluster.FaultTransport on
 //	             --gossip-listen: SIGUSR1 cuts the node off from every
 //	             peer's gossip (packets dropped, dials refused), SIGUSR2
@@ -29,6 +37,10 @@ func init() {
 			switch f {
 			case "no-backfill":
 				cfg.NoBackfill = true
+			case "no-make-before-break":
+				cfg.NoMakeBeforeBreak = true
+			case "drop-parts", "drop-parts=" + cfg.ID:
+				cfg.DropPartEvery = 100
 			case "gossip-cut":
 				host, port, err := net.SplitHostPort(cfg.GossipListen)
 				p, perr := strconv.Atoi(port)
