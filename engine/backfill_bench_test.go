@@ -16,6 +16,7 @@ import (
 	"github.com/understudy-nvr/understudy/chaos/camsim/h264synth"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
+	"github.com/understudy-nvr/understudy/internal/testkit"
 	"github.com/understudy-nvr/understudy/segment"
 )
 
@@ -30,7 +31,7 @@ import (
 func BenchmarkBackfillFromPeer(b *testing.B) {
 	const live = 20
 	const bulkBytes = 1 << 30
-	cams := startCameras(b, camsim.Config{Cameras: live, GOP: 50, Bitrate: 4_000_000, Width: 1280, Height: 720})
+	cams := testkit.StartCameras(b, camsim.Config{Cameras: live, GOP: 50, Bitrate: 4_000_000, Width: 1280, Height: 720})
 	var nodes []*Node
 	for i := range 2 {
 		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)

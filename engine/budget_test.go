@@ -15,6 +15,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
+	"github.com/understudy-nvr/understudy/engine/session"
+	"github.com/understudy-nvr/understudy/internal/testkit"
 	"github.com/understudy-nvr/understudy/segment"
 )
 
@@ -62,23 +64,23 @@ func (d *stallingDisk) String() string { return "stalling disk" }
 // the node's queue memory), and after the stall they record again. Every
 // byte taken is given back.
 func TestSessionsShareQueueMemory(t *testing.T) {
-	cams := startCameras(t, camsim.Config{Cameras: 3, GOP: 25, Bitrate: 4_000_000})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: 3, GOP: 25, Bitrate: 4_000_000})
 	disk := &stallingDisk{}
 	st, err := segment.Open(segment.Options{Dir: t.TempDir(), FS: errorfs.Wrap(vfs.Default, disk)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	budget := NewMemoryBudget(2 << 20)
+	budget := session.NewMemoryBudget(2 << 20)
 	var overflows atomic.Int32
-	var sessions []*Session
+	var sessions []*session.Session
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range 3 {
-		s, err := NewSession(st, SessionConfig{Stream: fmt.Sprintf("cam%d", i), URL: cams.URL(i), Transport: "tcp", Memory: budget,
+		s, err := session.New(st, session.Config{Stream: fmt.Sprintf("cam%d", i), URL: cams.URL(i), Transport: "tcp", Memory: budget,
 			SegmentDuration: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			OnEvent: func(e SessionEvent) {
-				if e.Kind == EventOverflow && strings.Contains(e.Message, "queue memory") {
+			OnEvent: func(e session.Event) {
+				if e.Kind == session.EventOverflow && strings.Contains(e.Message, "queue memory") {
 					overflows.Add(1)
 				}
 			}})

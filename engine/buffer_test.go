@@ -9,6 +9,7 @@ import (
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
+	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/segment"
 )
@@ -26,7 +27,7 @@ func TestBufferBudget(t *testing.T) {
 	old := bufferInterval
 	bufferInterval = 500 * time.Millisecond
 	t.Cleanup(func() { bufferInterval = old })
-	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 1_000_000})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 1_000_000})
 	var nodes []*Node
 	for i := range 2 {
 		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
+	"github.com/understudy-nvr/understudy/engine/session"
+	"github.com/understudy-nvr/understudy/internal/testkit"
 	"github.com/understudy-nvr/understudy/segment"
 )
 
@@ -14,9 +16,18 @@ import (
 // until clipCacheTTL has passed; the least recently used clips go first
 // when more than clipCacheEntries are held; a clip is forgotten on demand.
 func TestClipCache(t *testing.T) {
-	srv := startCameras(t, camsim.Config{Cameras: 1, GOP: 5})
-	st := openStore(t)
-	record(t, st, SessionConfig{Stream: "cam0", URL: srv.URL(0), Transport: "tcp"}, func() { time.Sleep(3 * time.Second) })
+	srv := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 5})
+	st := testkit.OpenStore(t)
+	sess, err := session.New(st, session.Config{Stream: "cam0", URL: srv.URL(0), Transport: "tcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithTimeout(context.Background(), 3*time.Second)
+	err = sess.Run(ctx)
+	stop()
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
 	cov, err := st.Coverage("cam0", time.Time{}, time.Time{})
 	if err != nil || len(cov) == 0 {
 		t.Fatalf("coverage %v: %v", cov, err)

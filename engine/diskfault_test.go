@@ -23,6 +23,7 @@ import (
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
+	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 	"github.com/understudy-nvr/understudy/segment"
@@ -106,7 +107,7 @@ func diskEvents(sub *Subscription) (states []string, errnos []string) {
 // itself after diskProbesToRecover good probes in a row, not sooner, and
 // records again. The time the disk refused is a gap, not silently lost.
 func TestDiskFaultSaturatesNode(t *testing.T) {
-	cams := startCameras(t, camsim.Config{Cameras: 2, GOP: 25, Bitrate: 500_000})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: 2, GOP: 25, Bitrate: 500_000})
 	dir := t.TempDir()
 	disk := &failingDisk{dir: dir, errno: syscall.EIO}
 	n := runNode(t, Config{ID: "n1", DataDir: dir, Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
@@ -120,7 +121,7 @@ func TestDiskFaultSaturatesNode(t *testing.T) {
 	}
 	recordingAll := func() bool {
 		for i := range 2 {
-			if s := n.session(fmt.Sprintf("cam%d", i)); s == nil || !s.Recording() {
+			if s := n.sessionOf(fmt.Sprintf("cam%d", i)); s == nil || !s.Recording() {
 				return false
 			}
 		}
@@ -218,7 +219,7 @@ func TestDiskFaultMovesStreams(t *testing.T) {
 		t.Skip("a 3-node cluster through a disk fault: about 40 s")
 	}
 	const streams = 3
-	cams := startCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 300_000})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 300_000})
 	var nodes []*Node
 	var disk *failingDisk
 	for i := range 3 {

@@ -17,6 +17,7 @@ import (
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/chaos/check"
 	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 )
 
@@ -118,7 +119,7 @@ func TestDiskStallLosesNothing(t *testing.T) {
 		}
 	}
 	logDir := t.TempDir()
-	cams := startCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 4_000_000, SendLogDir: logDir})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 4_000_000, SendLogDir: logDir})
 	dataDir := t.TempDir()
 	disk := &blockingDisk{dir: dataDir}
 	defer disk.resume() // a failed test must not leave the node blocked in its cleanup
@@ -133,7 +134,7 @@ func TestDiskStallLosesNothing(t *testing.T) {
 	}
 	allRecording := func() bool {
 		for i := range streams {
-			s := n.session(fmt.Sprintf("cam%d", i))
+			s := n.sessionOf(fmt.Sprintf("cam%d", i))
 			if s == nil || !s.Recording() {
 				return false
 			}
@@ -203,7 +204,7 @@ func TestDiskStallLosesNothing(t *testing.T) {
 		}
 		// Nothing timed out over the stall: no camera connection ended,
 		// no write failed, the index works.
-		if st := n.session(id).Stats(); st.Dropped > 0 || st.WriteErrors > 0 || st.Reconnects > 0 {
+		if st := n.sessionOf(id).Stats(); st.Dropped > 0 || st.WriteErrors > 0 || st.Reconnects > 0 {
 			t.Errorf("%s: %d frames dropped, %d write errors, %d reconnects (%s)", id, st.Dropped, st.WriteErrors, st.Reconnects, st.LastError)
 		} else {
 			totalBytes += st.Bytes
@@ -263,7 +264,7 @@ func TestDiskStallBeyondBudget(t *testing.T) {
 	}
 	const streams = 6
 	logDir := t.TempDir()
-	cams := startCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 4_000_000, SendLogDir: logDir})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 4_000_000, SendLogDir: logDir})
 	dataDir := t.TempDir()
 	disk := &blockingDisk{dir: dataDir}
 	defer disk.resume()
@@ -279,7 +280,7 @@ func TestDiskStallBeyondBudget(t *testing.T) {
 	}
 	waitFor(t, 60*time.Second, "every stream recording", func() bool {
 		for i := range streams {
-			if s := n.session(fmt.Sprintf("cam%d", i)); s == nil || !s.Recording() {
+			if s := n.sessionOf(fmt.Sprintf("cam%d", i)); s == nil || !s.Recording() {
 				return false
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/understudy-nvr/understudy/engine/session"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 )
 
@@ -90,15 +91,15 @@ func (b *EventBus) Publish(e Event) {
 func (b *EventBus) Dropped() uint64 { return b.dropped.Load() }
 
 // sessionEventKind maps a recording session's event to the API's kind.
-func sessionEventKind(k SessionEventKind) understudyv1.EventKind {
+func sessionEventKind(k session.EventKind) understudyv1.EventKind {
 	switch k {
-	case EventConnected, EventOverflowEnded:
+	case session.EventConnected, session.EventOverflowEnded:
 		return understudyv1.EventKind_EVENT_KIND_GAP_CLOSED
-	case EventDisconnected, EventOverflow:
+	case session.EventDisconnected, session.EventOverflow:
 		return understudyv1.EventKind_EVENT_KIND_GAP_OPENED
-	case EventSourceUnreachable:
+	case session.EventSourceUnreachable:
 		return understudyv1.EventKind_EVENT_KIND_SOURCE_UNREACHABLE
-	case EventWriteError:
+	case session.EventWriteError:
 		return understudyv1.EventKind_EVENT_KIND_DISK_FAULT
 	}
 	return understudyv1.EventKind_EVENT_KIND_UNSPECIFIED

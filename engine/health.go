@@ -2,22 +2,18 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
-	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/reconcile"
+	"github.com/understudy-nvr/understudy/engine/session"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 )
@@ -29,77 +25,15 @@ import (
 // sessions only) and, when one does not answer, goes by its gossiped
 // status: recording, or placed there and not recorded.
 
-// SessionFailure classifies why a session does not record.
-type SessionFailure int
-
-// The kinds of SessionFailure.
-const (
-	FailureNone SessionFailure = iota
-	// FailureUnreachable: refused, timed out, no route, unresolved name, or
-	// the camera stopped sending.
-	FailureUnreachable
-	// FailureAuth: the camera answered 401 or 403.
-	FailureAuth
-	// FailureNotFound: the camera answered 404.
-	FailureNotFound
-	// FailureCodec: the camera offers no supported track.
-	FailureCodec
-	// FailureOther: any other error (an RTSP status, a protocol error).
-	FailureOther
-)
-
-// errNoSupportedTrack is the connection's error for a camera whose tracks
-// the recorder cannot record.
-var errNoSupportedTrack = errors.New("the camera offers no supported track (video H.264/H.265, audio AAC/G.711/Opus)")
-
-// classifyFailure says what kind of failure ended a connection attempt
-// (nil: the connection ended without an error, the camera went away).
-func classifyFailure(err error) SessionFailure {
-	if err == nil {
-		return FailureUnreachable
-	}
-	var bad liberrors.ErrClientBadStatusCode
-	if errors.As(err, &bad) {
-		switch bad.Code {
-		case base.StatusUnauthorized, base.StatusForbidden:
-			return FailureAuth
-		case base.StatusNotFound:
-			return FailureNotFound
-		}
-		return FailureOther
-	}
-	if errors.Is(err, errNoSupportedTrack) {
-		return FailureCodec
-	}
-	var ne net.Error
-	var dns *net.DNSError
-	var op *net.OpError
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH),
-		errors.Is(err, syscall.ENETUNREACH), errors.As(err, &dns), errors.As(err, &op):
-		return FailureUnreachable
-	case errors.As(err, &ne) && ne.Timeout():
-		return FailureUnreachable
-	}
-	// gortsplib reports some of these as text only.
-	msg := err.Error()
-	for _, s := range []string{"timeout", "timed out", "EOF", "connection reset", "broken pipe", "terminated"} {
-		if strings.Contains(msg, s) {
-			return FailureUnreachable
-		}
-	}
-	return FailureOther
-}
-
-func failureState(f SessionFailure) understudyv1.StreamState {
+func failureState(f session.Failure) understudyv1.StreamState {
 	switch f {
-	case FailureUnreachable:
+	case session.FailureUnreachable:
 		return understudyv1.StreamState_STREAM_STATE_CAMERA_UNREACHABLE
-	case FailureAuth:
+	case session.FailureAuth:
 		return understudyv1.StreamState_STREAM_STATE_CAMERA_AUTH_FAILED
-	case FailureNotFound:
+	case session.FailureNotFound:
 		return understudyv1.StreamState_STREAM_STATE_CAMERA_NOT_FOUND
-	case FailureCodec:
+	case session.FailureCodec:
 		return understudyv1.StreamState_STREAM_STATE_UNSUPPORTED_CODEC
 	}
 	return understudyv1.StreamState_STREAM_STATE_FAILING
@@ -107,11 +41,11 @@ func failureState(f SessionFailure) understudyv1.StreamState {
 
 // failureHint is what an operator does about a failure, added to the
 // error in a status's reason.
-func failureHint(f SessionFailure) string {
+func failureHint(f session.Failure) string {
 	switch f {
-	case FailureAuth:
+	case session.FailureAuth:
 		return "the camera refuses the credentials: set or fix them"
-	case FailureNotFound:
+	case session.FailureNotFound:
 		return "the camera has no stream at this path: fix the URL"
 	}
 	return ""
@@ -178,11 +112,11 @@ func (n *Node) localRecorder(id string, place []string) *understudyv1.Recorder {
 		// New, or back after a failure: the camera answered PLAY. (Since
 		// when is known only for a new session.)
 		r.State = understudyv1.StreamState_STREAM_STATE_STARTING
-		if st.Failure == FailureNone && st.ConnectedSince.IsZero() {
+		if st.Failure == session.FailureNone && st.ConnectedSince.IsZero() {
 			r.Since = tsOrNil(rs.started)
 		}
 		r.Reason = "connected, waiting for the first keyframe"
-	case st.Failure != FailureNone:
+	case st.Failure != session.FailureNone:
 		r.State, r.Since = failureState(st.Failure), tsOrNil(st.FailingSince)
 		r.Reason = st.LastError
 		if h := failureHint(st.Failure); h != "" {

@@ -2,27 +2,23 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
-	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
+	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 )
@@ -39,35 +35,14 @@ func refusedAddr(t *testing.T) string {
 	return addr
 }
 
-func TestClassifyFailure(t *testing.T) {
-	cases := []struct {
-		err  error
-		want SessionFailure
-	}{
-		{nil, FailureUnreachable},
-		{fmt.Errorf("connect: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), FailureUnreachable},
-		{fmt.Errorf("describe: %w", liberrors.ErrClientBadStatusCode{Code: base.StatusUnauthorized, Message: "Unauthorized"}), FailureAuth},
-		{fmt.Errorf("describe: %w", liberrors.ErrClientBadStatusCode{Code: base.StatusForbidden, Message: "Forbidden"}), FailureAuth},
-		{fmt.Errorf("describe: %w", liberrors.ErrClientBadStatusCode{Code: base.StatusNotFound, Message: "Not Found"}), FailureNotFound},
-		{fmt.Errorf("describe: %w", liberrors.ErrClientBadStatusCode{Code: base.StatusInternalServerError, Message: "x"}), FailureOther},
-		{errNoSupportedTrack, FailureCodec},
-		{errors.New("something odd"), FailureOther},
-	}
-	for _, c := range cases {
-		if got := classifyFailure(c.err); got != c.want {
-			t.Errorf("classifyFailure(%v) = %d, want %d", c.err, got, c.want)
-		}
-	}
-}
-
 // TestStreamHealth: a node with a healthy camera, a refused port, a
 // wrong path (404) and a camera whose credentials it lacks (401) lists
 // four different states with their reasons, within seconds; the per-state
 // gauge counts them; no response or metric holds the camera's password.
 func TestStreamHealth(t *testing.T) {
-	open := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	open := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25})
 	const secret = "s3cret-camera-pw"
-	locked := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, User: "admin", Pass: secret})
+	locked := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25, User: "admin", Pass: secret})
 	n := runNode(t, Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead})
 	ctx := context.Background()
 	base := "http://" + n.Addr()
@@ -257,7 +232,7 @@ func TestStreamHealthAcrossNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two nodes and their gossip: about 10 s")
 	}
-	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 300_000})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 300_000})
 	var nodes []*Node
 	var stopN2 func()
 	for i := range 2 {
@@ -396,42 +371,12 @@ func TestStreamHealthAcrossNodes(t *testing.T) {
 	}
 }
 
-// TestTransportSwitchIsDebug: a camera that takes TCP only makes an
-// "auto" session switch transports on every connect: logged at debug, so
-// that INFO stays quiet in steady state.
-func TestTransportSwitchIsDebug(t *testing.T) {
-	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25}) // TCP only
-	var logs syncBuffer
-	s := record(t, openStore(t), SessionConfig{Stream: "cam0", URL: cams.URL(0), Transport: "auto",
-		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, func() {
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if strings.Contains(logs.String(), "transport switched") {
-				return
-			}
-		}
-	})
-	_ = s
-	var switched bool
-	for _, line := range strings.Split(logs.String(), "\n") {
-		if !strings.Contains(line, "transport switched") {
-			continue
-		}
-		switched = true
-		if !strings.Contains(line, `"level":"DEBUG"`) {
-			t.Errorf("transport switch logged above debug: %s", line)
-		}
-	}
-	if !switched {
-		t.Fatalf("no transport switch logged; logs:\n%s", logs.String())
-	}
-}
-
 // TestStreamHealthStarting: a camera joined mid-GOP of a long GOP answers
 // PLAY but sends no keyframe for seconds: the stream is starting, waiting
 // for its first keyframe, not failing, and the gauge counts it so.
 func TestStreamHealthStarting(t *testing.T) {
-	cams := startCameras(t, camsim.Config{Cameras: 1, FPS: 25, GOP: 250}) // an IDR every 10 s
-	time.Sleep(time.Second)                                               // join a second into the GOP
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: 1, FPS: 25, GOP: 250}) // an IDR every 10 s
+	time.Sleep(time.Second)                                                       // join a second into the GOP
 	n := runNode(t, Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead})
 	sc := understudyv1connect.NewStreamServiceClient(client(testAdmin), "http://"+n.Addr())
 	ctx := context.Background()

@@ -25,6 +25,7 @@ import (
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/engine/reconcile"
+	"github.com/understudy-nvr/understudy/engine/session"
 	"github.com/understudy-nvr/understudy/placement"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/replica"
@@ -56,11 +57,11 @@ type Node struct {
 	clips   *clipCache // clips cut for players of GET /v1/export
 	// queueMemory is shared by the recording queues of all sessions
 	// (Config.QueueMemoryMiB).
-	queueMemory *MemoryBudget
+	queueMemory *session.MemoryBudget
 
 	mu       sync.Mutex
 	sessions map[string]*runningSession
-	retired  SessionStats // counters of sessions that ended, summed
+	retired  session.Stats // counters of sessions that ended, summed
 
 	cpuBits atomic.Uint64 // float64 bits of the last CPU sample
 
@@ -90,7 +91,7 @@ type Node struct {
 type runningSession struct {
 	stream      catalog.Stream
 	role        reconcile.Role
-	sess        *Session
+	sess        *session.Session
 	cancel      context.CancelFunc
 	done        chan struct{}
 	unreachable atomic.Bool
@@ -100,14 +101,14 @@ type runningSession struct {
 // openOutage returns the start of the camera outage the local session of
 // stream is in now, if any.
 func (n *Node) openOutage(stream string) (time.Time, bool) {
-	if s := n.session(stream); s != nil {
+	if s := n.sessionOf(stream); s != nil {
 		return s.OpenOutage()
 	}
 	return time.Time{}, false
 }
 
 // session returns the running session of stream on this node, or nil.
-func (n *Node) session(stream string) *Session {
+func (n *Node) sessionOf(stream string) *session.Session {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if rs, ok := n.sessions[stream]; ok {
@@ -181,7 +182,7 @@ const liveEdgeSlack = 3 * time.Second
 // liveEdge returns the wall-clock time of the newest frame of a stream this
 // node records right now (connected, a frame within the last 2 s).
 func (n *Node) liveEdge(stream string) (time.Time, bool) {
-	s := n.session(stream)
+	s := n.sessionOf(stream)
 	if s == nil {
 		return time.Time{}, false
 	}
@@ -207,7 +208,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	// one must still release what was opened before the failure.
 	n := &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{}), indexFailed: make(chan error, 1),
 		exports: make(chan struct{}, max(cfg.MaxExports, 1)), clips: newClipCache(), disk: newDiskHealth(),
-		queueMemory: NewMemoryBudget(int64(cmp.Or(cfg.QueueMemoryMiB, DefaultQueueMemoryMiB)) << 20)}
+		queueMemory: session.NewMemoryBudget(int64(cmp.Or(cfg.QueueMemoryMiB, DefaultQueueMemoryMiB)) << 20)}
 	defer func() {
 		if err != nil {
 			n.closeStorage()
@@ -505,7 +506,7 @@ func (n *Node) supervise(ctx context.Context) {
 func (n *Node) startSession(ctx context.Context, s catalog.Stream, role reconcile.Role) error {
 	rs := &runningSession{stream: s, role: role, done: make(chan struct{}), started: time.Now()}
 	class := roleClass(role)
-	sess, err := NewSession(n.store, SessionConfig{
+	sess, err := session.New(n.store, session.Config{
 		Stream:          s.ID,
 		URL:             s.RecordingURL(),
 		Class:           class,
@@ -513,7 +514,7 @@ func (n *Node) startSession(ctx context.Context, s catalog.Stream, role reconcil
 		SegmentDuration: n.cfg.SegmentDuration,
 		Memory:          n.queueMemory,
 		Logger:          n.log,
-		OnEvent:         func(e SessionEvent) { n.onSessionEvent(rs, e) },
+		OnEvent:         func(e session.Event) { n.onSessionEvent(rs, e) },
 	})
 	if err != nil {
 		return err
@@ -546,7 +547,7 @@ func (n *Node) stopSession(rs *runningSession, reason string) {
 	<-rs.done
 	st := rs.sess.Stats()
 	n.mu.Lock()
-	n.retired.add(st)
+	n.retired.Add(st)
 	n.mu.Unlock()
 	n.log.Info("recording stopped", "stream", rs.stream.ID, "reason", reason)
 	n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_RECORDING_STOPPED, Stream: rs.stream.ID, Node: n.cfg.ID,
@@ -584,25 +585,25 @@ func (n *Node) stopSessions(all []stop) {
 }
 
 // onSessionEvent turns a session event into bus events; it must not block.
-func (n *Node) onSessionEvent(rs *runningSession, e SessionEvent) {
+func (n *Node) onSessionEvent(rs *runningSession, e session.Event) {
 	ev := Event{Time: e.Time, Kind: sessionEventKind(e.Kind), Stream: e.Stream, Node: n.cfg.ID, Message: e.Message, Details: map[string]string{}}
 	switch e.Kind {
-	case EventDisconnected:
+	case session.EventDisconnected:
 		ev.Details["start"] = e.Start.UTC().Format(time.RFC3339Nano)
 		ev.Details["gap_kind"] = "GAP_KIND_SOURCE"
-	case EventOverflow:
+	case session.EventOverflow:
 		ev.Details["start"] = cmp.Or(e.Start, e.Time).UTC().Format(time.RFC3339Nano)
 		ev.Details["gap_kind"] = "GAP_KIND_SYSTEM"
-	case EventOverflowEnded:
+	case session.EventOverflowEnded:
 		ev.Details["start"] = e.Start.UTC().Format(time.RFC3339Nano)
 		ev.Details["end"] = e.End.UTC().Format(time.RFC3339Nano)
 		ev.Details["gap_kind"] = "GAP_KIND_SYSTEM"
-	case EventSourceUnreachable:
+	case session.EventSourceUnreachable:
 		rs.unreachable.Store(true)
-	case EventWriteError:
+	case session.EventWriteError:
 		ev.Details["error"] = e.Message
 		n.noteWriteError(e.Err)
-	case EventConnected:
+	case session.EventConnected:
 		if !e.Start.IsZero() {
 			ev.Details["start"] = e.Start.UTC().Format(time.RFC3339Nano)
 		}
@@ -615,7 +616,7 @@ func (n *Node) onSessionEvent(rs *runningSession, e SessionEvent) {
 }
 
 // sessionTotals sums the counters of the running and the ended sessions.
-func (n *Node) sessionTotals() (tot SessionStats, assigned, recording int) {
+func (n *Node) sessionTotals() (tot session.Stats, assigned, recording int) {
 	n.mu.Lock()
 	tot = n.retired
 	runs := make([]*runningSession, 0, len(n.sessions))
@@ -625,22 +626,12 @@ func (n *Node) sessionTotals() (tot SessionStats, assigned, recording int) {
 	n.mu.Unlock()
 	for _, rs := range runs {
 		st := rs.sess.Stats()
-		tot.add(st)
+		tot.Add(st)
 		if st.Connected {
 			recording++
 		}
 	}
 	return tot, len(runs), recording
-}
-
-// add sums the counters of st into t.
-func (t *SessionStats) add(st SessionStats) {
-	t.Frames += st.Frames
-	t.Bytes += st.Bytes
-	t.Dropped += st.Dropped
-	t.WriteErrors += st.WriteErrors
-	t.Reconnects += st.Reconnects
-	t.Stalls += st.Stalls
 }
 
 // diskUsage returns the used and free bytes of the data directory's file

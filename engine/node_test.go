@@ -22,6 +22,8 @@ import (
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/engine/session"
+	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 	"github.com/understudy-nvr/understudy/segment"
@@ -31,7 +33,7 @@ import (
 // enabled stream starts its recording, WatchEvents reports it, disabling
 // the stream stops it, and cancelling Run shuts everything down.
 func TestNodeSupervisesCatalog(t *testing.T) {
-	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25})
 	n := runNode(t, Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead})
 	ctx := context.Background()
 	base := "http://" + n.Addr()
@@ -191,7 +193,7 @@ func TestNodeStopsOnIndexFailure(t *testing.T) {
 // TestNodeRetention: archive segments older than their stream's retention
 // are deleted (files and index), newer ones kept, and /metrics counts them.
 func TestNodeRetention(t *testing.T) {
-	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25})
 	cfg := Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
 		SegmentDuration: time.Second, RetentionInterval: time.Hour}
 	n := runNode(t, cfg)
@@ -388,7 +390,7 @@ func TestOpenNodeCorruptStorage(t *testing.T) {
 // empty catalog) while its archive holds recordings says so at start:
 // otherwise it would serve happily and record nothing.
 func TestNodeWarnsOfLostCatalog(t *testing.T) {
-	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25})
 	dir := t.TempDir()
 	cfg := Config{ID: "n1", DataDir: dir, Listen: "127.0.0.1:0", AdminToken: testAdmin}
 	cfg.EnsureDefaults()
@@ -415,7 +417,7 @@ func TestNodeWarnsOfLostCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	open := func() {
 		t.Helper()
 		n, err := OpenNode(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
@@ -446,8 +448,8 @@ func TestNodeWarnsOfLostCatalog(t *testing.T) {
 // masked too.
 func TestURLSecretsNeverShown(t *testing.T) {
 	const secret, pathSecret = "QueryPw_Leak", "PathPw_Leak"
-	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, Query: "user=admin&password=" + secret})
-	var logs syncBuffer
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25, Query: "user=admin&password=" + secret})
+	var logs testkit.SyncBuffer
 	n := runNodeLogging(t, Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead},
 		slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ctx := context.Background()
@@ -534,7 +536,7 @@ func TestURLSecretsNeverShown(t *testing.T) {
 		t.Errorf("after writing back the redacted URL the catalog holds %q (%v), want %q", s.URL, err, url)
 	}
 	n.mu.Lock()
-	dialed := n.sessions["q"].sess.cfg.URL
+	dialed := n.sessions["q"].stream.RecordingURL() // what startSession hands the session to dial
 	n.mu.Unlock()
 	if dialed != url {
 		t.Errorf("the session dials %q, want %q", dialed, url)
@@ -562,7 +564,7 @@ func TestURLSecretsNeverShown(t *testing.T) {
 // it cut for its first request; and a node clears the temporary files a
 // killed node left.
 func TestExportLimitAndStreaming(t *testing.T) {
-	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 12_000_000, Audio: true})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 12_000_000, Audio: true})
 	cfg := Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
 		SegmentDuration: time.Second, MaxExports: 1}
 	tmp := filepath.Join(cfg.DataDir, "tmp")
@@ -777,7 +779,7 @@ func TestStopSessionsAllAtOnce(t *testing.T) {
 	asked.Add(k)
 	var all []stop
 	for i := range k {
-		sess, err := NewSession(openStore(t), SessionConfig{Stream: fmt.Sprintf("cam%d", i), URL: "rtsp://127.0.0.1:1/x"})
+		sess, err := session.New(testkit.OpenStore(t), session.Config{Stream: fmt.Sprintf("cam%d", i), URL: "rtsp://127.0.0.1:1/x"})
 		if err != nil {
 			t.Fatal(err)
 		}

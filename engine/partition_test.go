@@ -11,6 +11,7 @@ import (
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
+	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 )
 
@@ -24,7 +25,7 @@ func TestPartitionKeepsRecording(t *testing.T) {
 		t.Skip("a partition and its healing: about 30 s")
 	}
 	const streams = 3
-	cams := startCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 300_000})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 300_000})
 	var nodes []*Node
 	var fts []*cluster.FaultTransport
 	for i := range 3 {

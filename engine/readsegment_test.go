@@ -17,6 +17,7 @@ import (
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 )
@@ -45,7 +46,7 @@ func readAll(rc understudyv1connect.RecordingServiceClient, req *understudyv1.Re
 // matching its checksum; a segment that is not there is NOT_FOUND, a
 // corrupted one DATA_LOSS (and quarantined), never its bad bytes.
 func TestReadSegment(t *testing.T) {
-	cams := startCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 4_000_000})
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 4_000_000})
 	cfg := Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
 		SegmentDuration: time.Second}
 	n := runNode(t, cfg)

@@ -9,8 +9,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/understudy-nvr/understudy/engine"
 	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/engine/session"
 	"github.com/understudy-nvr/understudy/segment"
 )
 
@@ -64,7 +64,7 @@ func runRecord(args []string) int {
 	}
 	defer store.Close()
 
-	sess, err := engine.NewSession(store, engine.SessionConfig{
+	sess, err := session.New(store, session.Config{
 		Stream:          *stream,
 		URL:             *url,
 		Class:           cls,
@@ -99,7 +99,7 @@ func runRecord(args []string) int {
 	go func() { done <- sess.Run(ctx) }()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
-	var prev engine.SessionStats
+	var prev session.Stats
 	prevAt := started
 	parts0 := store.Stats().PartsWritten
 	for {
@@ -155,7 +155,7 @@ func coveredOf(store *segment.Store, stream string) (time.Duration, error) {
 // code: 1 when the session failed, frames could not be written, or
 // nothing at all was recorded, so that a script or supervisor notices a
 // full disk or a camera that never answered.
-func recordSummary(store *segment.Store, stream string, st engine.SessionStats, coveredBefore, ran time.Duration, runErr error) int {
+func recordSummary(store *segment.Store, stream string, st session.Stats, coveredBefore, ran time.Duration, runErr error) int {
 	covered, err := coveredOf(store, stream)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "record:", err)

@@ -1,4 +1,4 @@
-package engine
+package session
 
 import (
 	"bytes"
@@ -23,8 +23,8 @@ import (
 	"github.com/understudy-nvr/understudy/segment"
 )
 
-// SessionConfig configures the recording of one stream by one node.
-type SessionConfig struct {
+// Config configures the recording of one stream by one node.
+type Config struct {
 	// Stream is the stream id; it names the files. Required.
 	Stream string
 	// URL is the camera's RTSP URL, credentials included
@@ -61,13 +61,13 @@ type SessionConfig struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// OnEvent, when set, is called for every SessionEvent, from the
+	// OnEvent, when set, is called for every Event, from the
 	// session's goroutines; it must not block.
-	OnEvent func(SessionEvent)
+	OnEvent func(Event)
 }
 
 // EnsureDefaults fills in the defaults documented on each field.
-func (c *SessionConfig) EnsureDefaults() {
+func (c *Config) EnsureDefaults() {
 	if c.Class == 0 {
 		c.Class = segment.ClassArchive
 	}
@@ -97,7 +97,7 @@ func (c *SessionConfig) EnsureDefaults() {
 	}
 }
 
-func (c *SessionConfig) validate() error {
+func (c *Config) validate() error {
 	if err := segment.ValidateStreamID(c.Stream); err != nil {
 		return err
 	}
@@ -117,13 +117,13 @@ func (c *SessionConfig) validate() error {
 	return nil
 }
 
-// SessionEventKind says what happened to a recording session.
-type SessionEventKind int
+// EventKind says what happened to a recording session.
+type EventKind int
 
-// The kinds of SessionEvent.
+// The kinds of Event.
 const (
 	// EventConnected: the camera answered and frames are flowing.
-	EventConnected SessionEventKind = iota + 1
+	EventConnected EventKind = iota + 1
 	// EventDisconnected: the connection ended; the session reconnects.
 	EventDisconnected
 	// EventSourceUnreachable: several attempts in a row failed.
@@ -140,7 +140,7 @@ const (
 	EventOverflowEnded
 )
 
-func (k SessionEventKind) String() string {
+func (k EventKind) String() string {
 	switch k {
 	case EventConnected:
 		return "connected"
@@ -158,10 +158,10 @@ func (k SessionEventKind) String() string {
 	return "unknown"
 }
 
-// SessionEvent is something a VMS or an operator wants to know about one
+// Event is something a VMS or an operator wants to know about one
 // recording. Message never contains credentials.
-type SessionEvent struct {
-	Kind    SessionEventKind
+type Event struct {
+	Kind    EventKind
 	Stream  string
 	Time    time.Time
 	Message string
@@ -178,8 +178,8 @@ type SessionEvent struct {
 	Err error
 }
 
-// SessionStats is a snapshot of a session's counters.
-type SessionStats struct {
+// Stats is a snapshot of a session's counters.
+type Stats struct {
 	Connected bool // frames are flowing
 	// Playing says the camera answered PLAY; until Connected, the session
 	// waits for its first keyframe (a long GOP can take seconds).
@@ -202,9 +202,20 @@ type SessionStats struct {
 	// Failure classifies LastError while the session does not record
 	// (FailureNone once frames flow again); FailingSince is when the
 	// current failure began, ConnectedSince when frames began to flow.
-	Failure        SessionFailure
+	Failure        Failure
 	FailingSince   time.Time
 	ConnectedSince time.Time
+}
+
+// Add sums the counters of o into s (Connected and the other states are
+// left as they are).
+func (s *Stats) Add(o Stats) {
+	s.Frames += o.Frames
+	s.Bytes += o.Bytes
+	s.Dropped += o.Dropped
+	s.WriteErrors += o.WriteErrors
+	s.Reconnects += o.Reconnects
+	s.Stalls += o.Stalls
 }
 
 // Session records one stream from its camera into a segment.Store: it
@@ -213,7 +224,7 @@ type SessionStats struct {
 // until its context ends, and records the time the camera could not be
 // reached as a source outage.
 type Session struct {
-	cfg   SessionConfig
+	cfg   Config
 	store *segment.Store
 	log   *slog.Logger
 
@@ -244,9 +255,9 @@ type Session struct {
 	started      time.Time     // when Run began: the hole before the first frame starts there
 	failedInARow int
 	lastErr      string
-	failure      SessionFailure // of lastErr, while not connected
-	failingSince time.Time      // when failure began
-	connSince    time.Time      // when frames began to flow
+	failure      Failure   // of lastErr, while not connected
+	failingSince time.Time // when failure began
+	connSince    time.Time // when frames began to flow
 	// classReq is 1 + the class SetClass asked for, 0 when none is
 	// pending: the write loop hands it to its writer, which switches at
 	// the next keyframe, so the two segments meet exactly.
@@ -269,8 +280,8 @@ type item struct {
 
 func (it item) size() int64 { return int64(len(it.frame.Payload)) }
 
-// NewSession validates cfg and returns a session ready to Run.
-func NewSession(store *segment.Store, cfg SessionConfig) (*Session, error) {
+// New validates cfg and returns a session ready to Run.
+func New(store *segment.Store, cfg Config) (*Session, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -323,10 +334,10 @@ func (s *Session) Recording() bool {
 }
 
 // Stats returns a snapshot of the session's counters.
-func (s *Session) Stats() SessionStats {
+func (s *Session) Stats() Stats {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	return SessionStats{
+	return Stats{
 		Connected:    s.connected,
 		Playing:      s.playing,
 		Frames:       s.frames.Load(),
@@ -346,13 +357,13 @@ func (s *Session) Stats() SessionStats {
 	}
 }
 
-func (s *Session) emit(kind SessionEventKind, msg string) {
+func (s *Session) emit(kind EventKind, msg string) {
 	s.emitAt(kind, msg, time.Time{})
 }
 
-func (s *Session) emitAt(kind SessionEventKind, msg string, start time.Time) {
+func (s *Session) emitAt(kind EventKind, msg string, start time.Time) {
 	if s.cfg.OnEvent != nil {
-		s.cfg.OnEvent(SessionEvent{Kind: kind, Stream: s.cfg.Stream, Time: s.cfg.Now(), Message: msg, Start: start})
+		s.cfg.OnEvent(Event{Kind: kind, Stream: s.cfg.Stream, Time: s.cfg.Now(), Message: msg, Start: start})
 	}
 }
 
@@ -363,7 +374,7 @@ const writeErrorHold = 3 * time.Second
 // emitWriteError reports a write the disk refused.
 func (s *Session) emitWriteError(err error) {
 	if s.cfg.OnEvent != nil {
-		s.cfg.OnEvent(SessionEvent{Kind: EventWriteError, Stream: s.cfg.Stream, Time: s.cfg.Now(), Message: err.Error(), Err: err})
+		s.cfg.OnEvent(Event{Kind: EventWriteError, Stream: s.cfg.Stream, Time: s.cfg.Now(), Message: err.Error(), Err: err})
 	}
 }
 
@@ -626,7 +637,7 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 		if s.dropping {
 			s.log.Warn("recording resumed after queue overflow", "lost_from", s.dropStart, "lost_to", f.Wall)
 			if s.cfg.OnEvent != nil {
-				s.cfg.OnEvent(SessionEvent{Kind: EventOverflowEnded, Stream: s.cfg.Stream, Time: s.cfg.Now(), Start: s.dropStart, End: f.Wall,
+				s.cfg.OnEvent(Event{Kind: EventOverflowEnded, Stream: s.cfg.Stream, Time: s.cfg.Now(), Start: s.dropStart, End: f.Wall,
 					Message: fmt.Sprintf("recording resumed after the queue overflow; the gap is %s to %s", s.dropStart.Format(time.RFC3339Nano), f.Wall.Format(time.RFC3339Nano))})
 			}
 			s.dropping = false

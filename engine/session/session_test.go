@@ -1,8 +1,7 @@
-package engine
+package session
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -19,48 +18,9 @@ import (
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/internal/testkit"
 	"github.com/understudy-nvr/understudy/segment"
 )
-
-// syncBuffer is a log sink the session's goroutines can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startCameras(t testing.TB, cfg camsim.Config) *camsim.Server {
-	t.Helper()
-	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:0"
-	}
-	if cfg.Width == 0 {
-		cfg.Width, cfg.Height = 320, 240
-	}
-	if cfg.Bitrate == 0 {
-		cfg.Bitrate = 1_000_000
-	}
-	srv, err := camsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 // freeUDPPair finds an even/odd pair of free UDP ports, as RTP over UDP
 // needs.
@@ -92,20 +52,10 @@ func freeUDPPair(t *testing.T) (string, string) {
 	return "", ""
 }
 
-func openStore(t *testing.T) *segment.Store {
-	t.Helper()
-	st, err := segment.Open(segment.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 // record runs a session until stop returns, then stops it and waits.
-func record(t *testing.T, st *segment.Store, cfg SessionConfig, during func()) *Session {
+func record(t *testing.T, st *segment.Store, cfg Config, during func()) *Session {
 	t.Helper()
-	s, err := NewSession(st, cfg)
+	s, err := New(st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,15 +83,6 @@ func total(ivs []segment.Interval) time.Duration {
 	return d
 }
 
-func ffprobeErrors(t *testing.T, path string) string {
-	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-i", path).CombinedOutput()
-	if err != nil && len(out) == 0 {
-		return err.Error()
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // TestSessionRecordsWithoutHoles: what a camera sends while the session runs
 // is on disk, in contiguous segments that an independent decoder accepts.
 func TestSessionRecordsWithoutHoles(t *testing.T) {
@@ -154,10 +95,10 @@ func TestSessionRecordsWithoutHoles(t *testing.T) {
 			if transport == "udp" {
 				cfg.UDPRTPAddress, cfg.UDPRTCPAddress = freeUDPPair(t)
 			}
-			srv := startCameras(t, cfg)
-			st := openStore(t)
+			srv := testkit.StartCameras(t, cfg)
+			st := testkit.OpenStore(t)
 			const run = 7 * time.Second
-			s := record(t, st, SessionConfig{
+			s := record(t, st, Config{
 				Stream: "cam0", URL: srv.URL(0), Transport: transport,
 				SegmentDuration: 2 * time.Second,
 			}, func() { time.Sleep(run) })
@@ -194,7 +135,7 @@ func TestSessionRecordsWithoutHoles(t *testing.T) {
 				t.Errorf("gaps of %s inside the recording, the camera skipped only %s", g, sourceLoss)
 			}
 			for _, sg := range segs {
-				if msg := ffprobeErrors(t, filepath.Join(st.Dir(), sg.Path)); msg != "" {
+				if msg := testkit.FFprobeErrors(t, filepath.Join(st.Dir(), sg.Path)); msg != "" {
 					t.Errorf("ffprobe on %s: %s", sg.Path, msg)
 				}
 			}
@@ -208,11 +149,11 @@ func TestSessionRecordsWithoutHoles(t *testing.T) {
 // TestSessionSourceOutage: a camera that goes away for a while is a source
 // outage of about that long, and recording resumes by itself.
 func TestSessionSourceOutage(t *testing.T) {
-	srv := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
-	st := openStore(t)
+	srv := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	st := testkit.OpenStore(t)
 	const down = 4 * time.Second
 	var stoppedAt, startedAt time.Time
-	record(t, st, SessionConfig{Stream: "cam0", URL: srv.URL(0), Transport: "tcp", ReadTimeout: 2 * time.Second, BackoffMax: time.Second}, func() {
+	record(t, st, Config{Stream: "cam0", URL: srv.URL(0), Transport: "tcp", ReadTimeout: 2 * time.Second, BackoffMax: time.Second}, func() {
 		time.Sleep(3 * time.Second)
 		stoppedAt = time.Now()
 		srv.Camera(0).Stop()
@@ -247,7 +188,7 @@ func TestSessionSourceOutage(t *testing.T) {
 // nothing the session logs or emits contains the password.
 func TestSessionNeverLogsCredentials(t *testing.T) {
 	const user, pass = "admin", "s3cr3t-Pa55"
-	srv := startCameras(t, camsim.Config{Cameras: 1, User: user, Pass: pass})
+	srv := testkit.StartCameras(t, camsim.Config{Cameras: 1, User: user, Pass: pass})
 	u := srv.URL(0) // carries the credentials
 	if !strings.Contains(u, pass) {
 		t.Fatalf("camsim URL %q lacks the credentials", u)
@@ -256,14 +197,14 @@ func TestSessionNeverLogsCredentials(t *testing.T) {
 
 	for name, url := range map[string]string{"right": u, "wrong": wrong} {
 		t.Run(name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs testkit.SyncBuffer
 			var mu sync.Mutex
 			var events []string
-			st := openStore(t)
-			s := record(t, st, SessionConfig{
+			st := testkit.OpenStore(t)
+			s := record(t, st, Config{
 				Stream: "cam0", URL: url, Transport: "tcp",
 				Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-				OnEvent: func(e SessionEvent) {
+				OnEvent: func(e Event) {
 					mu.Lock()
 					events = append(events, e.Message)
 					mu.Unlock()
@@ -286,15 +227,15 @@ func TestSessionNeverLogsCredentials(t *testing.T) {
 }
 
 func TestNewSessionRejectsBadConfig(t *testing.T) {
-	st := openStore(t)
-	for _, c := range []SessionConfig{
+	st := testkit.OpenStore(t)
+	for _, c := range []Config{
 		{Stream: "../etc", URL: "rtsp://127.0.0.1/x"},
 		{Stream: "", URL: "rtsp://127.0.0.1/x"},
 		{Stream: "cam", URL: "://nope"},
 		{Stream: "cam", URL: "rtsp://127.0.0.1/x", Transport: "carrier-pigeon"},
 	} {
-		if _, err := NewSession(st, c); err == nil {
-			t.Errorf("NewSession(%+v) accepted a bad config", c)
+		if _, err := New(st, c); err == nil {
+			t.Errorf("New(%+v) accepted a bad config", c)
 		}
 	}
 }
@@ -337,10 +278,10 @@ func TestNTPTime(t *testing.T) {
 // TestSessionUsesCameraClock: frames are stamped with the wall-clock time
 // the camera's sender reports carry, not with their arrival time.
 func TestSessionUsesCameraClock(t *testing.T) {
-	srv := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	srv := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25})
 	srv.Camera(0).SetClockSkew(3 * time.Second) // within what the session trusts
-	st := openStore(t)
-	record(t, st, SessionConfig{Stream: "cam0", URL: srv.URL(0), Transport: "tcp"}, func() { time.Sleep(4 * time.Second) })
+	st := testkit.OpenStore(t)
+	record(t, st, Config{Stream: "cam0", URL: srv.URL(0), Transport: "tcp"}, func() { time.Sleep(4 * time.Second) })
 	segs, err := st.Segments("cam0", time.Time{}, time.Now().Add(time.Hour))
 	if err != nil || len(segs) == 0 {
 		t.Fatalf("segments %v, %v", segs, err)
@@ -403,9 +344,9 @@ func TestSessionKeepsCredentialsFromRedirects(t *testing.T) {
 			}()
 		}
 	}()
-	var logs syncBuffer
-	st := openStore(t)
-	s := record(t, st, SessionConfig{
+	var logs testkit.SyncBuffer
+	st := testkit.OpenStore(t)
+	s := record(t, st, Config{
 		Stream: "cam0", URL: "rtsp://admin:" + pass + "@" + cam.Addr().String() + "/cam", Transport: "tcp",
 		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}, func() { time.Sleep(1500 * time.Millisecond) })
@@ -461,9 +402,9 @@ func TestExplainRTSPError(t *testing.T) {
 // session says it is playing and waiting for a keyframe (what `record`
 // prints), not that it is still connecting, and it is not yet connected.
 func TestSessionWaitsForKeyframe(t *testing.T) {
-	srv := startCameras(t, camsim.Config{Cameras: 1, FPS: 25, GOP: 250}) // an IDR every 10 s
-	time.Sleep(time.Second)                                              // join a second into the GOP
-	s, err := NewSession(openStore(t), SessionConfig{Stream: "cam0", URL: srv.URL(0), Transport: "tcp"})
+	srv := testkit.StartCameras(t, camsim.Config{Cameras: 1, FPS: 25, GOP: 250}) // an IDR every 10 s
+	time.Sleep(time.Second)                                                      // join a second into the GOP
+	s, err := New(testkit.OpenStore(t), Config{Stream: "cam0", URL: srv.URL(0), Transport: "tcp"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +415,7 @@ func TestSessionWaitsForKeyframe(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	var st SessionStats
+	var st Stats
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if st = s.Stats(); st.Playing {
 			break
@@ -490,9 +431,9 @@ func TestSessionWaitsForKeyframe(t *testing.T) {
 // is held over it), but it is counted and logged, not silent; 0.4 s is
 // within what cameras do and is not counted.
 func TestSessionCountsStalls(t *testing.T) {
-	srv := startCameras(t, camsim.Config{Cameras: 1, GOP: 25})
-	var logs syncBuffer
-	s := record(t, openStore(t), SessionConfig{Stream: "cam0", URL: srv.URL(0), Transport: "tcp",
+	srv := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	var logs testkit.SyncBuffer
+	s := record(t, testkit.OpenStore(t), Config{Stream: "cam0", URL: srv.URL(0), Transport: "tcp",
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}, func() {
 		time.Sleep(2 * time.Second)
 		srv.Camera(0).Pause()
@@ -523,8 +464,8 @@ func TestSessionRetryLogsStayQuiet(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // connection refused from now on
-	var logs syncBuffer
-	s := record(t, openStore(t), SessionConfig{Stream: "cam0", URL: "rtsp://" + addr + "/x", Transport: "tcp",
+	var logs testkit.SyncBuffer
+	s := record(t, testkit.OpenStore(t), Config{Stream: "cam0", URL: "rtsp://" + addr + "/x", Transport: "tcp",
 		BackoffMin: 5 * time.Millisecond, BackoffMax: 10 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, func() {
 		time.Sleep(time.Second)
