@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -8,11 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 )
 
 // TestPartitionKeepsRecording is done-when 4 of the cluster: a node cut
@@ -140,6 +144,24 @@ func TestPartitionKeepsRecording(t *testing.T) {
 
 	cutAt := time.Now()
 	fts[2].Cut()
+	// n1 lists n3 as suspect before it declares it down.
+	nc := understudyv1connect.NewClusterServiceClient(client(testRead), "http://"+nodes[0].Addr())
+	var n3State understudyv1.NodeState
+	wait(15*time.Second, "n1 listing n3 as suspect or down", func() bool {
+		resp, err := nc.ListNodes(context.Background(), connect.NewRequest(&understudyv1.ListNodesRequest{}))
+		if err != nil {
+			return false
+		}
+		for _, nd := range resp.Msg.Nodes {
+			if nd.Id == "n3" {
+				n3State = nd.State
+			}
+		}
+		return n3State == understudyv1.NodeState_NODE_STATE_SUSPECT || n3State == understudyv1.NodeState_NODE_STATE_DOWN
+	})
+	if n3State != understudyv1.NodeState_NODE_STATE_SUSPECT {
+		t.Errorf("n1 listed n3 as %v before suspect", n3State)
+	}
 	alone := wait(20*time.Second, "n3 places every stream on itself and records them all", func() bool {
 		p := nodes[2].Placement()
 		for i := range streams {
