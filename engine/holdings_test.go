@@ -2,9 +2,7 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -13,7 +11,6 @@ import (
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
-	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
@@ -27,20 +24,7 @@ import (
 // through the third node shows both nodes' recordings with no SYSTEM gap.
 func TestReadsAskOnlyHolders(t *testing.T) {
 	cams := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25})
-	var nodes []*Node
-	for i := range 3 {
-		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := Config{ID: fmt.Sprintf("n%d", i+1), Domain: fmt.Sprintf("rack=r%d", i+1), DataDir: t.TempDir(),
-			Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead, SegmentDuration: time.Second,
-			GossipListen: "127.0.0.1:" + strconv.Itoa(ft.GetAutoBindPort()), GossipTransport: ft, InsecureGossip: true}
-		if i > 0 {
-			cfg.Join = nodes[0].cfg.GossipListen
-		}
-		nodes = append(nodes, runNode(t, cfg))
-	}
+	nodes, _ := runCluster(t, 3, nil)
 	byID := func(id string) *Node {
 		for _, n := range nodes {
 			if n.cfg.ID == id {

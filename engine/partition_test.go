@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
-	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
@@ -30,23 +28,7 @@ func TestPartitionKeepsRecording(t *testing.T) {
 	}
 	const streams = 3
 	cams := testkit.StartCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 300_000})
-	var nodes []*Node
-	var fts []*cluster.FaultTransport
-	for i := range 3 {
-		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fts = append(fts, ft)
-		cfg := Config{ID: fmt.Sprintf("n%d", i+1), Domain: fmt.Sprintf("rack=r%d", i+1), DataDir: t.TempDir(),
-			Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead, SegmentDuration: 2 * time.Second,
-			GossipListen: "127.0.0.1:" + strconv.Itoa(ft.GetAutoBindPort()), GossipTransport: ft,
-			InsecureGossip: true, RejoinHold: 2 * time.Second}
-		if i > 0 {
-			cfg.Join = nodes[0].cfg.GossipListen
-		}
-		nodes = append(nodes, runNode(t, cfg))
-	}
+	nodes, fts := runCluster(t, 3, func(_ int, cfg *Config) { cfg.SegmentDuration, cfg.RejoinHold = 2*time.Second, 2*time.Second })
 	for i := range streams {
 		if _, err := nodes[0].catalog.Create(catalog.Stream{ID: fmt.Sprintf("cam%d", i), URL: cams.URL(i), Enabled: true, Replicas: 2}); err != nil {
 			t.Fatal(err)
