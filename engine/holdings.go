@@ -20,7 +20,9 @@ import (
 // the round is seen at once:
 //   - a stream it records has an open holding (Until zero);
 //   - a stream it stopped recording gets Until = now (its session has
-//     written everything by then: stopSessions waits);
+//     written everything by then: stopSessions waits), or the end of what
+//     it stored if later (segments carry the camera's clock), and Since
+//     moves back to the start of what it stored;
 //   - every holdScanEvery, and at start, its store is compared with its
 //     holdings: a stream with segments but no holding (recorded before
 //     holdings existed) gets one spanning them; one that backfill extended
@@ -28,10 +30,12 @@ import (
 //     (retention, deletion) and does not record is dropped.
 //
 // A holding is an upper bound: a node that died recording keeps an open
-// one until it restarts, and Since never moves forward.
+// one until it restarts, and Since never moves forward. While a node
+// records a stream the current placement names it, so reads ask it even
+// where a camera's clock puts segments before its Since.
 
 // holdScanEvery is how often a node compares its holdings with its store.
-const holdScanEvery = time.Minute
+var holdScanEvery = time.Minute
 
 // holdingsState is the supervisor's view of this node's holdings.
 type holdingsState struct {
@@ -83,12 +87,20 @@ func (n *Node) syncHoldings(now time.Time) {
 	}
 }
 
-// closeHolding ends this node's open holding of stream at now (kept at
-// Since if that is later).
+// closeHolding ends this node's open holding of stream at now, or at the
+// end of what it stored if that is later, and moves Since back to the
+// start of what it stored: segments carry the camera's clock, which may
+// be ahead of or behind this node's.
 func (n *Node) closeHolding(stream string, now time.Time) error {
 	for _, h := range n.catalog.Holdings(stream) {
 		if h.Node == n.cfg.ID && h.Until.IsZero() {
 			h.Until = maxTime(now, h.Since)
+			if ext, ok, err := n.store.Extent(stream); err == nil && ok {
+				h.Until = maxTime(h.Until, ext.End)
+				if ext.Start.Before(h.Since) {
+					h.Since = ext.Start
+				}
+			}
 			_, err := n.catalog.SetHolding(h)
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
+	"github.com/understudy-nvr/understudy/segment"
 )
 
 // TestReadsAskOnlyHolders: with 3 nodes and a stream at R=1, a federated
@@ -173,4 +174,54 @@ func sortedIDs(ns ...*Node) []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// TestHoldingsFollowTheStore: a node's holding of a stream it stopped
+// recording ends when it stopped; a stream it holds segments of but has no
+// holding for (recorded before holdings existed) gets one spanning them;
+// once it holds nothing of the stream, the holding is dropped.
+func TestHoldingsFollowTheStore(t *testing.T) {
+	old := holdScanEvery
+	holdScanEvery = 200 * time.Millisecond
+	t.Cleanup(func() { holdScanEvery = old })
+	cams := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	n := runNode(t, Config{ID: "n1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminToken: testAdmin, SegmentDuration: time.Second})
+	if _, err := n.catalog.Create(catalog.Stream{ID: "cam", URL: cams.URL(0), Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				ext, _, _ := n.store.Extent("cam")
+				t.Fatalf("timed out waiting for %s; holdings %v, stored %v, roles %v", what, n.catalog.Holdings("cam"), ext, n.Roles())
+			}
+		}
+	}
+	wait("2 s recorded under an open holding", func() bool {
+		ext, ok, _ := n.store.Extent("cam")
+		hs := n.catalog.Holdings("cam")
+		return ok && ext.Duration() > 2*time.Second && len(hs) == 1 && hs[0].Until.IsZero() && !hs[0].Since.After(ext.Start)
+	})
+	if _, err := n.catalog.Update("cam", func(s *catalog.Stream) error { s.Enabled = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	wait("the holding closed after the last segment", func() bool {
+		ext, _, _ := n.store.Extent("cam")
+		hs := n.catalog.Holdings("cam")
+		return n.Roles()["cam"] == "" && len(hs) == 1 && !hs[0].Until.IsZero() && !hs[0].Until.Before(ext.End)
+	})
+	// As if recorded by a version without holdings.
+	if err := n.catalog.DropHolding("cam", "n1"); err != nil {
+		t.Fatal(err)
+	}
+	ext, _, _ := n.store.Extent("cam")
+	wait("a holding spanning the stored segments", func() bool {
+		hs := n.catalog.Holdings("cam")
+		return len(hs) == 1 && hs[0].Since.Equal(ext.Start.Truncate(time.Millisecond)) && !hs[0].Until.Before(ext.End.Truncate(time.Millisecond))
+	})
+	if _, err := n.store.DeleteBefore("cam", segment.ClassArchive, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	wait("the holding dropped with the last segment", func() bool { return len(n.catalog.Holdings("cam")) == 0 })
 }

@@ -86,7 +86,7 @@ func IsStreamEntryID(id string) bool { return isStreamEntryID(id) }
 // Since later than the one held is kept at the one held: a holding only
 // grows backwards. It reports whether it wrote.
 func (c *Catalog) SetHolding(h Holding) (bool, error) {
-	h.Since, h.Until = holdTime(h.Since), holdTime(h.Until)
+	h.Since, h.Until = holdTime(h.Since, false), holdTime(h.Until, true)
 	if !h.Until.IsZero() && h.Until.Before(h.Since) {
 		h.Until = h.Since
 	}
@@ -151,11 +151,16 @@ func (c *Catalog) HoldingsOf(node string) []Holding {
 	return out
 }
 
-// holdTime is t as a holding keeps it: UTC, in whole milliseconds, and the
-// zero time as the zero time (so that records compare with ==).
-func holdTime(t time.Time) time.Time {
+// holdTime is t as a holding keeps it: UTC, in whole milliseconds (up,
+// for an Until, so the bound still covers t), and the zero time as the
+// zero time (so that records compare with ==).
+func holdTime(t time.Time, up bool) time.Time {
 	if t.IsZero() {
 		return time.Time{}
 	}
-	return t.UTC().Truncate(time.Millisecond)
+	r := t.UTC().Truncate(time.Millisecond)
+	if up && r.Before(t) {
+		r = r.Add(time.Millisecond)
+	}
+	return r
 }

@@ -38,7 +38,10 @@ func TestHoldings(t *testing.T) {
 		}
 	}
 	// Times are kept in whole milliseconds.
-	want := []Holding{{Stream: "cam", Node: "n1", Since: holdTime(since), Until: holdTime(until)}, {Stream: "cam", Node: "n2", Since: holdTime(t0)}}
+	want := []Holding{{Stream: "cam", Node: "n1", Since: holdTime(since, false), Until: holdTime(until, true)}, {Stream: "cam", Node: "n2", Since: holdTime(t0, false)}}
+	if !want[0].Until.After(until) || want[0].Since.After(since) {
+		t.Fatalf("holding %v does not cover [%v, %v)", want[0], since, until)
+	}
 	if got := a.Holdings("cam"); !slices.Equal(got, want) {
 		t.Fatalf("Holdings(cam) = %v, want %v", got, want)
 	}
