@@ -34,6 +34,11 @@ const (
 // ErrCorruptEntry is wrapped by every DecodeEntry error.
 var ErrCorruptEntry = errors.New("corrupt catalog entry")
 
+// ErrUnknownFormat is wrapped (beside ErrCorruptEntry) by the DecodeEntry
+// error of an entry in a format this version does not know: written by a
+// newer version, not necessarily damaged.
+var ErrUnknownFormat = errors.New("unknown entry format")
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // EncodeEntry returns the canonical binary form of e (format 1, see
@@ -215,7 +220,7 @@ func decodeEntry(b []byte) (Entry, error) {
 		return Entry{}, fmt.Errorf("%d bytes is too short", len(b))
 	}
 	if b[0] != formatV1 && b[0] != formatV2 && b[0] != formatNode && b[0] != formatHold {
-		return Entry{}, fmt.Errorf("unknown format %d", b[0])
+		return Entry{}, fmt.Errorf("%w: unknown format %d", ErrUnknownFormat, b[0])
 	}
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
 	if got := crc32.Checksum(body, castagnoli); got != sum {

@@ -479,6 +479,10 @@ func (d *delegate) NotifyMsg(b []byte) {
 		return
 	}
 	e, err := catalog.DecodeEntry(b[1:])
+	if errors.Is(err, catalog.ErrUnknownFormat) {
+		c.badMsg.log(c.log, "gossiped entry of a newer version left out", "size", len(b), "err", err)
+		return
+	}
 	if err != nil {
 		c.badMsg.log(c.log, "gossip message dropped", "size", len(b), "err", err)
 		c.problem(ProblemBadMessage, "", fmt.Sprintf("a gossip message of %d bytes was dropped: %v", len(b), err))
@@ -499,7 +503,10 @@ func (d *delegate) LocalState(join bool) []byte {
 
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	c := (*Cluster)(d)
-	entries, err := DecodeState(buf)
+	entries, newer, err := DecodeState(buf)
+	if newer > 0 {
+		c.badMsg.log(c.log, "push/pull entries of a newer version left out", "entries", newer)
+	}
 	if err != nil {
 		c.badMsg.log(c.log, "push/pull state dropped", "size", len(buf), "err", err)
 		c.problem(ProblemBadMessage, "", fmt.Sprintf("a push/pull state of %d bytes was dropped: %v", len(buf), err))
