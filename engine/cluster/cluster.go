@@ -696,7 +696,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	if w.c != nil {
 		if i := strings.Index(line, "memberlist: Suspect "); i >= 0 {
 			if name, ok := strings.CutSuffix(line[i+len("memberlist: Suspect "):], " has failed, no acks received"); ok {
-				w.c.suspect(name)
+				go w.c.suspect(name) // not on memberlist's goroutine: it may hold its locks
 			}
 		}
 	}
