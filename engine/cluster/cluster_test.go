@@ -473,38 +473,3 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatalf("state with a newer entry: %v, %d newer, %v; want b kept, 1 newer", got, newer, err)
 	}
 }
-
-// TestSuspectBeforeDead: a node cut off is first suspect (still alive:
-// placement moves nothing for a suspicion) and only then dead; once it
-// answers again it is neither.
-func TestSuspectBeforeDead(t *testing.T) {
-	t.Parallel()
-	nodes := startCluster(t, 3, true, nil)
-	a, c := nodes[0], nodes[2]
-	state := func() (alive, suspect bool) {
-		for _, m := range a.c.Members() {
-			if m.ID == "n3" {
-				return m.Alive, m.Suspect
-			}
-		}
-		return false, false
-	}
-	if _, s := state(); s {
-		t.Fatal("n3 suspect before the cut")
-	}
-	c.ft.Cut()
-	cutAt := time.Now()
-	waitFor(t, 15*time.Second, "n1 suspects n3, or sees it dead", func() bool {
-		alive, suspect := state()
-		return suspect || !alive
-	})
-	if alive, suspect := state(); !alive || !suspect {
-		t.Fatalf("n3 alive %v, suspect %v: declared dead without being suspect first", alive, suspect)
-	}
-	t.Logf("n3 suspect %s after the cut", time.Since(cutAt))
-	c.ft.Heal()
-	waitFor(t, 30*time.Second, "n3 alive and not suspect after the heal", func() bool {
-		alive, suspect := state()
-		return alive && !suspect
-	})
-}
