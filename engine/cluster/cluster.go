@@ -148,6 +148,10 @@ type Cluster struct {
 	problemMu sync.Mutex
 	problems  map[string]time.Time
 
+	// revived receives the address of a peer seen alive again after this
+	// node had it dead: rejoinLoop syncs state with it at once.
+	revived chan string
+
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -187,6 +191,7 @@ func Start(cfg Config) (*Cluster, error) {
 		metaEnc: enc,
 		members: make(map[string]*peer),
 		changes: make(chan struct{}, 1),
+		revived: make(chan string, 16),
 		sent:    make(map[string]catalog.Version),
 		stop:    make(chan struct{}),
 	}
@@ -410,6 +415,18 @@ func (c *Cluster) rejoinLoop() {
 		select {
 		case <-c.stop:
 			return
+		case a := <-c.revived:
+			// A peer this node had dead is alive again: a healed
+			// partition, often noticed through a refuted death before any
+			// rejoin. Nothing written on either side meanwhile was
+			// broadcast across, so exchange full state now rather than at
+			// the next push/pull, up to PushPullInterval away.
+			if _, err := c.ml.Join([]string{a}); err != nil {
+				c.log.Debug("sync with revived peer", "peer", a, "err", err)
+			} else {
+				c.log.Debug("synced with revived peer", "peer", a)
+			}
+			continue
 		case <-t.C:
 		}
 		addrs := c.rejoinAddrs()
@@ -551,6 +568,7 @@ func (c *Cluster) nodeEvent(n *memberlist.Node, gone bool) {
 		p = &peer{}
 		c.members[n.Name] = p
 	}
+	revived := p.gone && !gone && n.Name != c.cfg.Meta.ID
 	p.member = Member{Meta: m, Addr: n.Address()}
 	p.suspectAt = time.Time{}
 	p.left = gone && n.State == memberlist.StateLeft
@@ -567,6 +585,12 @@ func (c *Cluster) nodeEvent(n *memberlist.Node, gone bool) {
 	}
 	c.mu.Unlock()
 	c.nodes.Store(int32(max(alive, 1)))
+	if revived {
+		select {
+		case c.revived <- n.Address():
+		default: // the periodic rejoin and push/pull still come
+		}
+	}
 	switch {
 	case gone:
 		c.log.Info("peer gone", "peer", n.Name, "state", stateName(n.State))
