@@ -121,7 +121,9 @@ demo: build
 	@./scripts/demo.sh
 
 # chaos: every chaos scenario, the long ones too (CHAOS_LONG=1), against
-# real node and camera processes, frame-checked. `make test` runs the
+# real node and camera processes, frame-checked: the disk, camera, domain
+# and clock faults switched at run time among them (TestChaosLong builds
+# the chaosfaults binary they need). `make test` runs the
 # short ones (kill-restart on one node, cluster-home-kill on three) with
 # the rest of the suite.
 chaos:

@@ -41,8 +41,8 @@ func BuildBinary(ctx context.Context, moduleRoot, dir string) (string, error) {
 
 // BuildFaultBinary builds the understudy binary with the chaosfaults tag
 // into dir: its nodes read UNDERSTUDY_CHAOS_FAULTS (no-backfill: the node
-// never repairs its archive; no-make-before-break, drop-parts, gossip-cut:
-// cmd/understudy/faults_chaos.go), so the suite can show its checkers find
+// never repairs its archive; no-make-before-break, drop-parts, gossip-cut,
+// disk, clock-step: cmd/understudy/faults_chaos.go), so the suite can show its checkers find
 // what a broken node loses. A normal build has no such switch.
 func BuildFaultBinary(ctx context.Context, moduleRoot, dir string) (string, error) {
 	bin := filepath.Join(dir, "understudy-faults")
