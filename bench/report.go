@@ -100,9 +100,16 @@ func WriteTable(w io.Writer, r *Report) error {
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "STREAMS	UNDERSTUDY CPU/STREAM	PEER CPU/STREAM	RATIO	UNDERSTUDY RSS	PEER RSS	RATIO")
 		for _, row := range p.Rows {
-			fmt.Fprintf(tw, "%d	%.2f %%	%.2f %%	%.2f	%.1f MB	%.1f MB	%.2f\n", row.Understudy.Streams,
-				row.Understudy.CPUPerStream, row.MediaMTX.CPUPerStream, row.CPURatio,
-				float64(row.Understudy.RSSBytes)/1e6, float64(row.MediaMTX.RSSBytes)/1e6, row.RSSRatio)
+			// Without the peer (skipped) its figures and the ratios are "-",
+			// not a measured 0.
+			peerCPU, cpuRatio, peerRSS, rssRatio := "-", "-", "-", "-"
+			if row.MediaMTX.RSSBytes > 0 {
+				peerCPU, peerRSS = fmt.Sprintf("%.2f %%", row.MediaMTX.CPUPerStream), fmt.Sprintf("%.1f MB", float64(row.MediaMTX.RSSBytes)/1e6)
+				cpuRatio, rssRatio = fmt.Sprintf("%.2f", row.CPURatio), fmt.Sprintf("%.2f", row.RSSRatio)
+			}
+			fmt.Fprintf(tw, "%d	%.2f %%	%s	%s	%.1f MB	%s	%s\n", row.Understudy.Streams,
+				row.Understudy.CPUPerStream, peerCPU, cpuRatio,
+				float64(row.Understudy.RSSBytes)/1e6, peerRSS, rssRatio)
 		}
 		return tw.Flush()
 	}

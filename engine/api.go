@@ -987,6 +987,8 @@ func (a api) ListNodes(context.Context, *connect.Request[understudyv1.ListNodesR
 				nd.State = understudyv1.NodeState_NODE_STATE_LEFT
 			case !m.Alive:
 				nd.State = understudyv1.NodeState_NODE_STATE_DOWN
+			case m.Suspect:
+				nd.State = understudyv1.NodeState_NODE_STATE_SUSPECT
 			}
 			if st, ok := statuses[m.ID]; ok && m.Alive {
 				nd.HomeStreams, nd.ReplicaStreams, nd.CpuPercent = st.Home, st.Replica, st.CPUPercent

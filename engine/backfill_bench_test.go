@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/chaos/camsim/h264synth"
 	"github.com/understudy-nvr/understudy/engine/catalog"
-	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/internal/testkit"
 	"github.com/understudy-nvr/understudy/segment"
 )
@@ -32,21 +30,7 @@ func BenchmarkBackfillFromPeer(b *testing.B) {
 	const live = 20
 	const bulkBytes = 1 << 30
 	cams := testkit.StartCameras(b, camsim.Config{Cameras: live, GOP: 50, Bitrate: 4_000_000, Width: 1280, Height: 720})
-	var nodes []*Node
-	for i := range 2 {
-		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		cfg := Config{ID: fmt.Sprintf("n%d", i+1), Domain: fmt.Sprintf("rack=r%d", i+1), DataDir: b.TempDir(),
-			Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
-			GossipListen: "127.0.0.1:" + strconv.Itoa(ft.GetAutoBindPort()), GossipTransport: ft,
-			InsecureGossip: true, RejoinHold: time.Second, BackfillRateMiB: 100_000}
-		if i > 0 {
-			cfg.Join = nodes[0].cfg.GossipListen
-		}
-		nodes = append(nodes, runNode(b, cfg))
-	}
+	nodes, _ := runCluster(b, 2, func(_ int, cfg *Config) { cfg.SegmentDuration, cfg.BackfillRateMiB = 0, 100_000 })
 	n1, n2 := nodes[0], nodes[1]
 	// The bulk stream: disabled (nobody records it live), 1 GiB of
 	// archive on n2 over the past hour, none on n1.

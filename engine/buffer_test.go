@@ -1,14 +1,12 @@
 package engine
 
 import (
-	"fmt"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
-	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/segment"
@@ -28,21 +26,7 @@ func TestBufferBudget(t *testing.T) {
 	bufferInterval = 500 * time.Millisecond
 	t.Cleanup(func() { bufferInterval = old })
 	cams := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25, Bitrate: 1_000_000})
-	var nodes []*Node
-	for i := range 2 {
-		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := Config{ID: fmt.Sprintf("n%d", i+1), Domain: fmt.Sprintf("rack=r%d", i+1), DataDir: t.TempDir(),
-			Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead, SegmentDuration: time.Second,
-			GossipListen: "127.0.0.1:" + strconv.Itoa(ft.GetAutoBindPort()), GossipTransport: ft,
-			InsecureGossip: true, RejoinHold: time.Second, BufferBudgetMiB: 1}
-		if i > 0 {
-			cfg.Join = nodes[0].cfg.GossipListen
-		}
-		nodes = append(nodes, runNode(t, cfg))
-	}
+	nodes, _ := runCluster(t, 2, func(_ int, cfg *Config) { cfg.BufferBudgetMiB = 1 })
 	subs := []*Subscription{nodes[0].bus.Subscribe(4096), nodes[1].bus.Subscribe(4096)}
 	for _, s := range subs {
 		defer s.Close()

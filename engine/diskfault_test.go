@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -220,26 +219,14 @@ func TestDiskFaultMovesStreams(t *testing.T) {
 	}
 	const streams = 3
 	cams := testkit.StartCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 300_000})
-	var nodes []*Node
 	var disk *failingDisk
-	for i := range 3 {
-		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := Config{ID: fmt.Sprintf("n%d", i+1), Domain: fmt.Sprintf("rack=r%d", i+1), DataDir: t.TempDir(),
-			Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead, SegmentDuration: 2 * time.Second, Transport: "tcp",
-			GossipListen: "127.0.0.1:" + strconv.Itoa(ft.GetAutoBindPort()), GossipTransport: ft,
-			InsecureGossip: true, RejoinHold: 2 * time.Second}
+	nodes, _ := runCluster(t, 3, func(i int, cfg *Config) {
+		cfg.SegmentDuration, cfg.RejoinHold, cfg.Transport = 2*time.Second, 2*time.Second, "tcp"
 		if i == 2 {
 			disk = &failingDisk{dir: cfg.DataDir, errno: syscall.ENOSPC}
 			cfg.DiskFS = errorfs.Wrap(vfs.Default, disk)
 		}
-		if i > 0 {
-			cfg.Join = nodes[0].cfg.GossipListen
-		}
-		nodes = append(nodes, runNode(t, cfg))
-	}
+	})
 	n3 := nodes[2]
 	sub := n3.bus.Subscribe(4096)
 	defer sub.Close()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/understudy-nvr/understudy/engine/catalog"
-	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/engine/reconcile"
 	"github.com/understudy-nvr/understudy/placement"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
@@ -32,23 +30,7 @@ func TestFailedNodeKeepsItsPlace(t *testing.T) {
 		t.Skip("a failure detected by gossip: about 15 s")
 	}
 	const streams = 60
-	var nodes []*Node
-	var fts []*cluster.FaultTransport
-	for i := range 3 {
-		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fts = append(fts, ft)
-		cfg := Config{ID: fmt.Sprintf("n%d", i+1), Domain: fmt.Sprintf("rack=r%d", i+1), DataDir: t.TempDir(),
-			Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
-			GossipListen: "127.0.0.1:" + strconv.Itoa(ft.GetAutoBindPort()), GossipTransport: ft,
-			InsecureGossip: true, RejoinHold: time.Second}
-		if i > 0 {
-			cfg.Join = nodes[0].cfg.GossipListen
-		}
-		nodes = append(nodes, runNode(t, cfg))
-	}
+	nodes, fts := runCluster(t, 3, func(_ int, cfg *Config) { cfg.SegmentDuration = 0 })
 	for i := range streams {
 		// Nobody can reach the cameras: placement does not care.
 		if _, err := nodes[0].catalog.Create(catalog.Stream{ID: fmt.Sprintf("cam%02d", i), URL: "rtsp://127.0.0.1:1/x", Enabled: true, Replicas: 2}); err != nil {

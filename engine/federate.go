@@ -105,6 +105,9 @@ type peerTimeline struct {
 // federatedTimeline asks the peers (only, if set) for their timelines.
 func (n *Node) federatedTimeline(ctx context.Context, stream string, start, end time.Time, class understudyv1.SegmentClass, only string) []peerTimeline {
 	ps := n.peers(only)
+	if only == "" {
+		ps = n.readPeers(stream, start, end)
+	}
 	out := make([]peerTimeline, len(ps))
 	var wg sync.WaitGroup
 	for i, p := range ps {
@@ -188,11 +191,12 @@ const readChunk = 256 << 10
 // copy resumes at the offset it reached.
 const fetchAttempts = 3
 
-// remoteSegments lists the segments the live peers hold of stream over
+// remoteSegments lists the segments the live peers that may hold some
+// (readPeers) hold of stream over
 // [start, end), each with a Fetch that copies it with ReadSegment, and the
 // ids of the peers that did not answer (for Understudy-Partial).
 func (n *Node) remoteSegments(ctx context.Context, stream string, start, end time.Time) ([]segment.RemoteSegment, string) {
-	ps := n.peers("")
+	ps := n.readPeers(stream, start, end)
 	lists := make([][]segment.RemoteSegment, len(ps))
 	errs := make([]peerTimeline, len(ps))
 	var wg sync.WaitGroup

@@ -386,7 +386,7 @@ func (n *Node) stateCounts() map[understudyv1.StreamState]int {
 	place := n.Placement()
 	for _, e := range n.catalog.Entries() {
 		s := e.Stream
-		if e.Deleted {
+		if e.Deleted || !catalog.IsStreamEntryID(e.ID) {
 			continue
 		}
 		if !s.Enabled {

@@ -69,9 +69,14 @@ type Node struct {
 	rec  *reconcile.Reconciler // the supervisor's only
 	wake chan struct{}         // poke: reconcile now
 	seen map[string]placement.State
+	// suspects are the live members suspected at the last round
+	// (noteSuspects); the supervisor's.
+	suspects map[string]bool
 
 	auth      *Authenticator
 	peerToken atomic.Pointer[string] // the credential this node presents to peers
+
+	holds holdingsState // this node's placement history; the supervisor's
 
 	placeMu      sync.Mutex
 	placed       map[string][]string // the last round's placement
@@ -293,8 +298,10 @@ func controlErr(dir string, err error) error {
 // directory was lost, replaced or restored from an old backup, and nothing
 // will be recorded until the streams are added again.
 func (n *Node) warnOrphanedArchive() {
-	if len(n.catalog.Entries()) > 0 {
-		return
+	for _, e := range n.catalog.Entries() {
+		if catalog.IsStreamEntryID(e.ID) {
+			return // the catalog knows a stream, if only a deleted one
+		}
 	}
 	streams, err := n.store.Streams()
 	if err != nil || len(streams) == 0 {
@@ -488,6 +495,7 @@ func (n *Node) supervise(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	n.reconcile(ctx)
+	n.syncHoldings(time.Now())
 	for {
 		select {
 		case <-ctx.Done():
@@ -499,6 +507,7 @@ func (n *Node) supervise(ctx context.Context) {
 		case <-tick.C:
 		}
 		n.reconcile(ctx)
+		n.syncHoldings(time.Now())
 	}
 }
 

@@ -213,6 +213,12 @@ func (n *Node) ForgetNode(id string) error {
 	if err := n.catalog.ForgetNode(id); err != nil {
 		return err
 	}
+	// What it held is gone with it: reads stop asking for it.
+	for _, h := range n.catalog.HoldingsOf(id) {
+		if err := n.catalog.DropHolding(h.Stream, id); err != nil {
+			n.log.Warn("forget node: cannot drop a holding", "node", id, "stream", h.Stream, "err", err)
+		}
+	}
 	n.poke()
 	return nil
 }

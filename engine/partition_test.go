@@ -1,18 +1,20 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 	"github.com/understudy-nvr/understudy/engine/catalog"
-	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 )
 
 // TestPartitionKeepsRecording is done-when 4 of the cluster: a node cut
@@ -26,23 +28,7 @@ func TestPartitionKeepsRecording(t *testing.T) {
 	}
 	const streams = 3
 	cams := testkit.StartCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 300_000})
-	var nodes []*Node
-	var fts []*cluster.FaultTransport
-	for i := range 3 {
-		ft, err := cluster.NewFaultTransport("127.0.0.1", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fts = append(fts, ft)
-		cfg := Config{ID: fmt.Sprintf("n%d", i+1), Domain: fmt.Sprintf("rack=r%d", i+1), DataDir: t.TempDir(),
-			Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead, SegmentDuration: 2 * time.Second,
-			GossipListen: "127.0.0.1:" + strconv.Itoa(ft.GetAutoBindPort()), GossipTransport: ft,
-			InsecureGossip: true, RejoinHold: 2 * time.Second}
-		if i > 0 {
-			cfg.Join = nodes[0].cfg.GossipListen
-		}
-		nodes = append(nodes, runNode(t, cfg))
-	}
+	nodes, fts := runCluster(t, 3, func(_ int, cfg *Config) { cfg.SegmentDuration, cfg.RejoinHold = 2*time.Second, 2*time.Second })
 	for i := range streams {
 		if _, err := nodes[0].catalog.Create(catalog.Stream{ID: fmt.Sprintf("cam%d", i), URL: cams.URL(i), Enabled: true, Replicas: 2}); err != nil {
 			t.Fatal(err)
@@ -140,6 +126,24 @@ func TestPartitionKeepsRecording(t *testing.T) {
 
 	cutAt := time.Now()
 	fts[2].Cut()
+	// n1 lists n3 as suspect before it declares it down.
+	nc := understudyv1connect.NewClusterServiceClient(client(testRead), "http://"+nodes[0].Addr())
+	var n3State understudyv1.NodeState
+	wait(15*time.Second, "n1 listing n3 as suspect or down", func() bool {
+		resp, err := nc.ListNodes(context.Background(), connect.NewRequest(&understudyv1.ListNodesRequest{}))
+		if err != nil {
+			return false
+		}
+		for _, nd := range resp.Msg.Nodes {
+			if nd.Id == "n3" {
+				n3State = nd.State
+			}
+		}
+		return n3State == understudyv1.NodeState_NODE_STATE_SUSPECT || n3State == understudyv1.NodeState_NODE_STATE_DOWN
+	})
+	if n3State != understudyv1.NodeState_NODE_STATE_SUSPECT {
+		t.Errorf("n1 listed n3 as %v before suspect", n3State)
+	}
 	alone := wait(20*time.Second, "n3 places every stream on itself and records them all", func() bool {
 		p := nodes[2].Placement()
 		for i := range streams {

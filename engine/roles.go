@@ -253,6 +253,7 @@ func (n *Node) reconcile(ctx context.Context) {
 	n.rec.SetStreams(rs)
 	members := n.members()
 	n.noteMembership(members)
+	n.noteSuspects()
 	n.rec.SetMembers(now, n.placementMembers(members))
 	n.placeMu.Lock()
 	prev, prevDigest := n.placed, n.digest
@@ -406,6 +407,34 @@ func (n *Node) noteMembership(members []reconcile.Member) {
 		}
 	}
 	n.seen = now
+}
+
+// noteSuspects publishes a node state change when a live member becomes
+// suspect (its probes went unanswered) and when it answers again. A
+// suspicion moves no copy: placement waits for the member to be declared
+// dead, so a freeze shorter than that changes nothing.
+func (n *Node) noteSuspects() {
+	if n.cl == nil {
+		return
+	}
+	now := map[string]bool{}
+	for _, m := range n.cl.Members() {
+		if m.Suspect {
+			now[m.ID] = true
+			if !n.suspects[m.ID] {
+				n.log.Warn("node suspect: it did not answer failure probes", "peer", m.ID)
+				n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_NODE_STATE_CHANGED, Node: m.ID,
+					Message: "node suspect: it did not answer failure probes",
+					Details: map[string]string{"from": nodeStateProto(parseState(m.State)).String(), "to": understudyv1.NodeState_NODE_STATE_SUSPECT.String()}})
+			}
+		} else if n.suspects[m.ID] && m.Alive {
+			n.log.Info("node answers again", "peer", m.ID)
+			n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_NODE_STATE_CHANGED, Node: m.ID,
+				Message: "node answers failure probes again",
+				Details: map[string]string{"from": understudyv1.NodeState_NODE_STATE_SUSPECT.String(), "to": nodeStateProto(parseState(m.State)).String()}})
+		}
+	}
+	n.suspects = now
 }
 
 func nodeStateProto(s placement.State) understudyv1.NodeState {

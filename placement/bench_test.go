@@ -140,6 +140,34 @@ type caseFigures struct {
 	violations          int
 	placeWall, placeCPU time.Duration // median full placement
 	placerMiB           float64
+	// atCap counts the active nodes whose copy load is at their copy cap
+	// (no stream of weight 1 fits) and overCap those whose load with the
+	// cap off exceeds it: the nodes a membership change moves extra
+	// copies through (see doc.go).
+	atCap, overCap int
+}
+
+// capCounts counts the active nodes at their copy cap in p and those whose
+// cap-free load (nocap) exceeds that cap.
+func capCounts(tb testing.TB, ns []Node, ss []Stream, p, nocap *Placement) (atCap, overCap int) {
+	pl, err := NewPlacer(ns, ss, Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := pl.newWalker()
+	b, u := p.Balance(), nocap.Balance()
+	for i, n := range b.Nodes {
+		if n.State != Active {
+			continue
+		}
+		if n.Copies >= w.capC[i] {
+			atCap++
+		}
+		if u.Nodes[i].Copies > w.capC[i] {
+			overCap++
+		}
+	}
+	return atCap, overCap
 }
 
 // row is one line of the table: a figure, its target (nil: none, shown
@@ -171,6 +199,8 @@ func tableRows(tierNames []string) []row {
 	}
 	rows = append(rows,
 		row{"moved/optimal, cap off (all kinds)", "-", nil, "%.3f", func(c *caseFigures) float64 { return c.nocap }},
+		row{"nodes at their copy cap", "-", nil, "%.0f", func(c *caseFigures) float64 { return float64(c.atCap) }},
+		row{"nodes over it with the cap off", "-", nil, "%.0f", func(c *caseFigures) float64 { return float64(c.overCap) }},
 		row{"failed homes to a holder %", "≥ 99", atLeast(99), "%.1f", func(c *caseFigures) float64 { return 100 * ratio(c.toCopy, c.failedOver) }},
 	)
 	for i, t := range tierNames {
@@ -235,9 +265,10 @@ const tableChanges = 20
 // streams × 1,000 nodes (4 zones × 10 racks × 25 hosts) for R=2 and R=3,
 // weighted and not: balance, movement per kind of single-node change
 // (tableChanges of each, moved and optimal summed over them), failed
-// homes promoted to a holder, dispersion per tier, full placement and
-// re-placement after a failure (wall and CPU), and the Placer's memory,
-// each figure against its target. About 70 s on 2 cores.
+// homes promoted to a holder, the nodes at their copy cap and those over
+// it with the cap off (where the excess movement is made), dispersion per
+// tier, full placement and re-placement after a failure (wall and CPU),
+// and the Placer's memory, each figure against its target. About 70 s on 2 cores.
 func BenchmarkPlacement(b *testing.B) {
 	cases := []benchCase{{"R2", 2, false}, {"R2-weighted", 2, true}, {"R3", 3, false}, {"R3-weighted", 3, true}}
 	for i := 0; i < b.N; i++ {
@@ -262,6 +293,11 @@ func BenchmarkPlacement(b *testing.B) {
 			slices.Sort(cpus)
 			c.placeWall, c.placeCPU = walls[1], cpus[1]
 			c.tiers, c.violations = p.Dispersion()
+			nocap, err := Place(ns, ss, Config{NoLoadCap: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.atCap, c.overCap = capCounts(b, ns, ss, p, nocap)
 			c.placerMiB = float64(placerBytes(b, ns, ss)) / (1 << 20)
 			c.figures = measure(b, ns, ss, Config{}, tableChanges)
 			u := measure(b, ns, ss, Config{NoLoadCap: true}, 4)

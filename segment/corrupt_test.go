@@ -94,6 +94,7 @@ func TestCorruptIndexReads(t *testing.T) {
 		{"Coverage", func(s *Store) error { _, err := s.Coverage("cam1", testWall0, testWall0.Add(time.Hour)); return err }},
 		{"Gaps", func(s *Store) error { _, err := s.Gaps("cam1", time.Time{}, time.Time{}); return err }},
 		{"Streams", func(s *Store) error { _, err := s.Streams(); return err }},
+		{"Extent", func(s *Store) error { _, _, err := s.Extent("cam1"); return err }},
 		{"SourceOutages", func(s *Store) error { _, err := s.SourceOutages("cam1", time.Time{}, time.Time{}); return err }},
 		{"ReadSegment", func(s *Store) error { _, err := s.ReadSegment(segs[1]); return err }},
 		{"Export", func(s *Store) error {

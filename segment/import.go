@@ -67,11 +67,14 @@ func (s *Store) ImportSegment(si SegmentInfo, class Class, data []byte) (Segment
 		return SegmentInfo{}, fmt.Errorf("segment: import %s: file exists", e.Path)
 	}
 	dayDir := s.fs.PathDir(path)
-	if err := s.fs.MkdirAll(dayDir, 0o755); err != nil {
-		return SegmentInfo{}, fmt.Errorf("segment: import %s: %w", e.Path, err)
-	}
 	tmp := path + tmpSuffix
-	f, err := s.fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	s.dirMu.Lock()
+	err = s.fs.MkdirAll(dayDir, 0o755)
+	var f vfs.File
+	if err == nil {
+		f, err = s.fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	}
+	s.dirMu.Unlock()
 	if err != nil {
 		return SegmentInfo{}, fmt.Errorf("segment: import %s: %w", e.Path, err)
 	}

@@ -357,6 +357,57 @@ func (s *Store) Streams() (_ []string, err error) {
 	return out, it.Error()
 }
 
+// Extent returns the span of stream's indexed segments, of every class:
+// from the start of the first to the end of the one that ends last; ok is
+// false when none is indexed. It reads a few index keys at each end, not
+// the whole index of the stream.
+func (s *Store) Extent(stream string) (_ Interval, ok bool, err error) {
+	if err := ValidateStreamID(stream); err != nil {
+		return Interval{}, false, err
+	}
+	if err := s.rlock(); err != nil {
+		return Interval{}, false, err
+	}
+	defer s.dbMu.RUnlock()
+	defer s.recoverIndex(&err)
+	ml, err := s.maxLenLocked(stream)
+	if err != nil {
+		return Interval{}, false, err
+	}
+	upper := append(append([]byte{prefixSegment}, stream...), 1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: streamPrefix(prefixSegment, stream), UpperBound: upper})
+	if err != nil {
+		return Interval{}, false, err
+	}
+	defer it.Close()
+	if !it.First() {
+		return Interval{}, false, it.Error()
+	}
+	first, err := decodeEntry(it.Key(), it.Value())
+	if err != nil {
+		return Interval{}, false, fmt.Errorf("index key %q: %w", it.Key(), err)
+	}
+	iv := Interval{Start: first.Start, End: first.End}
+	// Segments are keyed by start: the one that ends last starts within the
+	// stream's longest segment before the last start.
+	var lastStart time.Time
+	for ok := it.Last(); ok; ok = it.Prev() {
+		e, err := decodeEntry(it.Key(), it.Value())
+		if err != nil {
+			return Interval{}, false, fmt.Errorf("index key %q: %w", it.Key(), err)
+		}
+		if lastStart.IsZero() {
+			lastStart = e.Start
+		} else if e.Start.Before(lastStart.Add(-ml)) {
+			break
+		}
+		if e.End.After(iv.End) {
+			iv.End = e.End
+		}
+	}
+	return iv, true, it.Error()
+}
+
 // Segments returns the segments of stream overlapping [from, to), ordered
 // by start. A zero from or to leaves that side unbounded.
 func (s *Store) Segments(stream string, from, to time.Time) ([]SegmentInfo, error) {

@@ -64,11 +64,13 @@ func (s *Store) deleteBefore(stream string, class Class, from, before time.Time,
 		rep.Bytes += e.Bytes
 		dirs[s.fs.PathDir(p)] = true
 	}
+	s.dirMu.Lock()
 	for d := range dirs {
 		if names, err := s.fs.List(d); err == nil && len(names) == 0 {
 			_ = s.fs.Remove(d)
 		}
 	}
+	s.dirMu.Unlock()
 	s.deletedSegments.Add(uint64(rep.Segments))
 	s.deletedBytes.Add(uint64(rep.Bytes))
 	return rep, nil

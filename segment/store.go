@@ -229,6 +229,10 @@ type Store struct {
 
 	mu     sync.Mutex
 	active map[string]bool // relative paths of segments being written
+	// dirMu is held from making a day directory to creating a file in it,
+	// and while an empty one is removed, so that retention never removes
+	// the directory a writer is about to create its segment in.
+	dirMu sync.Mutex
 
 	// dbMu guards db against use after Close (Pebble panics on a closed
 	// DB): every index access holds it for reading.

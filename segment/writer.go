@@ -347,10 +347,13 @@ func (w *Writer) startSegment(f *Frame) error {
 	wrap := func(what string, err error) error {
 		return fmt.Errorf("segment: stream %s: %s %s: %w", w.cfg.Stream, what, rel, err)
 	}
+	s.dirMu.Lock()
 	if err := s.fs.MkdirAll(dayDir, 0o755); err != nil {
+		s.dirMu.Unlock()
 		return wrap("create directory for", err)
 	}
 	if _, err := s.fs.Stat(path); err == nil {
+		s.dirMu.Unlock()
 		return wrap("create", errors.New("file exists"))
 	}
 	// Active before the file exists, so a concurrent Check leaves it alone.
@@ -363,6 +366,7 @@ func (w *Writer) startSegment(f *Frame) error {
 		s.mu.Unlock()
 	}
 	file, err := s.fs.Create(path, vfs.WriteCategoryUnspecified)
+	s.dirMu.Unlock()
 	if err != nil {
 		inactive()
 		return wrap("create", err)

@@ -208,6 +208,12 @@ func TestWriterSegments(t *testing.T) {
 	if len(streams) != 1 || streams[0] != "cam1" {
 		t.Fatalf("Streams = %v", streams)
 	}
+	if iv, ok, err := s.Extent("cam1"); err != nil || !ok || !iv.Start.Equal(testWall0) || !iv.End.Equal(end) {
+		t.Fatalf("Extent = %v, %v, %v; want [%v, %v)", iv, ok, err, testWall0, end)
+	}
+	if _, ok, err := s.Extent("cam"); err != nil || ok {
+		t.Fatalf("Extent of a stream with no segments = %v, %v; want none", ok, err)
+	}
 	// Reopen: same index, nothing to recover, Check consistent.
 	dir := s.Dir()
 	s.Close()

@@ -73,7 +73,9 @@ func TestPlanEqualsNodes(t *testing.T) {
 		t.Helper()
 		start := time.Now()
 		for !cond() {
-			if time.Since(start) > 30*time.Second {
+			// 11 s on a 2-core machine running the race tests beside it;
+			// once over 30 s when chaos runs shared it too.
+			if time.Since(start) > 60*time.Second {
 				t.Fatalf("timed out waiting for %s", what)
 			}
 			time.Sleep(50 * time.Millisecond)

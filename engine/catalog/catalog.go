@@ -231,7 +231,7 @@ func (c *Catalog) notify() {
 
 func (c *Catalog) live(id string) (Entry, bool) {
 	e, ok := c.entries[id]
-	if !ok || e.Deleted || IsNodeEntryID(id) {
+	if !ok || e.Deleted || !isStreamEntryID(id) {
 		return Entry{}, false
 	}
 	return e, true
@@ -306,7 +306,7 @@ func (c *Catalog) List(pageSize int, pageToken string) (streams []Stream, next s
 	}
 	for ; i < len(c.ids); i++ {
 		e := c.entries[c.ids[i]]
-		if e.Deleted || IsNodeEntryID(e.ID) {
+		if e.Deleted || !isStreamEntryID(e.ID) {
 			continue
 		}
 		if len(streams) == pageSize {
@@ -373,7 +373,7 @@ func (c *Catalog) Enabled() []Stream {
 	defer c.mu.RUnlock()
 	var out []Stream
 	for _, id := range c.ids {
-		if e := c.entries[id]; !e.Deleted && e.Stream.Enabled && !IsNodeEntryID(id) {
+		if e := c.entries[id]; !e.Deleted && e.Stream.Enabled && isStreamEntryID(id) {
 			out = append(out, e.Stream.Clone())
 		}
 	}

@@ -73,6 +73,16 @@
 // and its tombstone in format 1. Nodes of the versions before reject both
 // (a dropped gossip message each), and keep placing without the registry.
 //
+// A holding record of a stream's placement history (hold.go; entry id
+// HoldEntryPrefix + stream id + ":" + node id) is written in format 4:
+// the same header (flags 0), then
+//
+//	varint   since, Unix nanoseconds
+//	varint   until, Unix nanoseconds (0: open)
+//	uint32   CRC-32C
+//
+// and its tombstone in format 1.
+//
 // DecodeEntry checks the format byte, the checksum, every length bound,
 // that nothing trails, and then validates the entry like Merge does; any
 // failure is an error wrapping ErrCorruptEntry, never a panic. The encoding

@@ -16,11 +16,13 @@ import (
 // nodes of the version before read it.
 //
 // formatNode is a node record of the known-node registry (see doc.go);
-// its tombstone is written in format 1.
+// formatHold a holding record of a stream's placement history (hold.go).
+// Their tombstones are written in format 1.
 const (
 	formatV1   = 1
 	formatV2   = 2
 	formatNode = 3
+	formatHold = 4
 )
 
 const (
@@ -32,6 +34,11 @@ const (
 // ErrCorruptEntry is wrapped by every DecodeEntry error.
 var ErrCorruptEntry = errors.New("corrupt catalog entry")
 
+// ErrUnknownFormat is wrapped (beside ErrCorruptEntry) by the DecodeEntry
+// error of an entry in a format this version does not know: written by a
+// newer version, not necessarily damaged.
+var ErrUnknownFormat = errors.New("unknown entry format")
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // EncodeEntry returns the canonical binary form of e (format 1, see
@@ -41,9 +48,12 @@ func EncodeEntry(e Entry) []byte {
 	b := make([]byte, 0, 64+len(e.ID)+len(e.Stream.URL)+len(e.Stream.Username)+len(e.Stream.Password)+32*len(e.Stream.Labels))
 	v2 := !e.Deleted && (e.Stream.Weight > 1 || e.Stream.Scope != "" || e.Stream.StrictScope)
 	node := !e.Deleted && IsNodeEntryID(e.ID)
+	hold := !e.Deleted && IsHoldEntryID(e.ID)
 	switch {
 	case node:
 		b = append(b, formatNode)
+	case hold:
+		b = append(b, formatHold)
 	case v2:
 		b = append(b, formatV2)
 	default:
@@ -65,6 +75,9 @@ func EncodeEntry(e Entry) []byte {
 		b = appendString(b, e.Node.Domain)
 		b = binary.AppendUvarint(b, uint64(e.Node.Weight))
 		b = appendString(b, e.Node.State)
+	} else if hold {
+		b = binary.AppendVarint(b, timeNanos(e.Hold.Since))
+		b = binary.AppendVarint(b, timeNanos(e.Hold.Until))
 	} else if !e.Deleted {
 		s := e.Stream
 		b = appendString(b, s.URL)
@@ -206,8 +219,8 @@ func decodeEntry(b []byte) (Entry, error) {
 	if len(b) < 2+4 {
 		return Entry{}, fmt.Errorf("%d bytes is too short", len(b))
 	}
-	if b[0] != formatV1 && b[0] != formatV2 && b[0] != formatNode {
-		return Entry{}, fmt.Errorf("unknown format %d", b[0])
+	if b[0] != formatV1 && b[0] != formatV2 && b[0] != formatNode && b[0] != formatHold {
+		return Entry{}, fmt.Errorf("%w: unknown format %d", ErrUnknownFormat, b[0])
 	}
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
 	if got := crc32.Checksum(body, castagnoli); got != sum {
@@ -227,8 +240,20 @@ func decodeEntry(b []byte) (Entry, error) {
 	}
 	e.Version = Version{WallMS: int64(wall), Logical: uint32(logical)}
 	e.Version.Node = d.string("version node", MaxNodeIDLen)
-	e.ID = d.string("id", max(MaxIDLen, len(NodeEntryPrefix)+MaxNodeIDLen))
-	if b[0] == formatNode {
+	e.ID = d.string("id", max(MaxIDLen, len(NodeEntryPrefix)+MaxNodeIDLen, len(HoldEntryPrefix)+MaxIDLen+1+MaxNodeIDLen))
+	if d.err == nil && (b[0] == formatHold) != (IsHoldEntryID(e.ID) && !e.Deleted) {
+		d.fail("format %d under id %q", b[0], e.ID)
+	}
+	if b[0] == formatHold {
+		if flags != 0 {
+			d.fail("holding record with flags %#x", flags)
+		}
+		if d.err == nil {
+			e.Hold.Stream, e.Hold.Node, _ = splitHoldEntryID(e.ID)
+		}
+		e.Hold.Since = nanosTime(d.varint("holding since"))
+		e.Hold.Until = nanosTime(d.varint("holding until"))
+	} else if b[0] == formatNode {
 		if e.Deleted || flags&flagEnabled != 0 {
 			d.fail("node record with flags %#x", flags)
 		}

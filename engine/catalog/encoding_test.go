@@ -126,7 +126,8 @@ func TestDecodeRejectsCorruption(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "too short"},
-		{"unknown format", with(func(b []byte) []byte { b[0] = 4; return b }), "unknown format 4"},
+		{"unknown format", with(func(b []byte) []byte { b[0] = 5; return b }), "unknown format 5"},
+		{"stream as a holding record", with(func(b []byte) []byte { b[0] = 4; return b }), "format 4 under id"},
 		{"stream as a node record", with(func(b []byte) []byte { b[0] = 3; return b }), "node record with flags"},
 		{"unknown flag", with(func(b []byte) []byte { b[1] |= 0x80; return b }), "unknown flags"},
 		{"trailing byte", with(func(b []byte) []byte { return append(b, 0) }), "trailing"},
@@ -164,6 +165,8 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(EncodeEntry(e))
 	f.Add([]byte{})
 	f.Add([]byte{formatV1, 0, 0, 0, 0, 0})
+	h := Holding{Stream: "cam", Node: "n1", Since: t0, Until: t0.Add(time.Hour)}
+	f.Add(EncodeEntry(Entry{ID: HoldEntryID("cam", "n1"), Version: Version{WallMS: t0.UnixMilli(), Node: "n1"}, Hold: h}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, in := range [][]byte{b, reseal(b)} {
 			e, err := DecodeEntry(in)

@@ -107,17 +107,31 @@ type Entry struct {
 	// Node is the record of a node (ID is NodeEntryID(Node.ID)); zero for
 	// a tombstone or a stream.
 	Node NodeRecord
+	// Hold is a holding record (ID is HoldEntryID(Hold.Stream, Hold.Node));
+	// zero otherwise.
+	Hold Holding
 }
 
 // Validate checks an entry as Merge and the decoder accept it.
 func (e Entry) Validate() error {
-	node := IsNodeEntryID(e.ID)
-	if node {
+	node, hold := IsNodeEntryID(e.ID), IsHoldEntryID(e.ID)
+	switch {
+	case node:
 		if err := ValidateNodeID(e.ID[len(NodeEntryPrefix):]); err != nil {
 			return err
 		}
-	} else if err := ValidateID(e.ID); err != nil {
-		return err
+	case hold:
+		stream, nodeID, ok := splitHoldEntryID(e.ID)
+		if !ok {
+			return fmt.Errorf("holding id %q has no node", e.ID)
+		}
+		if err := (Holding{Stream: stream, Node: nodeID, Since: time.Unix(1, 0)}).Validate(); err != nil {
+			return err
+		}
+	default:
+		if err := ValidateID(e.ID); err != nil {
+			return err
+		}
 	}
 	if e.Version.WallMS <= 0 {
 		return fmt.Errorf("version: wall time must be positive, got %d", e.Version.WallMS)
@@ -126,10 +140,22 @@ func (e Entry) Validate() error {
 		return fmt.Errorf("version: %w", err)
 	}
 	if e.Deleted {
-		if !streamIsZero(e.Stream) || e.Node != (NodeRecord{}) {
-			return errors.New("tombstone must not carry a stream or a node")
+		if !streamIsZero(e.Stream) || e.Node != (NodeRecord{}) || e.Hold != (Holding{}) {
+			return errors.New("tombstone must not carry a stream, a node or a holding")
 		}
 		return nil
+	}
+	if hold {
+		if !streamIsZero(e.Stream) || e.Node != (NodeRecord{}) {
+			return errors.New("holding record must not carry a stream or a node")
+		}
+		if HoldEntryID(e.Hold.Stream, e.Hold.Node) != e.ID {
+			return fmt.Errorf("holding %s@%s does not match entry id %q", e.Hold.Stream, e.Hold.Node, e.ID)
+		}
+		return e.Hold.Validate()
+	}
+	if e.Hold != (Holding{}) {
+		return errors.New("stream or node entry must not carry a holding")
 	}
 	if node {
 		if !streamIsZero(e.Stream) {
@@ -188,6 +214,9 @@ func (e Entry) String() string {
 	if IsNodeEntryID(e.ID) {
 		return fmt.Sprintf("Entry{ID:%q Version:%s Node{%q %s weight %d %s}}", e.ID, e.Version, e.Node.ID, e.Node.Domain, e.Node.Weight, e.Node.State)
 	}
+	if IsHoldEntryID(e.ID) {
+		return fmt.Sprintf("Entry{ID:%q Version:%s Holding{since %s until %s}}", e.ID, e.Version, e.Hold.Since.Format(time.RFC3339Nano), e.Hold.Until.Format(time.RFC3339Nano))
+	}
 	return fmt.Sprintf("Entry{ID:%q Version:%s %s}", e.ID, e.Version, e.Stream)
 }
 
@@ -202,6 +231,9 @@ func (e Entry) LogValue() slog.Value {
 	case IsNodeEntryID(e.ID):
 		attrs = append(attrs, slog.String("node", e.Node.ID), slog.String("domain", e.Node.Domain),
 			slog.Int("weight", e.Node.Weight), slog.String("state", e.Node.State))
+	case IsHoldEntryID(e.ID):
+		attrs = append(attrs, slog.String("stream", e.Hold.Stream), slog.String("node", e.Hold.Node),
+			slog.Time("since", e.Hold.Since), slog.Time("until", e.Hold.Until))
 	default:
 		attrs = append(attrs, slog.Any("stream", e.Stream))
 	}

@@ -105,6 +105,10 @@ type Member struct {
 	Alive bool
 	// Left: the node left the cluster on purpose (shutdown), not died.
 	Left bool
+	// Suspect: this node's failure probes of it went unanswered, and it
+	// has not answered a probe since nor been declared dead. It is still
+	// Alive (placement does not move its copies for a suspicion).
+	Suspect bool
 	// Addr is the node's gossip address, host:port.
 	Addr string
 }
@@ -125,6 +129,8 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	members map[string]*peer // by name, self included
+	// suspectFor bounds how long a failed probe keeps a peer Suspect.
+	suspectFor time.Duration
 
 	changes chan struct{}
 
@@ -155,6 +161,7 @@ type peer struct {
 	warnVersion string // build version already warned about
 	status      Status // last status received
 	hasStatus   bool
+	suspectAt   time.Time // when this node's probes of it last failed; zero once it answered
 }
 
 // Start joins (or founds) the cluster and starts replicating cfg.Catalog.
@@ -207,6 +214,11 @@ func Start(cfg Config) (*Cluster, error) {
 	mc.Delegate = (*delegate)(c)
 	mc.Events = (*events)(c)
 	mc.Conflict = (*conflicts)(c)
+	mc.Ping = (*pings)(c)
+	// A suspicion ends in a probe answered (NotifyPingComplete), a
+	// refutation seen as an update, or a death; this bounds it otherwise:
+	// memberlist's longest suspicion timeout for up to 100 nodes.
+	c.suspectFor = time.Duration(mc.SuspicionMaxTimeoutMult*mc.SuspicionMult*2) * mc.ProbeInterval
 	mc.Logger = log.New(&logWriter{log: c.log, c: c}, "", 0)
 	if len(cfg.Keys) > 0 {
 		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
@@ -273,6 +285,7 @@ func (c *Cluster) Members() []Member {
 		m := p.member
 		m.Alive = name == c.cfg.Meta.ID || !p.gone
 		m.Left = p.left && !m.Alive
+		m.Suspect = m.Alive && name != c.cfg.Meta.ID && !p.suspectAt.IsZero() && time.Since(p.suspectAt) < c.suspectFor
 		out = append(out, m)
 	}
 	c.mu.Unlock()
@@ -466,6 +479,10 @@ func (d *delegate) NotifyMsg(b []byte) {
 		return
 	}
 	e, err := catalog.DecodeEntry(b[1:])
+	if errors.Is(err, catalog.ErrUnknownFormat) {
+		c.badMsg.log(c.log, "gossiped entry of a newer version left out", "size", len(b), "err", err)
+		return
+	}
 	if err != nil {
 		c.badMsg.log(c.log, "gossip message dropped", "size", len(b), "err", err)
 		c.problem(ProblemBadMessage, "", fmt.Sprintf("a gossip message of %d bytes was dropped: %v", len(b), err))
@@ -486,7 +503,10 @@ func (d *delegate) LocalState(join bool) []byte {
 
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	c := (*Cluster)(d)
-	entries, err := DecodeState(buf)
+	entries, newer, err := DecodeState(buf)
+	if newer > 0 {
+		c.badMsg.log(c.log, "push/pull entries of a newer version left out", "entries", newer)
+	}
 	if err != nil {
 		c.badMsg.log(c.log, "push/pull state dropped", "size", len(buf), "err", err)
 		c.problem(ProblemBadMessage, "", fmt.Sprintf("a push/pull state of %d bytes was dropped: %v", len(buf), err))
@@ -532,6 +552,7 @@ func (c *Cluster) nodeEvent(n *memberlist.Node, gone bool) {
 		c.members[n.Name] = p
 	}
 	p.member = Member{Meta: m, Addr: n.Address()}
+	p.suspectAt = time.Time{}
 	p.left = gone && n.State == memberlist.StateLeft
 	p.gone = gone
 	warn := m.Version != c.cfg.Meta.Version && p.warnVersion != m.Version && !gone
@@ -554,6 +575,41 @@ func (c *Cluster) nodeEvent(n *memberlist.Node, gone bool) {
 		c.problem(ProblemVersion, n.Name, fmt.Sprintf("node %s runs build %s, this node %s", n.Name, m.Version, c.cfg.Meta.Version))
 	}
 	c.notify()
+}
+
+// pings implements memberlist.PingDelegate: a probe answered ends a
+// suspicion.
+type pings Cluster
+
+func (*pings) AckPayload() []byte { return nil }
+
+func (pg *pings) NotifyPingComplete(other *memberlist.Node, _ time.Duration, _ []byte) {
+	c := (*Cluster)(pg)
+	c.mu.Lock()
+	p := c.members[other.Name]
+	was := p != nil && !p.suspectAt.IsZero()
+	if was {
+		p.suspectAt = time.Time{}
+	}
+	c.mu.Unlock()
+	if was {
+		c.log.Info("suspected peer answers again", "peer", other.Name)
+		c.notify()
+	}
+}
+
+// suspect notes that this node's probes of name failed (memberlist says so
+// only in its log: "Suspect NAME has failed, no acks received").
+func (c *Cluster) suspect(name string) {
+	c.mu.Lock()
+	p := c.members[name]
+	if p != nil && !p.gone {
+		p.suspectAt = time.Now()
+	}
+	c.mu.Unlock()
+	if p != nil {
+		c.notify()
+	}
 }
 
 // conflicts implements memberlist.ConflictDelegate.
@@ -636,6 +692,13 @@ func (w *logWriter) Write(p []byte) (int, error) {
 			}
 		}
 		w.c.problem(ProblemWrongKey, peer, "gossip from "+cmpOr(peer, "a peer")+" that no key of this node decrypts: it has another gossip key, or is not part of this cluster")
+	}
+	if w.c != nil {
+		if i := strings.Index(line, "memberlist: Suspect "); i >= 0 {
+			if name, ok := strings.CutSuffix(line[i+len("memberlist: Suspect "):], " has failed, no acks received"); ok {
+				go w.c.suspect(name) // not on memberlist's goroutine: it may hold its locks
+			}
+		}
 	}
 	level := slog.LevelInfo
 	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError} {

@@ -455,11 +455,21 @@ func TestStateRoundTrip(t *testing.T) {
 		{ID: "a", Version: catalog.Version{WallMS: 1e12, Logical: 3, Node: "n1"}, Deleted: true},
 		{ID: "b", Version: catalog.Version{WallMS: 1e12 + 1, Node: "n2"}, Deleted: true},
 	}
-	got, err := DecodeState(EncodeState(entries))
+	got, _, err := DecodeState(EncodeState(entries))
 	if err != nil || len(got) != 2 || got[0].ID != "a" || got[1].Version != entries[1].Version {
 		t.Fatalf("DecodeState = %v, %v", got, err)
 	}
-	if got, err := DecodeState(EncodeState(nil)); err != nil || len(got) != 0 {
+	if got, _, err := DecodeState(EncodeState(nil)); err != nil || len(got) != 0 {
 		t.Fatalf("empty state: %v, %v", got, err)
+	}
+	// An entry in a format of a newer version (here 200) is left out and
+	// counted; the rest of the state is kept.
+	state := EncodeState(entries)
+	enc := catalog.EncodeEntry(entries[0])
+	at := bytes.Index(state, enc)
+	state[at] = 200
+	got, newer, err := DecodeState(state)
+	if err != nil || newer != 1 || len(got) != 1 || got[0].ID != "b" {
+		t.Fatalf("state with a newer entry: %v, %d newer, %v; want b kept, 1 newer", got, newer, err)
 	}
 }

@@ -42,38 +42,46 @@ func EncodeState(entries []catalog.Entry) []byte {
 }
 
 // DecodeState decodes what EncodeState wrote. Any failure (including an
-// entry DecodeEntry rejects) wraps ErrCorruptState; it never panics.
-func DecodeState(b []byte) ([]catalog.Entry, error) {
+// entry DecodeEntry rejects) wraps ErrCorruptState; it never panics. An
+// entry in a format this version does not know (a newer version wrote it)
+// is left out and counted in newer, so that one new kind of record does
+// not make a mixed-version cluster drop every push/pull.
+func DecodeState(b []byte) (_ []catalog.Entry, newer int, _ error) {
 	if len(b) > MaxStateSize {
-		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrCorruptState, len(b), MaxStateSize)
+		return nil, 0, fmt.Errorf("%w: %d bytes, more than %d", ErrCorruptState, len(b), MaxStateSize)
 	}
 	if len(b) == 0 || b[0] != stateFormatV1 {
-		return nil, fmt.Errorf("%w: unknown format", ErrCorruptState)
+		return nil, 0, fmt.Errorf("%w: unknown format", ErrCorruptState)
 	}
 	r := b[1:]
 	n, k := uvarint(r)
 	// Each entry takes at least 2 bytes, which bounds n by the input too.
 	if k <= 0 || n > MaxStateEntries || n > uint64(len(r)) {
-		return nil, fmt.Errorf("%w: bad entry count", ErrCorruptState)
+		return nil, 0, fmt.Errorf("%w: bad entry count", ErrCorruptState)
 	}
 	r = r[k:]
 	out := make([]catalog.Entry, 0, n)
 	for i := range n {
 		l, k := uvarint(r)
 		if k <= 0 || l > MaxEntrySize || l > uint64(len(r)-k) {
-			return nil, fmt.Errorf("%w: entry %d: bad length", ErrCorruptState, i)
+			return nil, 0, fmt.Errorf("%w: entry %d: bad length", ErrCorruptState, i)
 		}
 		e, err := catalog.DecodeEntry(r[k : k+int(l)])
+		if errors.Is(err, catalog.ErrUnknownFormat) {
+			newer++
+			r = r[k+int(l):]
+			continue
+		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: entry %d: %v", ErrCorruptState, i, err)
+			return nil, 0, fmt.Errorf("%w: entry %d: %v", ErrCorruptState, i, err)
 		}
 		out = append(out, e)
 		r = r[k+int(l):]
 	}
 	if len(r) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorruptState, len(r))
+		return nil, 0, fmt.Errorf("%w: %d trailing bytes", ErrCorruptState, len(r))
 	}
-	return out, nil
+	return out, newer, nil
 }
 
 // encodeEntryMsg is a gossip message carrying one entry.
