@@ -121,11 +121,14 @@ demo: build
 	@./scripts/demo.sh
 
 # chaos: every chaos scenario, the long ones too (CHAOS_LONG=1), against
-# real node and camera processes, frame-checked. `make test` runs the
+# real node and camera processes, frame-checked: the disk, camera, domain
+# and clock faults switched at run time among them (TestChaosLong builds
+# the chaosfaults binary they need). The suite's tests of its own checkers
+# (TestChaosCheckersFail*) run in `make test`, not again here. `make test` runs the
 # short ones (kill-restart on one node, cluster-home-kill on three) with
 # the rest of the suite.
 chaos:
-	CHAOS_LONG=1 $(GO) test $(GOFLAGS_T) -count=1 -run Chaos -timeout 30m -v ./chaos/...
+	CHAOS_LONG=1 $(GO) test $(GOFLAGS_T) -count=1 -run 'TestChaos(Long|KillRestart|ClusterHomeKill)$$' -timeout 30m -v ./chaos/...
 	UNDERSTUDY_E2E_DOWN=60s $(GO) test $(GOFLAGS_T) -count=1 -run TestClusterFailoverNoGap -timeout 10m -v ./cmd/understudy/
 	UNDERSTUDY_SCALE=1 $(GO) test $(GOFLAGS_T) -count=1 -run TestScaleDetectionAndConvergence -timeout 10m -v ./engine/cluster/
 

@@ -15,10 +15,13 @@
 //     run`. TestChaosKillRestart runs in the short suite; TestChaosLong
 //     (CHAOS_LONG=1, make chaos) runs the long scenarios.
 //
-// Built for one node and for 3-node clusters (clusterscenarios.go), with
-// the checkers shown to fail on nodes built with the chaosfaults tag that
-// run no backfill, break before they make, or silently drop parts. The
-// federated timeline's SOURCE/SYSTEM gaps are checked against the frames
-// per stream. Disk faults at run time, clock steps, flapping cameras and
-// a failure domain cut of issue 12 are still to come.
+// Built for one node and for clusters of 3 and 4 nodes
+// (clusterscenarios.go, faultscenarios.go), with the checkers shown to
+// fail on nodes built with the chaosfaults tag that run no backfill,
+// break before they make, or silently drop parts. The federated
+// timeline's SOURCE/SYSTEM gaps are checked against the frames per
+// stream. Faults switched at run time: in chaosfaults builds a gossip cut
+// of one node or a failure domain, disk faults (blocked, EIO, ENOSPC)
+// and a clock step; a flipped segment on disk; camera outages through
+// camsim's control file (camera-flap).
 package chaos

@@ -168,6 +168,11 @@ type Config struct {
 	// it or make it fail (errorfs) to inject disk faults. Not settable
 	// from a file or flag.
 	DiskFS vfs.FS `yaml:"-"`
+	// Clock, when set, is the wall clock of what the node records (the
+	// sessions' frame times where the camera's own are missing or off)
+	// and of the catalog's HLC, instead of time.Now: the chaos suite
+	// steps one node's clock. Not settable from a file or flag.
+	Clock func() time.Time `yaml:"-"`
 	// DiskSpace, when set, reports the bytes available and the size of the
 	// data directory's file system instead of statfs: tests fill the disk.
 	// Not settable from a file or flag.

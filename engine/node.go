@@ -236,7 +236,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if n.db, err = catalog.OpenDB(controlDir, nil, log); err != nil {
 		return nil, fmt.Errorf("open control db: %w", controlErr(controlDir, err))
 	}
-	if n.catalog, err = catalog.Open(catalog.Config{DB: n.db, NodeID: cfg.ID, Logger: log}); err != nil {
+	if n.catalog, err = catalog.Open(catalog.Config{DB: n.db, NodeID: cfg.ID, Logger: log, Now: cfg.Clock}); err != nil {
 		return nil, fmt.Errorf("open catalog: %w", controlErr(controlDir, err))
 	}
 	n.warnOrphanedArchive()
@@ -523,6 +523,7 @@ func (n *Node) startSession(ctx context.Context, s catalog.Stream, role reconcil
 		SegmentDuration: n.cfg.SegmentDuration,
 		Memory:          n.queueMemory,
 		Logger:          n.log,
+		Now:             n.cfg.Clock,
 		OnEvent:         func(e session.Event) { n.onSessionEvent(rs, e) },
 	})
 	if err != nil {

@@ -450,7 +450,11 @@ func (f *feed) writeFrame(seq uint64, i int64, sending bool) {
 	ntp := f.clock(f.frameTime(i))
 	fr := f.synth.Next(h264synth.Stamp{Camera: uint32(f.c.n), Frame: seq, Time: ntp})
 	if !sending {
-		f.c.slog.frames(seq, seq, ntp, ntp, f.skew(), SkipNoReader, nil)
+		why := SkipNoReader
+		if f.c.unreachable.Load() {
+			why = SkipUnreachable
+		}
+		f.c.slog.frames(seq, seq, ntp, ntp, f.skew(), why, nil)
 		return
 	}
 	pkts, err := f.videoEnc.Encode(fr.NALUs)

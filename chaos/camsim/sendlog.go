@@ -54,6 +54,9 @@ const (
 	SkipNoReader = "no-reader"
 	// SkipClosed: the stream closed while the frame was being written.
 	SkipClosed = "closed"
+	// SkipUnreachable: the camera was unreachable (SetUnreachable): no
+	// recorder could reach it, a source outage.
+	SkipUnreachable = "unreachable"
 )
 
 // SendLogEntry is one line of a send log. Times are the camera's wall

@@ -274,7 +274,7 @@ func Check(frames []Frame, log []camsim.SendLogEntry, o Options) (*Report, error
 			continue
 		}
 		switch {
-		case f.why == camsim.SkipBehind || f.why == camsim.SkipPaused:
+		case f.why == camsim.SkipBehind || f.why == camsim.SkipPaused || f.why == camsim.SkipUnreachable:
 			r.CameraSkip[f.why]++
 		case in(f.at, o.Down):
 			r.NoRecorder++

@@ -352,7 +352,21 @@ func (c *Cluster) SetState(ctx context.Context, n *Node, state understudyv1.Node
 // node of a chaosfaults build started with UNDERSTUDY_CHAOS_FAULTS
 // including gossip-cut; a normal build would die of the signal). The node
 // stays alive: it keeps recording and answering the API.
-func (n *Node) CutGossip() error {
+func (n *Node) CutGossip() error { return n.CutGossipExcept() }
+
+// CutGossipExcept cuts the node off from the gossip of every peer but
+// those given (the other nodes of its failure domain, cut off with it):
+// it writes their hosts to the node's chaos-gossip-allow file, then
+// sends SIGUSR1.
+func (n *Node) CutGossipExcept(peers ...*Node) error {
+	var hosts []string
+	for _, p := range peers {
+		h, _, _ := net.SplitHostPort(p.Gossip)
+		hosts = append(hosts, h)
+	}
+	if err := writeControl(filepath.Join(n.DataDir, gossipAllowFile), strings.Join(hosts, "\n")+"\n"); err != nil {
+		return fmt.Errorf("harness: %s: %w", n.ID, err)
+	}
 	_, err := n.signal(syscall.SIGUSR1, false)
 	return err
 }

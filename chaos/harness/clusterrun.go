@@ -177,7 +177,7 @@ func runCluster(ctx context.Context, sc Scenario, cfg Config, o RunOptions) (*Re
 	var lastHoles string
 	err = waitFor(ctx, cmpOr(o.WholeTimeout, wholeTimeout), "every home's own archive whole over the episode", func() (bool, string) {
 		var bad []string
-		for _, id := range streams {
+		for i, id := range streams {
 			if len(final[id]) == 0 {
 				bad = append(bad, id+": no placement")
 				continue
@@ -189,7 +189,7 @@ func runCluster(ctx context.Context, sc Scenario, cfg Config, o RunOptions) (*Re
 				continue
 			}
 			for _, h := range Holes(cv, from, to) {
-				if h.End.Sub(h.Start) < seam {
+				if h.End.Sub(h.Start) < seam || run.cameraAway(i, h) {
 					continue
 				}
 				bad = append(bad, fmt.Sprintf("%s: home %s archive hole %v", id, home.ID, h))
@@ -246,7 +246,7 @@ func runCluster(ctx context.Context, sc Scenario, cfg Config, o RunOptions) (*Re
 				continue
 			}
 			co := check.Options{Stream: id + "@" + n.ID, Camera: i, From: from, To: to.Add(-100 * time.Millisecond),
-				Down: res.Down, InFlight: res.InFlight}
+				Down: res.Down, InFlight: res.InFlight, Starts: run.cameraStarts[i]}
 			rep, err := check.Check(frames, log, co)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", id, err)
@@ -308,7 +308,7 @@ func runCluster(ctx context.Context, sc Scenario, cfg Config, o RunOptions) (*Re
 			continue
 		}
 		co := check.Options{Stream: id + "@" + home.ID + "/own", Camera: i, From: from, To: to.Add(-100 * time.Millisecond),
-			Down: res.Down, InFlight: res.InFlight}
+			Down: res.Down, InFlight: res.InFlight, Starts: run.cameraStarts[i]}
 		rep, err := check.Check(frames, log, co)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", id, err)

@@ -14,7 +14,8 @@
 //
 // With more than one node the nodes form a cluster: one gossip key, each
 // node gossiping on its own address and joining every other, each in its
-// own failure domain (zone=zI/host=nI), streams created with R copies. A
+// own failure domain (zone=zI/host=nI; Scenario.Zones puts several in
+// one zone), streams created with R copies. A
 // cluster run (clusterrun.go) waits until every node places every stream
 // on R nodes that record it, runs the script while a sampler measures how
 // long each stream has fewer than R live recorders, and then checks the
@@ -24,5 +25,9 @@
 // after backfill; every stream exported through every node (a federated
 // export) is frame-checked against the send log; and, every node stopped,
 // `understudy fsck` is clean on every data directory. The multi-node
-// scenarios are the cluster-* ones (clusterscenarios.go).
+// scenarios are the cluster-* ones (clusterscenarios.go) and those of
+// faults switched at run time (faultscenarios.go, faults.go): a node's
+// disk and clock and a failure domain's gossip through control files a
+// chaosfaults build reads, a flipped segment on disk, and camera outages
+// through camsim's control file.
 package harness

@@ -41,8 +41,8 @@ func BuildBinary(ctx context.Context, moduleRoot, dir string) (string, error) {
 
 // BuildFaultBinary builds the understudy binary with the chaosfaults tag
 // into dir: its nodes read UNDERSTUDY_CHAOS_FAULTS (no-backfill: the node
-// never repairs its archive; no-make-before-break, drop-parts, gossip-cut:
-// cmd/understudy/faults_chaos.go), so the suite can show its checkers find
+// never repairs its archive; no-make-before-break, drop-parts, gossip-cut,
+// disk, clock-step: cmd/understudy/faults_chaos.go), so the suite can show its checkers find
 // what a broken node loses. A normal build has no such switch.
 func BuildFaultBinary(ctx context.Context, moduleRoot, dir string) (string, error) {
 	bin := filepath.Join(dir, "understudy-faults")
@@ -79,6 +79,10 @@ type Config struct {
 	NodeArgs func(c *Cluster, i int) []string
 	// NodeEnv are extra environment variables (KEY=value) of every node.
 	NodeEnv []string
+	// Zones, when set, is the zone of node i (its failure domain is
+	// zone=zZONE/host=nI); a node past its end, and every node without
+	// it, is in a zone of its own (zI+1).
+	Zones []int
 	// Logf receives what the harness does. Default: nothing.
 	Logf func(format string, args ...any)
 }
@@ -125,6 +129,9 @@ type Cluster struct {
 	Cameras *Process
 	// camAddr is the cameras' RTSP address.
 	camAddr string
+	// camState is what SetCamera last wrote.
+	camMu    sync.Mutex
+	camState map[int]string
 }
 
 // Process is one child process: a node or the cameras. Its alive
@@ -178,7 +185,8 @@ func New(cfg Config) (*Cluster, error) {
 		Name: "camsim", LogPath: filepath.Join(cfg.Dir, "camsim.log"), bin: cfg.Bin, logf: cfg.Logf,
 		args: []string{"camsim", "-listen", c.camAddr, "-cameras", strconv.Itoa(cfg.Cameras),
 			"-width", strconv.Itoa(cfg.Width), "-height", strconv.Itoa(cfg.Height), "-fps", strconv.Itoa(cfg.FPS),
-			"-gop", strconv.Itoa(cfg.GOP), "-bitrate", strconv.Itoa(cfg.Bitrate), "-send-log", c.SendLogDir()},
+			"-gop", strconv.Itoa(cfg.GOP), "-bitrate", strconv.Itoa(cfg.Bitrate), "-send-log", c.SendLogDir(),
+			"-control", c.cameraControlPath()},
 		ready: func(ctx context.Context) error { return waitDial(ctx, c.camAddr) },
 	}
 	for i := 0; i < cfg.Nodes; i++ {
@@ -193,7 +201,7 @@ func New(cfg Config) (*Cluster, error) {
 		c.Nodes = append(c.Nodes, n)
 	}
 	for i, n := range c.Nodes {
-		n.args = []string{"serve", "--id", n.ID, "--domain", fmt.Sprintf("zone=z%d/host=%s", i+1, n.ID),
+		n.args = []string{"serve", "--id", n.ID, "--domain", fmt.Sprintf("zone=z%d/host=%s", c.Zone(i), n.ID),
 			"--data-dir", n.DataDir, "--listen", n.Addr, "--admin-token", AdminToken, "--read-token", ReadToken,
 			"--segment-duration", cfg.SegmentDuration.String(), "--log-format", "json"}
 	}
@@ -209,6 +217,14 @@ func New(cfg Config) (*Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// Zone is the zone number of node i (Config.Zones).
+func (c *Cluster) Zone(i int) int {
+	if i < len(c.cfg.Zones) {
+		return c.cfg.Zones[i]
+	}
+	return i + 1
 }
 
 // Config returns the configuration with defaults applied.

@@ -20,6 +20,9 @@ type Scenario struct {
 	// Nodes and Cameras are the defaults of the cluster; Replicas is R of
 	// every stream in a cluster (default 2).
 	Nodes, Cameras, Replicas int
+	// Zones, when set, are the zones of the nodes (Config.Zones): nodes
+	// of one zone share a failure domain. Default: a zone each.
+	Zones []int
 	// Faults, when set, are the UNDERSTUDY_CHAOS_FAULTS of every node: the
 	// scenario needs a chaosfaults build (BuildFaultBinary) as
 	// RunOptions.Bin.
@@ -41,6 +44,10 @@ type Run struct {
 	Placed   map[string][]string
 	Replicas int
 	failures []string
+	// cameraStarts are the times each camera came back from an outage,
+	// cameraOut its outages (CameraOutage).
+	cameraStarts map[int][]time.Time
+	cameraOut    map[int][]Span
 }
 
 // Fail records a failed check of the script; the scenario fails.
@@ -156,7 +163,7 @@ const settle = 3 * time.Second
 // script, exports every stream from the first node and checks it against
 // its camera's send log, with the windows no node was alive as excused.
 func RunScenario(ctx context.Context, sc Scenario, o RunOptions) (*Result, error) {
-	cfg := Config{Bin: o.Bin, Dir: o.Dir, Nodes: sc.Nodes, Cameras: sc.Cameras, Logf: o.Logf}
+	cfg := Config{Bin: o.Bin, Dir: o.Dir, Nodes: sc.Nodes, Cameras: sc.Cameras, Zones: sc.Zones, Logf: o.Logf}
 	if o.Nodes > 0 {
 		cfg.Nodes = o.Nodes
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
 )
@@ -36,6 +37,7 @@ func runCamsim(args []string) int {
 	fs.StringVar(&udp, "udp", "", "enable UDP transport with RTP on this even port (RTCP on the next), e.g. 8000")
 	fs.DurationVar(&cfg.SenderReportPeriod, "sr-period", 0, "RTCP sender report period (default 1s)")
 	fs.StringVar(&cfg.SendLogDir, "send-log", "", "write each camera's send log (frames sent and skipped) to DIR/cam-N.sendlog; numbering continues from it")
+	control := fs.String("control", "", "poll this file every 100 ms for camera outages, a line per camera: N up|pause|stop|unreachable (cameras it does not name are up)")
 	verbose := fs.Bool("v", false, "log sessions (debug level)")
 	if code, done := parseFlags(fs, args); done {
 		return code
@@ -80,9 +82,33 @@ func runCamsim(args []string) int {
 		fmt.Printf("... %s (N = 0..%d)\n", strings.Replace(srv.URL(n-1), "/cam/"+strconv.Itoa(n-1), "/cam/N", 1), n-1)
 	}
 
+	if *control != "" {
+		go pollControl(srv, *control)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	slog.Info("camsim: stopping", "signal", s.String())
 	return 0
+}
+
+// pollControl applies the control file whenever its text changes; a bad
+// file is logged and changes nothing.
+func pollControl(srv *camsim.Server, path string) {
+	last := ""
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil && !os.IsNotExist(err) {
+			slog.Error("camsim: control", "err", err)
+		}
+		if text := string(b); text != last {
+			last = text
+			if err := srv.ApplyControl(text); err != nil {
+				slog.Error("camsim: control", "err", err)
+			} else {
+				slog.Info("camsim: control applied", "state", strings.Join(strings.Fields(text), " "))
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

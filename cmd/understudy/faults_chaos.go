@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +15,10 @@ import (
 	"github.com/understudy-nvr/understudy/engine"
 	"github.com/understudy-nvr/understudy/engine/cluster"
 )
+
+// GossipAllowFile lists, in a node's data directory, the hosts whose
+// gossip a gossip-cut node still hears when cut off.
+const GossipAllowFile = "chaos-gossip-allow"
 
 // A chaosfaults build (the chaos harness's BuildFaultBinary) reads
 // UNDERSTUDY_CHAOS_FAULTS, a comma-separated list of faults:
@@ -30,7 +35,18 @@ import (
 //	gossip-cut   the gossip runs over a cluster.FaultTransport on
 //	             --gossip-listen: SIGUSR1 cuts the node off from every
 //	             peer's gossip (packets dropped, dials refused), SIGUSR2
-//	             heals it. The API and the cameras stay reachable.
+//	             heals it. The API and the cameras stay reachable. The
+//	             hosts listed in the file chaos-gossip-allow in the
+//	             data directory (GossipAllowFile) when SIGUSR1 comes
+//	             stay reachable: a failure domain cut off together.
+//	disk         the segment store goes through an errorfs injector
+//	             switched at run time by the file chaos-disk-fault in
+//	             the data directory (DiskControlFile): block, eio,
+//	             enospc, or healthy
+//	clock-step   the node's clock (Config.Clock: recorded timestamps,
+//	             the catalog's HLC) runs ahead of the machine's by the
+//	             duration in the file chaos-clock-offset in the data
+//	             directory (ClockControlFile), read every 100 ms
 func init() {
 	chaosFaults = func(cfg *engine.Config) {
 		for _, f := range strings.Split(os.Getenv("UNDERSTUDY_CHAOS_FAULTS"), ",") {
@@ -41,6 +57,10 @@ func init() {
 				cfg.NoMakeBeforeBreak = true
 			case "drop-parts", "drop-parts=" + cfg.ID:
 				cfg.DropPartEvery = 100
+			case "disk":
+				cfg.DiskFS = diskFaultFS(cfg.DataDir)
+			case "clock-step":
+				cfg.Clock = steppedClock(cfg.DataDir)
 			case "gossip-cut":
 				host, port, err := net.SplitHostPort(cfg.GossipListen)
 				p, perr := strconv.Atoi(port)
@@ -59,8 +79,12 @@ func init() {
 				go func() {
 					for s := range sig {
 						if s == syscall.SIGUSR1 {
-							t.Cut()
-							fmt.Fprintln(os.Stderr, "chaos fault: gossip cut off")
+							// The hosts of the node's own failure domain,
+							// cut off with it, stay reachable.
+							b, _ := os.ReadFile(filepath.Join(cfg.DataDir, GossipAllowFile))
+							allow := strings.Fields(string(b))
+							t.CutExcept(allow...)
+							fmt.Fprintln(os.Stderr, "chaos fault: gossip cut off, but from", allow)
 						} else {
 							t.Heal()
 							fmt.Fprintln(os.Stderr, "chaos fault: gossip healed")

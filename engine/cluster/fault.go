@@ -14,10 +14,12 @@ import (
 // NetTransport that can be cut off from the network and healed. While cut
 // off it drops every packet it would send or receives, fails every dial and
 // closes every incoming stream, so the node neither reaches nor hears any
-// peer, as in a partition.
+// peer, as in a partition. CutExcept keeps the peers on some hosts: the
+// nodes of one failure domain cut off together still hear each other.
 type FaultTransport struct {
 	*memberlist.NetTransport
 	cut      atomic.Bool
+	allow    atomic.Pointer[map[string]bool] // hosts still reached while cut
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
 	done     chan struct{}
@@ -48,17 +50,52 @@ func NewFaultTransport(bindAddr string, bindPort int) (*FaultTransport, error) {
 }
 
 // Cut drops all traffic to and from the node from now on.
-func (t *FaultTransport) Cut() { t.cut.Store(true) }
+func (t *FaultTransport) Cut() { t.CutExcept() }
+
+// CutExcept drops all traffic to and from the node from now on, save that
+// with peers on the given hosts (IP addresses, or names as the peers'
+// addresses give them).
+func (t *FaultTransport) CutExcept(hosts ...string) {
+	m := map[string]bool{}
+	for _, h := range hosts {
+		m[h] = true
+	}
+	t.allow.Store(&m)
+	t.cut.Store(true)
+}
 
 // Heal ends Cut.
 func (t *FaultTransport) Heal() { t.cut.Store(false) }
+
+// blocked reports whether traffic with addr (host:port) is dropped now.
+func (t *FaultTransport) blocked(addr string) bool {
+	if !t.cut.Load() {
+		return false
+	}
+	m := t.allow.Load()
+	if m == nil || len(*m) == 0 {
+		return true
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	return !(*m)[host]
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
 
 func (t *FaultTransport) relayPackets() {
 	in := t.NetTransport.PacketCh()
 	for {
 		select {
 		case p := <-in:
-			if t.cut.Load() {
+			if t.blocked(addrString(p.From)) {
 				continue
 			}
 			select {
@@ -77,7 +114,7 @@ func (t *FaultTransport) relayStreams() {
 	for {
 		select {
 		case c := <-in:
-			if t.cut.Load() {
+			if t.blocked(addrString(c.RemoteAddr())) {
 				_ = c.Close()
 				continue
 			}
@@ -101,7 +138,7 @@ func (t *FaultTransport) StreamCh() <-chan net.Conn { return t.streamCh }
 
 // WriteTo implements memberlist.Transport.
 func (t *FaultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	if t.cut.Load() {
+	if t.blocked(addr) {
 		return time.Now(), nil // lost on the wire
 	}
 	return t.NetTransport.WriteTo(b, addr)
@@ -109,7 +146,7 @@ func (t *FaultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 
 // WriteToAddress implements memberlist.NodeAwareTransport.
 func (t *FaultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	if t.cut.Load() {
+	if t.blocked(a.Addr) {
 		return time.Now(), nil
 	}
 	return t.NetTransport.WriteToAddress(b, a)
@@ -117,7 +154,7 @@ func (t *FaultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Ti
 
 // DialTimeout implements memberlist.Transport.
 func (t *FaultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if t.cut.Load() {
+	if t.blocked(addr) {
 		return nil, errCutOff
 	}
 	return t.NetTransport.DialTimeout(addr, timeout)
@@ -125,7 +162,7 @@ func (t *FaultTransport) DialTimeout(addr string, timeout time.Duration) (net.Co
 
 // DialAddressTimeout implements memberlist.NodeAwareTransport.
 func (t *FaultTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	if t.cut.Load() {
+	if t.blocked(a.Addr) {
 		return nil, errCutOff
 	}
 	return t.NetTransport.DialAddressTimeout(a, timeout)

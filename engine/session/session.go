@@ -192,7 +192,9 @@ type Stats struct {
 	// Stalls counts the times the camera, still connected, sent no video
 	// for 1 to 2 s (at a frame rate of 4 or more a second): too short to
 	// end a segment, so the last frame is held over the hole; the log names
-	// each one. A stall of more than 2 s is a gap.
+	// each one. A stall of more than 2 s is a gap: a SOURCE gap (a
+	// recorded source outage) when no RTP packet was lost over it, since
+	// the camera then sent nothing; SYSTEM otherwise.
 	Stalls      uint64
 	QueuedBytes int64
 	LastFrame   time.Time // wall-clock time of the newest frame received
@@ -251,6 +253,7 @@ type Session struct {
 	playing      bool
 	lastVideo    time.Time     // wall time of the last video frame of this connection
 	videoEvery   time.Duration // its usual interval (a running mean)
+	lostAtVideo  uint64        // rtpLost at the last video frame
 	outageSince  time.Time     // zero: no outage pending
 	started      time.Time     // when Run began: the hole before the first frame starts there
 	failedInARow int
@@ -264,6 +267,9 @@ type Session struct {
 	classReq atomic.Int32
 
 	frames, bytes, dropped, writeErrors, reconnects, stalls atomic.Uint64
+	// rtpLost counts the RTP packets gortsplib found missing (gaps in
+	// the sequence numbers), over every connection.
+	rtpLost atomic.Uint64
 }
 
 // controlHeadroom is the room kept in the queue for open/close items, so
@@ -551,7 +557,10 @@ func (s *Session) connectAndRecord(ctx context.Context) error {
 	// text outside the node's structured log.
 	// Many cameras ask for TCP on every connect: not news at info level.
 	c.OnTransportSwitch = func(err error) { s.log.Debug("RTSP transport switched", "reason", err.Error()) }
-	c.OnPacketsLost = func(lost uint64) { s.log.Debug("RTP packets lost", "count", lost) }
+	c.OnPacketsLost = func(lost uint64) {
+		s.rtpLost.Add(lost)
+		s.log.Debug("RTP packets lost", "count", lost)
+	}
 	c.OnDecodeError = func(err error) { s.log.Debug("RTP decode error", "err", err.Error()) }
 	switch s.cfg.Transport {
 	case "tcp":
@@ -616,7 +625,19 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 	s.lastFrame = f.Wall
 	s.lastRecv = s.cfg.Now()
 	if f.Track == 0 {
-		s.noteVideoInterval(f.Wall)
+		lost := s.rtpLost.Load()
+		if d := s.noteVideoInterval(f.Wall); d > silenceIsOutage && lost == s.lostAtVideo {
+			// Connected, and no RTP packet went missing on the way (the
+			// sequence numbers run on): the camera sent nothing, and the
+			// hole the writer leaves (it ends the segment) is the
+			// camera's, a SOURCE gap. With packets lost it stays SYSTEM:
+			// sent, not stored. (Found by the chaos suite's camera-flap:
+			// a camera paused for 2.1 s, connected throughout, was a
+			// SYSTEM gap; one paused past the read timeout was SOURCE.)
+			s.queue.push(item{outage: &segment.Interval{Start: f.Wall.Add(-d), End: f.Wall}})
+			s.log.Info("camera sent nothing while connected: a source gap", "for", d.Round(time.Millisecond), "from", f.Wall.Add(-d))
+		}
+		s.lostAtVideo = lost
 	}
 
 	// A writer is (re)opened only at a random access point: on the first
@@ -680,11 +701,14 @@ func (s *Session) onFrame(cn *connection, f segment.Frame, canOpen bool) {
 // on a connection that stayed up. Longer holes end the segment (the
 // writer's limit is 2 s) and are gaps; shorter ones are within what
 // variable frame rate cameras do.
-func (s *Session) noteVideoInterval(wall time.Time) {
+//
+// It returns the interval since the previous video frame of the
+// connection (0 for its first).
+func (s *Session) noteVideoInterval(wall time.Time) time.Duration {
 	last := s.lastVideo
 	s.lastVideo = wall
 	if last.IsZero() {
-		return
+		return 0
 	}
 	d := wall.Sub(last)
 	if d >= time.Second && d <= 2*time.Second && s.videoEvery > 0 && s.videoEvery <= 250*time.Millisecond {
@@ -699,7 +723,13 @@ func (s *Session) noteVideoInterval(wall time.Time) {
 			s.videoEvery += (d - s.videoEvery) / 16
 		}
 	}
+	return d
 }
+
+// silenceIsOutage is the longest hole in a connected camera's video that
+// the segment writer holds the last frame over (its maxJump): a longer
+// one ends the segment and is a gap.
+const silenceIsOutage = 2 * time.Second
 
 // MemoryBudget is the memory the recording queues of one node may hold
 // together. It is safe for concurrent use; a nil budget has no limit.

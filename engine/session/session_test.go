@@ -483,3 +483,38 @@ func TestSessionRetryLogsStayQuiet(t *testing.T) {
 		t.Errorf("%d retries: %d warnings, %d debug lines; want 3 warnings and the rest debug", r, warns, debugs)
 	}
 }
+
+// TestSessionSilenceIsSourceOutage: a camera that stays connected but
+// sends nothing for 3 s (longer than the writer holds a frame over: the
+// segment ends) with no RTP packet lost is a source outage over the hole,
+// recorded without a reconnect: the timeline calls it SOURCE, not SYSTEM.
+func TestSessionSilenceIsSourceOutage(t *testing.T) {
+	srv := testkit.StartCameras(t, camsim.Config{Cameras: 1, GOP: 25})
+	st := testkit.OpenStore(t)
+	var pausedAt, resumedAt time.Time
+	s := record(t, st, Config{Stream: "cam0", URL: srv.URL(0), Transport: "tcp", ReadTimeout: 10 * time.Second}, func() {
+		time.Sleep(2 * time.Second)
+		pausedAt = time.Now()
+		srv.Camera(0).Pause()
+		time.Sleep(3 * time.Second)
+		srv.Camera(0).Resume()
+		resumedAt = time.Now()
+		time.Sleep(2 * time.Second)
+	})
+	if r := s.Stats().Reconnects; r != 0 {
+		t.Errorf("%d reconnects: the camera stayed connected", r)
+	}
+	outages, err := st.SourceOutages("cam0", pausedAt.Add(-time.Minute), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outages) != 1 {
+		t.Fatalf("a 3 s silence of a connected camera: outages %v, want one", outages)
+	}
+	o := outages[0]
+	if o.Start.After(pausedAt.Add(100*time.Millisecond)) || o.Start.Before(pausedAt.Add(-200*time.Millisecond)) ||
+		o.End.Before(resumedAt.Add(-100*time.Millisecond)) || o.End.After(resumedAt.Add(300*time.Millisecond)) {
+		t.Errorf("outage %v..%v for a pause %v..%v", o.Start.Format(time.StampMilli), o.End.Format(time.StampMilli),
+			pausedAt.Format(time.StampMilli), resumedAt.Format(time.StampMilli))
+	}
+}

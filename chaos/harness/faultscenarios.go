@@ -1,0 +1,446 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
+)
+
+// The scenarios of faults switched at run time: a node's disk (blocked,
+// EIO, ENOSPC, a flipped byte in a closed segment) and clock, a camera
+// that comes and goes, a failure domain cut off. The disk and clock ones
+// need a chaosfaults build (Scenario.Faults); a camera's outages go
+// through camsim's control file and need none.
+
+func init() {
+	register(Scenario{
+		Name:    "disk-blocked-30s",
+		Summary: "3 nodes, 3 cameras, R=2: every write under the data directory of the home of the most streams blocks for 30 s, then resumes; record 20 s (chaosfaults build)",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Faults: "disk",
+		Script: func(ctx context.Context, r *Run) error {
+			v := r.mostHomes()
+			if err := r.Sleep(ctx, 8*time.Second); err != nil {
+				return err
+			}
+			if err := v.SetDiskFault(DiskBlock); err != nil {
+				return err
+			}
+			if err := r.Sleep(ctx, 30*time.Second); err != nil {
+				return err
+			}
+			if err := v.SetDiskFault(DiskHealthy); err != nil {
+				return err
+			}
+			if !v.Up() {
+				r.Fail("%s did not survive a 30 s disk stall", v.ID)
+			}
+			return r.Sleep(ctx, 20*time.Second)
+		},
+	})
+	for _, f := range []struct{ name, mode, what string }{
+		{"disk-eio", DiskEIO, "EIO"},
+		{"disk-enospc", DiskENOSPC, "ENOSPC"},
+	} {
+		register(Scenario{
+			Name: f.name,
+			Summary: "3 nodes, 3 cameras, R=2: segment writes of the home of the most streams fail with " + f.what +
+				" for 20 s: it marks itself saturated and its streams move; healed, it clears the mark and takes them back; record 15 s (chaosfaults build)",
+			Long:  true,
+			Nodes: 3, Cameras: 3, Replicas: 2,
+			Faults: "disk",
+			Script: func(ctx context.Context, r *Run) error {
+				return diskFault(ctx, r, r.mostHomes(), f.mode, 20*time.Second)
+			},
+		})
+	}
+	register(Scenario{
+		Name:    "disk-flip",
+		Summary: "3 nodes, 3 cameras, R=2: flip 16 bytes of a closed archive segment on the home of the most streams, play it back through it: the checksum fails, the file is quarantined, the playback served from the peers' copies, the range backfilled",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Script: diskFlip,
+	})
+}
+
+// diskFault fails victim's segment writes with mode for d: within the
+// fault the victim must report itself saturated and hold no copy in the
+// placement every other node computes; after the heal the placement of
+// before comes back.
+func diskFault(ctx context.Context, r *Run, v *Node, mode string, d time.Duration) error {
+	if err := r.Sleep(ctx, 8*time.Second); err != nil {
+		return err
+	}
+	if err := v.SetDiskFault(mode); err != nil {
+		return err
+	}
+	start := time.Now()
+	saturated, moved := time.Duration(0), time.Duration(0)
+	for time.Since(start) < d {
+		for _, n := range r.Nodes {
+			if n == v || !n.Up() {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			st, err := r.NodeStates(cctx, n)
+			if err == nil && saturated == 0 && st[v.ID] == understudyv1.NodeState_NODE_STATE_SATURATED {
+				saturated = time.Since(start)
+				r.Logf("%s sees %s saturated %v after the %s fault", n.ID, v.ID, saturated.Round(100*time.Millisecond), mode)
+			}
+			p, err := r.Placement(cctx, n)
+			cancel()
+			if err == nil && moved == 0 && len(p) == len(r.Streams) && !placesOn(p, v.ID) {
+				moved = time.Since(start)
+				r.Logf("%s places nothing on %s %v after the fault: %v", n.ID, v.ID, moved.Round(100*time.Millisecond), p)
+			}
+			break
+		}
+		if err := r.Sleep(ctx, 300*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	if saturated == 0 {
+		r.Fail("%s: %v of %s on segment writes: no node saw it saturated", v.ID, d, mode)
+	}
+	if moved == 0 {
+		r.Fail("%s: %v of %s on segment writes: its copies did not move", v.ID, d, mode)
+	}
+	if _, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout); err != nil {
+		return fmt.Errorf("during the %s fault: %w", mode, err)
+	}
+	if err := v.SetDiskFault(DiskHealthy); err != nil {
+		return err
+	}
+	healed := time.Now()
+	if err := waitFor(ctx, replicatedTimeout, "the placement of before the fault", func() (bool, string) {
+		p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
+		if err != nil {
+			return false, err.Error()
+		}
+		return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
+	}); err != nil {
+		return fmt.Errorf("after the heal: %w", err)
+	}
+	r.Logf("%s back in its place %v after the heal", v.ID, time.Since(healed).Round(100*time.Millisecond))
+	return r.Sleep(ctx, 15*time.Second)
+}
+
+func placesOn(p map[string][]string, id string) bool {
+	for _, ns := range p {
+		if slices.Contains(ns, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// diskFlip rots a closed segment of the home of the most streams, reads
+// it back through the home (an export of its span, as an investigator's
+// playback would) and expects the checksum to catch it: the file moves
+// to quarantine, and backfill refills the range from a peer (the end
+// checks: the home's archive whole, its own copy holding every frame,
+// fsck clean).
+func diskFlip(ctx context.Context, r *Run) error {
+	v := r.mostHomes()
+	var stream string
+	for _, id := range r.Streams {
+		if r.Placed[id][0] == v.ID {
+			stream = id
+			break
+		}
+	}
+	from := time.Now()
+	if err := r.Sleep(ctx, 15*time.Second); err != nil {
+		return err
+	}
+	rel, start, err := v.FlipSegmentBytes(stream, from.Add(-Warmup), time.Now().Add(-2*clusterSegment))
+	if err != nil {
+		return err
+	}
+	before := len(v.Quarantined())
+	// Played back through the home: the read checks the checksum, the
+	// home quarantines the file and serves the span from the peers'
+	// copies (a failed playback here was the suite's first finding).
+	mp4, err := r.Export(ctx, v, stream, start, start.Add(clusterSegment))
+	if err != nil {
+		r.Fail("the playback of %s's rotten span through %s: %v", stream, v.ID, err)
+	} else {
+		r.Logf("playback of %s's rotten span through %s: %d bytes", stream, v.ID, len(mp4))
+	}
+	if err := waitFor(ctx, 10*time.Second, v.ID+" quarantines "+rel, func() (bool, string) {
+		return len(v.Quarantined()) > before, fmt.Sprintf("quarantine holds %v", v.Quarantined())
+	}); err != nil {
+		r.Fail("%v", err)
+	}
+	return r.Sleep(ctx, 15*time.Second)
+}
+
+func init() {
+	register(Scenario{
+		Name:    "camera-flap",
+		Summary: "3 nodes, 2 cameras, R=2: camera 0 goes away and back 4 times (paused: connected and silent; stopped: 404; unreachable), 2-6 s each, drawn from the seed: SOURCE gaps, never SYSTEM, no frame it sent lost",
+		Long:    true,
+		Nodes:   3, Cameras: 2, Replicas: 2,
+		Script: func(ctx context.Context, r *Run) error {
+			states := []string{CameraPause, CameraStop, CameraUnreachable, CameraPause}
+			var outs []Span
+			for i, st := range states {
+				if err := r.Sleep(ctx, time.Duration(4000+r.Rand.IntN(4000))*time.Millisecond); err != nil {
+					return err
+				}
+				d := time.Duration(2000+r.Rand.IntN(4000)) * time.Millisecond
+				r.Logf("outage %d of camera 0: %s for %v", i, st, d)
+				sp, err := r.CameraOutage(ctx, 0, st, d)
+				if err != nil {
+					return err
+				}
+				outs = append(outs, sp)
+			}
+			if err := r.Sleep(ctx, 15*time.Second); err != nil {
+				return err
+			}
+			return r.sourceGapsCover(ctx, streamID(0), outs)
+		},
+	})
+}
+
+// CameraOutage puts camera i in state for d, then up again; the camera's
+// return is a start of its recorders (check.Options.Starts): until the
+// first keyframe it sends once a recorder reconnected, missing frames
+// are "starting", as after a node's restart. It returns the outage.
+func (r *Run) CameraOutage(ctx context.Context, i int, state string, d time.Duration) (Span, error) {
+	start := time.Now()
+	if err := r.SetCamera(i, state); err != nil {
+		return Span{}, err
+	}
+	if err := r.Sleep(ctx, d); err != nil {
+		return Span{}, err
+	}
+	if err := r.SetCamera(i, CameraUp); err != nil {
+		return Span{}, err
+	}
+	end := time.Now()
+	if r.cameraStarts == nil {
+		r.cameraStarts = map[int][]time.Time{}
+		r.cameraOut = map[int][]Span{}
+	}
+	r.cameraOut[i] = append(r.cameraOut[i], Span{start, end})
+	// The camera takes the file within 100 ms (its poll).
+	r.cameraStarts[i] = append(r.cameraStarts[i], end)
+	return Span{start, end}, nil
+}
+
+// sourceGapsCover checks that the federated timeline (asked of every
+// node up) shows each outage as a SOURCE gap, save its edges (the
+// camera's 100 ms poll, the recorders' read timeout and reconnection),
+// and no SYSTEM gap over any of it.
+func (r *Run) sourceGapsCover(ctx context.Context, stream string, outs []Span) error {
+	const edge = 1500 * time.Millisecond
+	for _, n := range r.Nodes {
+		if !n.Up() {
+			continue
+		}
+		resp, err := n.Recording().GetTimeline(ctx, connect.NewRequest(&understudyv1.GetTimelineRequest{
+			StreamId: stream, Start: timestamppb.New(outs[0].Start.Add(-time.Second)), End: timestamppb.New(time.Now())}))
+		if err != nil {
+			return fmt.Errorf("GetTimeline %s on %s: %w", stream, n.ID, err)
+		}
+		var source []Span
+		for _, g := range resp.Msg.Gaps {
+			sp := Span{g.Start.AsTime(), g.End.AsTime()}
+			if g.Kind == understudyv1.GapKind_GAP_KIND_SOURCE {
+				source = append(source, sp)
+			} else {
+				for _, o := range outs {
+					if sp.Start.Before(o.End) && o.Start.Before(sp.End) {
+						r.Fail("%s on %s: a SYSTEM gap %v over the camera's outage %v", stream, n.ID, sp, o)
+					}
+				}
+			}
+		}
+		for _, o := range outs {
+			inner := Span{o.Start.Add(edge), o.End.Add(-edge / 3)}
+			if !inner.End.After(inner.Start) {
+				continue
+			}
+			if h := Holes(source, inner.Start, inner.End); len(h) > 0 {
+				r.Fail("%s on %s: the camera's outage %v is not a SOURCE gap over %v (SOURCE gaps %v)", stream, n.ID, o, h, source)
+			}
+		}
+		r.Logf("%s on %s: SOURCE gaps %v for the outages %v", stream, n.ID, source, outs)
+	}
+	return nil
+}
+
+// cameraAway reports whether hole h of camera i's archive lies within one
+// of its outages, or the StartGrace after it (the recorders' reconnection
+// and their wait for a keyframe, which the frame checker allows as well):
+// time the camera sent nothing has nothing to backfill.
+func (r *Run) cameraAway(i int, h Span) bool {
+	for _, o := range r.cameraOut[i] {
+		if !h.Start.Before(o.Start) && !h.End.After(o.End.Add(startGrace)) {
+			return true
+		}
+	}
+	return false
+}
+
+// startGrace is check.Options.StartGrace's default.
+const startGrace = 5 * time.Second
+
+func init() {
+	register(Scenario{
+		Name:    "domain-cut",
+		Summary: "4 nodes in 3 failure domains (n3 and n4 share z3), 3 cameras, R=2: cut z3 off from the gossip of the others for 20 s (n3 and n4 still hear each other), heal, record 20 s: both sides keep recording, converge after the heal (chaosfaults build)",
+		Long:    true,
+		Nodes:   4, Cameras: 3, Replicas: 2, Zones: []int{1, 2, 3, 3},
+		Faults: "gossip-cut",
+		Script: func(ctx context.Context, r *Run) error {
+			var cut, rest []*Node
+			for i, n := range r.Nodes {
+				if r.Zone(i) == r.Zone(len(r.Nodes)-1) {
+					cut = append(cut, n)
+				} else {
+					rest = append(rest, n)
+				}
+			}
+			if err := r.Sleep(ctx, 8*time.Second); err != nil {
+				return err
+			}
+			r.Logf("cut off %v (placement %v)", ids(cut), r.Placed)
+			for _, n := range cut {
+				if err := n.CutGossipExcept(others(cut, n)...); err != nil {
+					return err
+				}
+			}
+			start := time.Now()
+			sides := map[string]bool{}
+			for time.Since(start) < 20*time.Second {
+				for _, side := range [][]*Node{cut, rest} {
+					if s := r.sidePlacesAll(ctx, side); s != "" && !sides[s] {
+						sides[s] = true
+						r.Logf("%v after the cut: %s", time.Since(start).Round(100*time.Millisecond), s)
+					}
+				}
+				if err := r.Sleep(ctx, 500*time.Millisecond); err != nil {
+					return err
+				}
+			}
+			if len(sides) < 2 {
+				r.Fail("20 s of %v cut off: not both sides placed every stream on themselves: %v", ids(cut), sides)
+			}
+			for _, n := range cut {
+				if err := n.HealGossip(); err != nil {
+					return err
+				}
+			}
+			if err := r.WaitMembers(ctx, joinTimeout); err != nil {
+				return fmt.Errorf("after the heal: %w", err)
+			}
+			if err := waitFor(ctx, replicatedTimeout, "the placement of before the cut", func() (bool, string) {
+				p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
+				if err != nil {
+					return false, err.Error()
+				}
+				return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
+			}); err != nil {
+				return err
+			}
+			return r.Sleep(ctx, 20*time.Second)
+		},
+	})
+}
+
+// sidePlacesAll says, when a node of side places every stream on R nodes
+// of side only, which node and how; "" otherwise.
+func (r *Run) sidePlacesAll(ctx context.Context, side []*Node) string {
+	in := map[string]bool{}
+	for _, n := range side {
+		in[n.ID] = true
+	}
+	for _, n := range side {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		p, err := r.Placement(cctx, n)
+		cancel()
+		if err != nil || len(p) != len(r.Streams) {
+			continue
+		}
+		ok := true
+		for _, ns := range p {
+			if len(ns) != r.Replicas {
+				ok = false
+			}
+			for _, id := range ns {
+				ok = ok && in[id]
+			}
+		}
+		if ok {
+			return fmt.Sprintf("%s places every stream on its side %v", n.ID, ids(side))
+		}
+	}
+	return ""
+}
+
+func ids(ns []*Node) []string {
+	var out []string
+	for _, n := range ns {
+		out = append(out, n.ID)
+	}
+	return out
+}
+
+func others(ns []*Node, n *Node) []*Node {
+	var out []*Node
+	for _, m := range ns {
+		if m != n {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func init() {
+	register(Scenario{
+		Name:    "clock-step",
+		Summary: "3 nodes, 3 cameras, R=2: the clock of the home of the most streams steps 5 s ahead; record 15 s, restart it (its sessions start under the stepped clock), record 15 s: timestamps monotonic, no false gap, no frame lost (chaosfaults build)",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Faults: "clock-step",
+		Script: func(ctx context.Context, r *Run) error {
+			v := r.mostHomes()
+			if err := r.Sleep(ctx, 8*time.Second); err != nil {
+				return err
+			}
+			if err := v.SetClockOffset(5 * time.Second); err != nil {
+				return err
+			}
+			if err := r.Sleep(ctx, 15*time.Second); err != nil {
+				return err
+			}
+			if err := v.Term(30 * time.Second); err != nil {
+				return err
+			}
+			if err := v.Start(ctx); err != nil {
+				return err
+			}
+			if err := waitFor(ctx, replicatedTimeout, v.ID+" back in its place", func() (bool, string) {
+				p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
+				if err != nil {
+					return false, err.Error()
+				}
+				return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
+			}); err != nil {
+				return err
+			}
+			return r.Sleep(ctx, 15*time.Second)
+		},
+	})
+}
