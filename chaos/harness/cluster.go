@@ -224,6 +224,35 @@ func (c *Cluster) LiveRecorders(ctx context.Context, streams []string) map[strin
 	return out
 }
 
+// lastCoverage says, for each node that is up, where its own coverage of
+// stream over the last 30 s ends, so that a failed live-recorder check
+// shows whether the node stopped recording or its timeline lags.
+func (c *Cluster) lastCoverage(ctx context.Context, stream string) string {
+	now := time.Now()
+	var parts []string
+	for _, n := range c.Nodes {
+		if !n.Up() {
+			continue
+		}
+		cv, err := c.Coverage(ctx, n, stream, 0, now.Add(-30*time.Second), now)
+		switch {
+		case err != nil:
+			parts = append(parts, fmt.Sprintf("%s: %v", n.ID, err))
+		case len(cv) == 0:
+			parts = append(parts, n.ID+": nothing in the last 30 s")
+		default:
+			end := cv[len(cv)-1].End
+			_, starts := n.Alive(now)
+			since := ""
+			if len(starts) > 0 {
+				since = fmt.Sprintf(", up since %s", starts[len(starts)-1].UTC().Format("15:04:05.000"))
+			}
+			parts = append(parts, fmt.Sprintf("%s: coverage ends %s, %.1f s ago%s", n.ID, end.UTC().Format("15:04:05.000"), now.Sub(end).Seconds(), since))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 // WaitMembers waits until every node that is up sees every node active.
 func (c *Cluster) WaitMembers(ctx context.Context, timeout time.Duration) error {
 	return waitFor(ctx, timeout, "every node sees every node active", func() (bool, string) {
@@ -284,7 +313,7 @@ func (c *Cluster) WaitReplicated(ctx context.Context, streams []string, r int, t
 		for _, id := range streams {
 			for _, nd := range place[id] {
 				if !slices.Contains(live[id], nd) {
-					return false, fmt.Sprintf("%s placed on %v, recorded now by %v", id, place[id], live[id])
+					return false, fmt.Sprintf("%s placed on %v, recorded now by %v (%s)", id, place[id], live[id], c.lastCoverage(ctx, id))
 				}
 			}
 		}
