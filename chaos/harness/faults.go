@@ -21,6 +21,7 @@ const (
 	diskControlFile  = "chaos-disk-fault"
 	clockControlFile = "chaos-clock-offset"
 	gossipAllowFile  = "chaos-gossip-allow"
+	gossipImpairFile = "chaos-gossip-impair"
 )
 
 // Disk faults of SetDiskFault.
@@ -46,6 +47,18 @@ func (n *Node) SetDiskFault(mode string) error {
 		return fmt.Errorf("harness: %s: disk fault %q: %w", n.ID, mode, err)
 	}
 	n.logf("%s: disk fault %q", n.ID, mode)
+	return nil
+}
+
+// ImpairGossip degrades node n's gossip without cutting it (needs the
+// gossip-cut fault): spec is "out=F in=F delay=D" as
+// cluster.ParseImpairment reads it (out=1: the node hears its peers, they
+// never hear it); "" ends it. The node takes it within about 100 ms.
+func (n *Node) ImpairGossip(spec string) error {
+	if err := writeControl(filepath.Join(n.DataDir, gossipImpairFile), spec+"\n"); err != nil {
+		return fmt.Errorf("harness: %s: gossip impairment %q: %w", n.ID, spec, err)
+	}
+	n.logf("%s: gossip impairment %q", n.ID, spec)
 	return nil
 }
 

@@ -444,3 +444,83 @@ func init() {
 		},
 	})
 }
+
+func init() {
+	register(Scenario{
+		Name:    "gossip-one-way",
+		Summary: "3 nodes, 3 cameras, R=2: every gossip packet the home of the most streams sends is lost for 20 s (it still hears its peers; its TCP fails both ways), then passes again; record 20 s (chaosfaults build)",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Faults: "gossip-cut",
+		Script: func(ctx context.Context, r *Run) error {
+			v := r.mostHomes()
+			if err := r.Sleep(ctx, 8*time.Second); err != nil {
+				return err
+			}
+			if err := v.ImpairGossip("out=1"); err != nil {
+				return err
+			}
+			start := time.Now()
+			seen := ""
+			for time.Since(start) < 20*time.Second && seen == "" {
+				seen = r.failoverSeen(ctx, v)
+				if err := r.Sleep(ctx, 500*time.Millisecond); err != nil {
+					return err
+				}
+			}
+			if seen == "" {
+				r.Fail("%s unheard for 20 s: no survivor noticed", v.ID)
+			} else {
+				r.Logf("%s unheard: %s after %v", v.ID, seen, time.Since(start).Round(100*time.Millisecond))
+			}
+			if err := r.Sleep(ctx, 20*time.Second-time.Since(start)); err != nil {
+				return err
+			}
+			if err := v.ImpairGossip(""); err != nil {
+				return err
+			}
+			if err := r.WaitMembers(ctx, joinTimeout); err != nil {
+				return fmt.Errorf("after the loss ended: %w", err)
+			}
+			return r.Sleep(ctx, 20*time.Second)
+		},
+	})
+	register(Scenario{
+		Name:    "gossip-loss-delay",
+		Summary: "3 nodes, 3 cameras, R=2: the gossip of the home of the most streams loses 20 % of its packets each way and is delayed 150 ms for 40 s, then is clean again; record 20 s: whatever the failure detector makes of it, no frame is lost (chaosfaults build)",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Faults: "gossip-cut",
+		Script: func(ctx context.Context, r *Run) error {
+			v := r.mostHomes()
+			if err := r.Sleep(ctx, 8*time.Second); err != nil {
+				return err
+			}
+			if err := v.ImpairGossip("out=0.2 in=0.2 delay=150ms"); err != nil {
+				return err
+			}
+			start := time.Now()
+			seen := ""
+			for time.Since(start) < 40*time.Second {
+				if seen == "" {
+					if seen = r.failoverSeen(ctx, v); seen != "" {
+						r.Logf("%s on a lossy, slow link: %s after %v", v.ID, seen, time.Since(start).Round(100*time.Millisecond))
+					}
+				}
+				if err := r.Sleep(ctx, 500*time.Millisecond); err != nil {
+					return err
+				}
+			}
+			if seen == "" {
+				r.Logf("%s on a lossy, slow link for 40 s: no failover", v.ID)
+			}
+			if err := v.ImpairGossip(""); err != nil {
+				return err
+			}
+			if err := r.WaitMembers(ctx, joinTimeout); err != nil {
+				return fmt.Errorf("after the link was clean again: %w", err)
+			}
+			return r.Sleep(ctx, 20*time.Second)
+		},
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/understudy-nvr/understudy/engine"
 	"github.com/understudy-nvr/understudy/engine/cluster"
@@ -19,6 +20,35 @@ import (
 // GossipAllowFile lists, in a node's data directory, the hosts whose
 // gossip a gossip-cut node still hears when cut off.
 const GossipAllowFile = "chaos-gossip-allow"
+
+// GossipImpairFile, in a node's data directory, sets the impairment of
+// its gossip transport (gossip-cut fault).
+const GossipImpairFile = "chaos-gossip-impair"
+
+// watchImpairment applies the impairment the file says, every 100 ms; an
+// unreadable one is reported once and changes nothing.
+func watchImpairment(t *cluster.FaultTransport, path string) {
+	last, lastErr := "", ""
+	for {
+		b, _ := os.ReadFile(path)
+		text := strings.TrimSpace(string(b))
+		if text != last {
+			im, err := cluster.ParseImpairment(text)
+			switch {
+			case err != nil:
+				if err.Error() != lastErr {
+					fmt.Fprintln(os.Stderr, "chaos fault: gossip impairment:", err)
+					lastErr = err.Error()
+				}
+			default:
+				t.Impair(im)
+				last, lastErr = text, ""
+				fmt.Fprintf(os.Stderr, "chaos fault: gossip impaired %+v\n", im)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
 
 // A chaosfaults build (the chaos harness's BuildFaultBinary) reads
 // UNDERSTUDY_CHAOS_FAULTS, a comma-separated list of faults:
@@ -39,6 +69,10 @@ const GossipAllowFile = "chaos-gossip-allow"
 //	             hosts listed in the file chaos-gossip-allow in the
 //	             data directory (GossipAllowFile) when SIGUSR1 comes
 //	             stay reachable: a failure domain cut off together.
+//	             The file chaos-gossip-impair (GossipImpairFile), read
+//	             every 100 ms, degrades the gossip without cutting it:
+//	             "out=F in=F delay=D" (cluster.ParseImpairment), one-way
+//	             loss and delay; missing or empty: none.
 //	disk         the segment store goes through an errorfs injector
 //	             switched at run time by the file chaos-disk-fault in
 //	             the data directory (DiskControlFile): block, eio,
@@ -74,6 +108,7 @@ func init() {
 					os.Exit(1)
 				}
 				cfg.GossipTransport = t
+				go watchImpairment(t, filepath.Join(cfg.DataDir, GossipImpairFile))
 				sig := make(chan os.Signal, 4)
 				signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
 				go func() {

@@ -2,7 +2,11 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,10 +20,15 @@ import (
 // closes every incoming stream, so the node neither reaches nor hears any
 // peer, as in a partition. CutExcept keeps the peers on some hosts: the
 // nodes of one failure domain cut off together still hear each other.
+// Impair degrades the node's traffic without cutting it: loss in one
+// direction or both, and delay.
 type FaultTransport struct {
 	*memberlist.NetTransport
 	cut      atomic.Bool
 	allow    atomic.Pointer[map[string]bool] // hosts still reached while cut
+	impair   atomic.Pointer[Impairment]
+	rndMu    sync.Mutex
+	rnd      *rand.Rand
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
 	done     chan struct{}
@@ -43,6 +52,7 @@ func NewFaultTransport(bindAddr string, bindPort int) (*FaultTransport, error) {
 		packetCh:     make(chan *memberlist.Packet),
 		streamCh:     make(chan net.Conn),
 		done:         make(chan struct{}),
+		rnd:          rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed)),
 	}
 	go t.relayPackets()
 	go t.relayStreams()
@@ -66,6 +76,76 @@ func (t *FaultTransport) CutExcept(hosts ...string) {
 
 // Heal ends Cut.
 func (t *FaultTransport) Heal() { t.cut.Store(false) }
+
+// Impairment degrades a node's gossip without cutting it off. OutLoss and
+// InLoss are the fractions of packets lost that the node sends and that
+// it receives (0 to 1). At 1 in either direction the streams (TCP:
+// push/pull, joins, fallback probes) fail both ways too, since a
+// connection needs packets both ways: OutLoss 1 with InLoss 0 is a node
+// that hears its peers' packets but is never heard. Delay holds every packet the node sends, and every dial it
+// makes, that long.
+type Impairment struct {
+	OutLoss, InLoss float64
+	Delay           time.Duration
+}
+
+// ParseImpairment reads "out=F in=F delay=D" (any of the three, in any
+// order; empty: none), as chaos control files give it.
+func ParseImpairment(s string) (Impairment, error) {
+	var im Impairment
+	for _, f := range strings.Fields(s) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return Impairment{}, fmt.Errorf("impairment %q: want key=value", f)
+		}
+		switch k {
+		case "out", "in":
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil || x < 0 || x > 1 {
+				return Impairment{}, fmt.Errorf("impairment %s=%q: want a fraction from 0 to 1", k, v)
+			}
+			if k == "out" {
+				im.OutLoss = x
+			} else {
+				im.InLoss = x
+			}
+		case "delay":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || d > time.Minute {
+				return Impairment{}, fmt.Errorf("impairment delay=%q: want a duration from 0 to 1m", v)
+			}
+			im.Delay = d
+		default:
+			return Impairment{}, fmt.Errorf("impairment %q: unknown key %q (out, in, delay)", f, k)
+		}
+	}
+	return im, nil
+}
+
+func (im Impairment) streamsLost() bool { return im.OutLoss >= 1 || im.InLoss >= 1 }
+
+// Impair sets the impairment from now on; the zero Impairment ends it.
+func (t *FaultTransport) Impair(im Impairment) { t.impair.Store(&im) }
+
+func (t *FaultTransport) impairment() Impairment {
+	if p := t.impair.Load(); p != nil {
+		return *p
+	}
+	return Impairment{}
+}
+
+// lose draws whether one packet is lost at fraction f.
+func (t *FaultTransport) lose(f float64) bool {
+	switch {
+	case f <= 0:
+		return false
+	case f >= 1:
+		return true
+	}
+	t.rndMu.Lock()
+	defer t.rndMu.Unlock()
+	return t.rnd.Float64() < f
+}
 
 // blocked reports whether traffic with addr (host:port) is dropped now.
 func (t *FaultTransport) blocked(addr string) bool {
@@ -95,7 +175,7 @@ func (t *FaultTransport) relayPackets() {
 	for {
 		select {
 		case p := <-in:
-			if t.blocked(addrString(p.From)) {
+			if t.blocked(addrString(p.From)) || t.lose(t.impairment().InLoss) {
 				continue
 			}
 			select {
@@ -114,7 +194,7 @@ func (t *FaultTransport) relayStreams() {
 	for {
 		select {
 		case c := <-in:
-			if t.blocked(addrString(c.RemoteAddr())) {
+			if t.blocked(addrString(c.RemoteAddr())) || t.impairment().streamsLost() {
 				_ = c.Close()
 				continue
 			}
@@ -138,15 +218,25 @@ func (t *FaultTransport) StreamCh() <-chan net.Conn { return t.streamCh }
 
 // WriteTo implements memberlist.Transport.
 func (t *FaultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	if t.blocked(addr) {
-		return time.Now(), nil // lost on the wire
-	}
-	return t.NetTransport.WriteTo(b, addr)
+	return t.WriteToAddress(b, memberlist.Address{Addr: addr})
 }
 
 // WriteToAddress implements memberlist.NodeAwareTransport.
 func (t *FaultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	if t.blocked(a.Addr) {
+	im := t.impairment()
+	if t.blocked(a.Addr) || t.lose(im.OutLoss) {
+		return time.Now(), nil // lost on the wire
+	}
+	if im.Delay > 0 {
+		// Send a copy later, as a slow link would: the caller may reuse b.
+		buf := append([]byte(nil), b...)
+		time.AfterFunc(im.Delay, func() {
+			select {
+			case <-t.done:
+			default:
+				_, _ = t.NetTransport.WriteToAddress(buf, a)
+			}
+		})
 		return time.Now(), nil
 	}
 	return t.NetTransport.WriteToAddress(b, a)
@@ -154,16 +244,24 @@ func (t *FaultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Ti
 
 // DialTimeout implements memberlist.Transport.
 func (t *FaultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if t.blocked(addr) {
-		return nil, errCutOff
-	}
-	return t.NetTransport.DialTimeout(addr, timeout)
+	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
 }
 
 // DialAddressTimeout implements memberlist.NodeAwareTransport.
 func (t *FaultTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	if t.blocked(a.Addr) {
+	im := t.impairment()
+	if t.blocked(a.Addr) || im.streamsLost() {
 		return nil, errCutOff
+	}
+	if im.Delay > 0 {
+		if im.Delay >= timeout && timeout > 0 {
+			time.Sleep(timeout)
+			return nil, fmt.Errorf("fault transport: dial %s: delayed past the timeout", a.Addr)
+		}
+		time.Sleep(im.Delay)
+		if timeout > 0 {
+			timeout -= im.Delay
+		}
 	}
 	return t.NetTransport.DialAddressTimeout(a, timeout)
 }
