@@ -172,6 +172,11 @@ func New(cfg Config) (*Cluster, error) {
 	if err := cfg.ensureDefaults(); err != nil {
 		return nil, err
 	}
+	// An earlier run's data would join this one (its catalog, its
+	// segments, its send logs) and spoil both the run and the evidence.
+	if ents, err := os.ReadDir(cfg.Dir); err == nil && len(ents) > 0 {
+		return nil, fmt.Errorf("harness: %s is not empty (an earlier run's files?): remove it or give another directory", cfg.Dir)
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
