@@ -257,6 +257,44 @@ func freezeNode(ctx context.Context, r *Run, victim *Node, d time.Duration, expe
 
 // failoverSeen says what, if anything, shows a survivor moved streams
 // off victim: it calls victim down, or places differently.
+// gossipFault records 8 s, applies fault to v for hold, watching for a
+// survivor to notice (a Fail if none does and mustNotice), ends it with
+// heal, waits until every node sees every node active, and records 20 s.
+func (r *Run) gossipFault(ctx context.Context, v *Node, what string, fault, heal func() error, hold time.Duration, mustNotice bool) error {
+	if err := r.Sleep(ctx, 8*time.Second); err != nil {
+		return err
+	}
+	if err := fault(); err != nil {
+		return err
+	}
+	start := time.Now()
+	seen := ""
+	for time.Since(start) < hold && seen == "" {
+		seen = r.failoverSeen(ctx, v)
+		if err := r.Sleep(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	switch {
+	case seen != "":
+		r.Logf("%s %s: %s after %v", v.ID, what, seen, time.Since(start).Round(100*time.Millisecond))
+	case mustNotice:
+		r.Fail("%s %s for %v: no survivor noticed", v.ID, what, hold)
+	default:
+		r.Logf("%s %s for %v: no failover", v.ID, what, hold)
+	}
+	if err := r.Sleep(ctx, hold-time.Since(start)); err != nil {
+		return err
+	}
+	if err := heal(); err != nil {
+		return err
+	}
+	if err := r.WaitMembers(ctx, joinTimeout); err != nil {
+		return fmt.Errorf("after %s ended: %w", what, err)
+	}
+	return r.Sleep(ctx, 20*time.Second)
+}
+
 func (r *Run) failoverSeen(ctx context.Context, victim *Node) string {
 	for _, n := range r.Nodes {
 		if n == victim || !n.Up() {
@@ -286,35 +324,7 @@ func init() {
 		Faults: "gossip-cut",
 		Script: func(ctx context.Context, r *Run) error {
 			v := r.mostHomes()
-			if err := r.Sleep(ctx, 8*time.Second); err != nil {
-				return err
-			}
-			if err := v.CutGossip(); err != nil {
-				return err
-			}
-			start := time.Now()
-			seen := ""
-			for time.Since(start) < 20*time.Second && seen == "" {
-				seen = r.failoverSeen(ctx, v)
-				if err := r.Sleep(ctx, 500*time.Millisecond); err != nil {
-					return err
-				}
-			}
-			if seen == "" {
-				r.Fail("%s cut off from the gossip for 20 s: no survivor noticed", v.ID)
-			} else {
-				r.Logf("%s cut off: %s after %v", v.ID, seen, time.Since(start).Round(100*time.Millisecond))
-			}
-			if err := r.Sleep(ctx, 20*time.Second-time.Since(start)); err != nil {
-				return err
-			}
-			if err := v.HealGossip(); err != nil {
-				return err
-			}
-			if err := r.WaitMembers(ctx, joinTimeout); err != nil {
-				return fmt.Errorf("after the heal: %w", err)
-			}
-			return r.Sleep(ctx, 20*time.Second)
+			return r.gossipFault(ctx, v, "cut off from the gossip", v.CutGossip, v.HealGossip, 20*time.Second, true)
 		},
 	})
 }
