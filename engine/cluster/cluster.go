@@ -156,6 +156,14 @@ type Cluster struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	nodes    atomic.Int32
+
+	// gate keeps catalog merges from outliving Shutdown: memberlist's
+	// Shutdown does not wait for a packet or push/pull it is handling, and
+	// the caller closes the catalog's DB right after (a write into a closed
+	// Pebble DB panics). Merges hold it shared; Shutdown takes it alone and
+	// sets down, after which merges are dropped.
+	gate sync.RWMutex
+	down bool
 }
 
 type peer struct {
@@ -356,6 +364,9 @@ func (c *Cluster) Shutdown() error {
 	c.stopOnce.Do(func() {
 		close(c.stop)
 		err = c.ml.Shutdown()
+		c.gate.Lock()
+		c.down = true
+		c.gate.Unlock()
 		c.wg.Wait()
 	})
 	return err
@@ -486,6 +497,11 @@ func (d *delegate) NodeMeta(limit int) []byte {
 
 func (d *delegate) NotifyMsg(b []byte) {
 	c := (*Cluster)(d)
+	c.gate.RLock()
+	defer c.gate.RUnlock()
+	if c.down {
+		return
+	}
 	if len(b) > 0 && b[0] == msgStatus {
 		c.receiveStatus(b)
 		return
@@ -520,6 +536,11 @@ func (d *delegate) LocalState(join bool) []byte {
 
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	c := (*Cluster)(d)
+	c.gate.RLock()
+	defer c.gate.RUnlock()
+	if c.down {
+		return
+	}
 	entries, newer, err := DecodeState(buf)
 	if newer > 0 {
 		c.badMsg.log(c.log, "push/pull entries of a newer version left out", "entries", newer)
