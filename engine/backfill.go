@@ -25,14 +25,46 @@ const backfillEdge = 10 * time.Second
 func (n *Node) newFiller() (*backfill.Filler, error) {
 	return backfill.New(backfill.Config{
 		Store: n.store, Self: n.cfg.ID, Buffer: n.buffer, RateBytes: int64(n.cfg.BackfillRateMiB) << 20, Logger: n.log,
-		Remote: func(ctx context.Context, stream string, from, to time.Time) ([]segment.RemoteSegment, bool) {
-			if n.cl == nil {
-				return nil, true
-			}
-			segs, missing := n.remoteSegments(ctx, stream, from, to)
-			return segs, missing == ""
-		},
+		Remote: n.backfillRemote,
 	})
+}
+
+// backfillRemote lists what the other holders of stream have over
+// [from, to), for the Filler. The list is complete only when every holder
+// answered, the ones that are down included: a holder restarting, frozen
+// or cut off holds its share still, so a hole only it holds stays pending
+// (retried, and reported by the pending metric) instead of being declared
+// final while it is away. A node gone for good stops counting once it is
+// forgotten (ForgetNode drops its holdings); a hole older than the buffer
+// window is not repaired at all.
+func (n *Node) backfillRemote(ctx context.Context, stream string, from, to time.Time) ([]segment.RemoteSegment, bool) {
+	if n.cl == nil {
+		return nil, true
+	}
+	segs, missing := n.remoteSegments(ctx, stream, from, to)
+	down := n.downHolders(stream, from, to)
+	if len(down) > 0 {
+		n.log.Debug("backfill: a holder of the range is down; its share is waited for", "stream", stream, "nodes", strings.Join(down, ","))
+	}
+	return segs, missing == "" && len(down) == 0
+}
+
+// downHolders lists the nodes whose holding record says they may hold
+// segments of stream over [from, to) and that are not live members now.
+func (n *Node) downHolders(stream string, from, to time.Time) []string {
+	alive := map[string]bool{n.cfg.ID: true}
+	for _, m := range n.cl.Members() {
+		if m.Alive {
+			alive[m.ID] = true
+		}
+	}
+	var out []string
+	for _, h := range n.catalog.Holdings(stream) {
+		if !alive[h.Node] && h.Overlaps(from, to) {
+			out = append(out, h.Node)
+		}
+	}
+	return out
 }
 
 // quarantined is told of a segment that failed its checksum and was

@@ -174,7 +174,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	m := &nodeMetrics{reg: reg,
 		backfillBytes:    prometheus.NewCounter(prometheus.CounterOpts{Name: MetricBackfillBytes, Help: "Bytes copied into this node's archive by backfill (from its buffer or peers)."}),
 		backfillSegments: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricBackfillSegments, Help: "Segments copied into this node's archive by backfill."}),
-		backfillPending:  prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricBackfillPending, Help: "Seconds of holes in the archives this node is home for that a peer holds and backfill has not filled yet."}),
+		backfillPending:  prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricBackfillPending, Help: "Seconds of holes in the archives this node is home for that a peer holds, or a holder now down may hold, and backfill has not filled yet."}),
 		backfillLag:      prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricBackfillLag, Help: "Age in seconds of the oldest hole backfill has not filled yet (0: none)."}),
 	}
 	reg.MustRegister(m.backfillBytes, m.backfillSegments, m.backfillPending, m.backfillLag)
