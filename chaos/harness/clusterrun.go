@@ -319,6 +319,7 @@ func runCluster(ctx context.Context, sc Scenario, cfg Config, o RunOptions) (*Re
 			fail("own copy of %s on its home %s: %d frames lost, %d twice, %v", id, home.ID, rep.Lost, rep.Duplicates, rep.Problems)
 		}
 	}
+	res.Schedule = run.schedule
 	res.Took = time.Since(res.Started)
 	return res, nil
 }

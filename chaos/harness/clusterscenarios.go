@@ -62,18 +62,20 @@ func init() {
 	})
 	register(Scenario{
 		Name:    "cluster-rolling-restart",
-		Summary: "3 nodes, 3 cameras, R=2: SIGTERM each node in turn, start it 2 s later, wait for R live recorders of every stream",
+		Summary: "3 nodes, 3 cameras, R=2: SIGTERM each node in turn (the order drawn from the seed), start it 2 s later, wait for R live recorders of every stream",
 		Long:    true,
 		Nodes:   3, Cameras: 3, Replicas: 2,
 		Script: func(ctx context.Context, r *Run) error {
-			for _, n := range r.Nodes {
-				if err := r.Sleep(ctx, 5*time.Second); err != nil {
+			for _, i := range r.Rand.Perm(len(r.Nodes)) {
+				n := r.Nodes[i]
+				if err := r.Sleep(ctx, r.Vary("up", 5*time.Second)); err != nil {
 					return err
 				}
+				r.Plan("SIGTERM %s", n.ID)
 				if err := n.Term(30 * time.Second); err != nil {
 					return err
 				}
-				if err := r.Sleep(ctx, 2*time.Second); err != nil {
+				if err := r.Sleep(ctx, r.Vary("down", 2*time.Second)); err != nil {
 					return err
 				}
 				if err := n.Start(ctx); err != nil {
@@ -97,11 +99,12 @@ func init() {
 	})
 	register(Scenario{
 		Name:    "cluster-two-kill",
-		Summary: "3 nodes, 2 cameras, R=3: kill -9 two nodes at once, restart both 15 s later, record 15 s",
+		Summary: "3 nodes, 2 cameras, R=3: kill -9 two nodes at once (drawn from the seed), restart both 15 s later, record 15 s",
 		Long:    true,
 		Nodes:   3, Cameras: 2, Replicas: 3,
 		Script: func(ctx context.Context, r *Run) error {
-			return killRestartNodes(ctx, r, 8*time.Second, 15*time.Second, 15*time.Second, r.Nodes[0], r.Nodes[1])
+			p := r.Rand.Perm(len(r.Nodes))
+			return killRestartNodes(ctx, r, 8*time.Second, 15*time.Second, 15*time.Second, r.Nodes[p[0]], r.Nodes[p[1]])
 		},
 	})
 	register(Scenario{
@@ -118,7 +121,7 @@ func init() {
 				if err := r.Sleep(ctx, up); err != nil {
 					return err
 				}
-				r.Logf("fault %d: %s %s for %v", i, []string{"kill -9", "SIGTERM", "SIGSTOP"}[kind], n.ID, down)
+				r.Plan("fault %d after %v: %s %s for %v", i, up, []string{"kill -9", "SIGTERM", "SIGSTOP"}[kind], n.ID, down)
 				switch kind {
 				case 0:
 					n.Kill()
@@ -164,42 +167,51 @@ func (r *Run) homes() map[string]int {
 	return h
 }
 
-// mostHomes is the node home of the most streams (the first by id on a
-// tie).
+// mostHomes is the node home of the most streams (a tie is broken by
+// the seed).
 func (r *Run) mostHomes() *Node {
 	h := r.homes()
-	best := r.Nodes[0]
-	for _, n := range r.Nodes {
-		if h[n.ID] > h[best.ID] {
-			best = n
-		}
-	}
-	return best
+	return r.pickBy(func(n *Node) int { return h[n.ID] })
 }
 
-// fewestHomes is the node home of the fewest streams.
+// fewestHomes is the node home of the fewest streams (a tie is broken by
+// the seed).
 func (r *Run) fewestHomes() *Node {
 	h := r.homes()
-	best := r.Nodes[0]
+	return r.pickBy(func(n *Node) int { return -h[n.ID] })
+}
+
+// pickBy is a node of the highest score, drawn from the seed among the
+// ties, and noted in the schedule.
+func (r *Run) pickBy(score func(*Node) int) *Node {
+	var best []*Node
 	for _, n := range r.Nodes {
-		if h[n.ID] < h[best.ID] {
-			best = n
+		switch {
+		case len(best) == 0 || score(n) > score(best[0]):
+			best = []*Node{n}
+		case score(n) == score(best[0]):
+			best = append(best, n)
 		}
 	}
-	return best
+	v := best[r.Rand.IntN(len(best))]
+	r.Plan("victim %s", v.ID)
+	return v
 }
 
 // killRestartNodes records before, kills every victim with SIGKILL at
 // once, waits down, starts them again and records after.
+// The lead-in and the time down are drawn from the seed around before
+// and down (Vary).
 func killRestartNodes(ctx context.Context, r *Run, before, down, after time.Duration, victims ...*Node) error {
-	if err := r.Sleep(ctx, before); err != nil {
+	if err := r.Sleep(ctx, r.Vary("lead-in", before)); err != nil {
 		return err
 	}
 	for _, v := range victims {
-		r.Logf("kill -9 %s (placement %v)", v.ID, r.Placed)
+		r.Plan("kill -9 %s", v.ID)
+		r.Logf("placement %v", r.Placed)
 		v.Kill()
 	}
-	if err := r.Sleep(ctx, down); err != nil {
+	if err := r.Sleep(ctx, r.Vary("down", down)); err != nil {
 		return err
 	}
 	for _, v := range victims {
@@ -215,9 +227,10 @@ func killRestartNodes(ctx context.Context, r *Run, before, down, after time.Dura
 // placing differently. expectFailover false makes one a failure (a freeze
 // shorter than the detection time must move nothing).
 func freezeNode(ctx context.Context, r *Run, victim *Node, d time.Duration, expectFailover bool) error {
-	if err := r.Sleep(ctx, 8*time.Second); err != nil {
+	if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
 		return err
 	}
+	r.Plan("SIGSTOP %s for %v", victim.ID, d)
 	if err := victim.Freeze(); err != nil {
 		return err
 	}
@@ -261,9 +274,10 @@ func freezeNode(ctx context.Context, r *Run, victim *Node, d time.Duration, expe
 // survivor to notice (a Fail if none does and mustNotice), ends it with
 // heal, waits until every node sees every node active, and records 20 s.
 func (r *Run) gossipFault(ctx context.Context, v *Node, what string, fault, heal func() error, hold time.Duration, mustNotice bool) error {
-	if err := r.Sleep(ctx, 8*time.Second); err != nil {
+	if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
 		return err
 	}
+	r.Plan("%s %s for %v", v.ID, what, hold)
 	if err := fault(); err != nil {
 		return err
 	}
@@ -374,10 +388,11 @@ func init() {
 		Nodes:   3, Cameras: 3, Replicas: 1,
 		Script: func(ctx context.Context, r *Run) error {
 			v := r.mostHomes()
-			if err := r.Sleep(ctx, 5*time.Second); err != nil {
+			if err := r.Sleep(ctx, r.Vary("lead-in", 5*time.Second)); err != nil {
 				return err
 			}
-			r.Logf("drain %s (placement %v)", v.ID, r.Placed)
+			r.Plan("drain %s", v.ID)
+			r.Logf("placement %v", r.Placed)
 			if err := r.SetState(ctx, v, understudyv1.NodeState_NODE_STATE_DRAINING); err != nil {
 				return err
 			}

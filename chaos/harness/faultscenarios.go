@@ -28,9 +28,10 @@ func init() {
 		Faults: "disk",
 		Script: func(ctx context.Context, r *Run) error {
 			v := r.mostHomes()
-			if err := r.Sleep(ctx, 8*time.Second); err != nil {
+			if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
 				return err
 			}
+			r.Plan("block the disk of %s for 30s", v.ID)
 			if err := v.SetDiskFault(DiskBlock); err != nil {
 				return err
 			}
@@ -76,9 +77,10 @@ func init() {
 // placement every other node computes; after the heal the placement of
 // before comes back.
 func diskFault(ctx context.Context, r *Run, v *Node, mode string, d time.Duration) error {
-	if err := r.Sleep(ctx, 8*time.Second); err != nil {
+	if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
 		return err
 	}
+	r.Plan("%s on the segment writes of %s for %v", mode, v.ID, d)
 	if err := v.SetDiskFault(mode); err != nil {
 		return err
 	}
@@ -158,9 +160,10 @@ func diskFlip(ctx context.Context, r *Run) error {
 		}
 	}
 	from := time.Now()
-	if err := r.Sleep(ctx, 15*time.Second); err != nil {
+	if err := r.Sleep(ctx, r.Vary("lead-in", 15*time.Second)); err != nil {
 		return err
 	}
+	r.Plan("flip bytes of a closed archive segment of %s on %s", stream, v.ID)
 	rel, start, err := v.FlipSegmentBytes(stream, from.Add(-Warmup), time.Now().Add(-2*clusterSegment))
 	if err != nil {
 		return err
@@ -197,7 +200,7 @@ func init() {
 					return err
 				}
 				d := time.Duration(2000+r.Rand.IntN(4000)) * time.Millisecond
-				r.Logf("outage %d of camera 0: %s for %v", i, st, d)
+				r.Plan("outage %d of camera 0: %s for %v", i, st, d)
 				sp, err := r.CameraOutage(ctx, 0, st, d)
 				if err != nil {
 					return err
@@ -312,10 +315,11 @@ func init() {
 					rest = append(rest, n)
 				}
 			}
-			if err := r.Sleep(ctx, 8*time.Second); err != nil {
+			if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
 				return err
 			}
-			r.Logf("cut off %v (placement %v)", ids(cut), r.Placed)
+			r.Plan("cut off %v for 20s", ids(cut))
+			r.Logf("placement %v", r.Placed)
 			for _, n := range cut {
 				if err := n.CutGossipExcept(others(cut, n)...); err != nil {
 					return err
@@ -416,9 +420,10 @@ func init() {
 		Faults: "clock-step",
 		Script: func(ctx context.Context, r *Run) error {
 			v := r.mostHomes()
-			if err := r.Sleep(ctx, 8*time.Second); err != nil {
+			if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
 				return err
 			}
+			r.Plan("step the clock of %s 5s ahead", v.ID)
 			if err := v.SetClockOffset(5 * time.Second); err != nil {
 				return err
 			}

@@ -48,6 +48,27 @@ type Run struct {
 	// cameraOut its outages (CameraOutage).
 	cameraStarts map[int][]time.Time
 	cameraOut    map[int][]Span
+	// schedule is what the script drew from the seed and did, in order
+	// (Result.Schedule).
+	schedule []string
+}
+
+// Vary returns d scaled by a factor drawn from the seed in [0.75, 1.25),
+// rounded to 100 ms, and notes it in the schedule under label: three
+// seeds of a fixed scenario are three schedules (the fault lands at
+// another point of a part and of a segment, a node stays down longer),
+// and a seed replays its own.
+func (r *Run) Vary(label string, d time.Duration) time.Duration {
+	v := (time.Duration(float64(d)*(0.75+r.Rand.Float64()/2)) + 50*time.Millisecond).Truncate(100 * time.Millisecond)
+	r.Plan("%s %v", label, v)
+	return v
+}
+
+// Plan notes a step of the schedule (and logs it).
+func (r *Run) Plan(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	r.schedule = append(r.schedule, s)
+	r.Logf("schedule: %s", s)
 }
 
 // Fail records a failed check of the script; the scenario fails.
@@ -84,6 +105,9 @@ type Result struct {
 	// Inputs are what each report was checked from, to check again.
 	Inputs []CheckInput
 	Pass   bool
+	// Schedule is what the script drew from the seed and did, in order:
+	// the same seed gives the same schedule (`chaos run --seed`).
+	Schedule []string
 
 	// Cluster runs only (Nodes > 1).
 	Nodes, Replicas int
@@ -246,6 +270,7 @@ func RunScenario(ctx context.Context, sc Scenario, o RunOptions) (*Result, error
 		res.Reports = append(res.Reports, rep)
 		res.Pass = res.Pass && rep.Pass
 	}
+	res.Schedule = run.schedule
 	res.Took = time.Since(res.Started)
 	return res, nil
 }

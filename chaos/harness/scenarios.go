@@ -39,13 +39,14 @@ func init() {
 		Long:    true,
 		Nodes:   1, Cameras: 2,
 		Script: func(ctx context.Context, r *Run) error {
-			if err := r.Sleep(ctx, 20*time.Second); err != nil {
+			if err := r.Sleep(ctx, r.Vary("lead-in", 20*time.Second)); err != nil {
 				return err
 			}
+			r.Plan("SIGTERM %s", r.Nodes[0].ID)
 			if err := r.Nodes[0].Term(30 * time.Second); err != nil {
 				return err
 			}
-			if err := r.Sleep(ctx, 2*time.Second); err != nil {
+			if err := r.Sleep(ctx, r.Vary("down", 2*time.Second)); err != nil {
 				return err
 			}
 			if err := r.Nodes[0].Start(ctx); err != nil {
@@ -85,7 +86,9 @@ func init() {
 				if err := r.Sleep(ctx, up); err != nil {
 					return err
 				}
-				switch k := r.Rand.IntN(3); k {
+				k := r.Rand.IntN(3)
+				r.Plan("fault %d after %v: %s, %v", i, up, []string{"kill -9", "SIGTERM", "SIGSTOP"}[k], down)
+				switch k {
 				case 0:
 					n.Kill()
 				case 1:
@@ -117,11 +120,12 @@ func init() {
 }
 
 func killRestart(ctx context.Context, r *Run, before, down, after time.Duration) error {
-	if err := r.Sleep(ctx, before); err != nil {
+	if err := r.Sleep(ctx, r.Vary("lead-in", before)); err != nil {
 		return err
 	}
+	r.Plan("kill -9 %s", r.Nodes[0].ID)
 	r.Nodes[0].Kill()
-	if err := r.Sleep(ctx, down); err != nil {
+	if err := r.Sleep(ctx, r.Vary("down", down)); err != nil {
 		return err
 	}
 	if err := r.Nodes[0].Start(ctx); err != nil {
@@ -131,9 +135,10 @@ func killRestart(ctx context.Context, r *Run, before, down, after time.Duration)
 }
 
 func freeze(ctx context.Context, r *Run, d time.Duration) error {
-	if err := r.Sleep(ctx, 10*time.Second); err != nil {
+	if err := r.Sleep(ctx, r.Vary("lead-in", 10*time.Second)); err != nil {
 		return err
 	}
+	r.Plan("SIGSTOP %s for %v", r.Nodes[0].ID, d)
 	if err := r.Nodes[0].Freeze(); err != nil {
 		return err
 	}

@@ -64,6 +64,9 @@ type chaosReport struct {
 	Nodes    int      `json:"nodes,omitempty"`
 	Replicas int      `json:"replicas,omitempty"`
 	Failures []string `json:"failures,omitempty"`
+	// Schedule is what the script drew from the seed and did: the same
+	// seed gives the same schedule.
+	Schedule []string `json:"schedule,omitempty"`
 }
 
 func runChaosRun(args []string) int {
@@ -143,6 +146,12 @@ func runChaosRun(args []string) int {
 		for _, f := range res.Failures {
 			fmt.Printf("%s: FAIL: %s\n", n, f)
 		}
+		if len(res.Schedule) > 0 {
+			fmt.Printf("%s: schedule of seed %d: %s\n", n, *seed, strings.Join(res.Schedule, "; "))
+		}
+		if !res.Pass {
+			fmt.Printf("%s: replay: understudy chaos run --scenario %s --seed %d\n", n, n, *seed)
+		}
 		cluster := ""
 		if res.Nodes > 1 {
 			cluster = fmt.Sprintf("; %d nodes, R=%d: under-replicated at most %.1f s, %d bytes backfilled, home archives whole %.1f s after the episode",
@@ -152,7 +161,7 @@ func runChaosRun(args []string) int {
 			res.Took.Round(time.Second), sent, lost, dups, formatWindows(res.Down), cluster)
 		out = append(out, chaosReport{Scenario: n, Seed: *seed, FramesSent: sent, FramesLost: lost, Duplicates: dups,
 			SecondsLost: secs, MaxUnderReplicatedS: res.MaxUnderReplicated.Seconds(), BackfillBytes: res.BackfillBytes,
-			TimeToWholeS: res.TimeToWhole.Seconds(), Pass: res.Pass, Nodes: res.Nodes, Replicas: res.Replicas, Failures: res.Failures})
+			TimeToWholeS: res.TimeToWhole.Seconds(), Pass: res.Pass, Nodes: res.Nodes, Replicas: res.Replicas, Failures: res.Failures, Schedule: res.Schedule})
 	}
 	if *report != "" {
 		b, _ := json.MarshalIndent(out, "", "  ")
