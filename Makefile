@@ -126,9 +126,10 @@ demo: build
 # the chaosfaults binary they need). The suite's tests of its own checkers
 # (TestChaosCheckersFail*) run in `make test`, not again here. `make test` runs the
 # short ones (kill-restart on one node, cluster-home-kill on three) with
-# the rest of the suite.
+# the rest of the suite. The long ones run three at a time, each on
+# loopback addresses of its own; CHAOS_SEED=S replays a run's seed.
 chaos:
-	CHAOS_LONG=1 $(GO) test $(GOFLAGS_T) -count=1 -run 'TestChaos(Long|KillRestart|ClusterHomeKill)$$' -timeout 30m -v ./chaos/...
+	CHAOS_LONG=1 $(GO) test $(GOFLAGS_T) -count=1 -parallel 3 -run 'TestChaos(Long|KillRestart|ClusterHomeKill)$$' -timeout 30m -v ./chaos/...
 	UNDERSTUDY_E2E_DOWN=60s $(GO) test $(GOFLAGS_T) -count=1 -run TestClusterFailoverNoGap -timeout 10m -v ./cmd/understudy/
 	UNDERSTUDY_SCALE=1 $(GO) test $(GOFLAGS_T) -count=1 -run TestScaleDetectionAndConvergence -timeout 10m -v ./engine/cluster/
 

@@ -1,6 +1,7 @@
 // Package harness runs the chaos suite's real processes: `understudy
-// serve` nodes, each on its own loopback address (127.0.0.2, .3, ...) with
-// its own data directory and failure domain, and the simulated cameras
+// serve` nodes, each on its own loopback address (127.0.S.2, .3, ...,
+// where S is the run's Subnet, so runs side by side do not meet) with its
+// own data directory and failure domain, and the simulated cameras
 // (`understudy camsim` with a send log) in a process of their own.
 //
 // A Process can be killed (SIGKILL), stopped cleanly (SIGTERM), frozen

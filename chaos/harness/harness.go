@@ -61,9 +61,14 @@ type Config struct {
 	// Dir holds every node's data directory and log, and the cameras'
 	// send logs. Required.
 	Dir string
-	// Nodes is the number of recorder nodes, at 127.0.0.2, .3, ...
-	// Default 1.
+	// Nodes is the number of recorder nodes, at 127.0.S.2, .3, ...
+	// (S is Subnet). Default 1.
 	Nodes int
+	// Subnet is the third byte of the loopback addresses of the run: the
+	// cameras at 127.0.S.1, the nodes after. Runs side by side take
+	// distinct ones, so that a node restarting on its port never meets
+	// another run's process there. Default 0.
+	Subnet int
 	// Cameras is the number of simulated cameras (one camsim process).
 	// Default 1.
 	Cameras int
@@ -93,6 +98,9 @@ func (c *Config) ensureDefaults() error {
 	}
 	if c.Nodes == 0 {
 		c.Nodes = 1
+	}
+	if c.Subnet < 0 || c.Subnet > 255 || c.Nodes > 250 {
+		return fmt.Errorf("harness: subnet %d and %d nodes: want a subnet of 0..255 and at most 250 nodes", c.Subnet, c.Nodes)
 	}
 	if c.Cameras == 0 {
 		c.Cameras = 1
@@ -181,11 +189,12 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg}
-	camPort, err := freePort("127.0.0.1")
+	camIP := fmt.Sprintf("127.0.%d.1", cfg.Subnet)
+	camPort, err := freePort(camIP)
 	if err != nil {
 		return nil, err
 	}
-	c.camAddr = net.JoinHostPort("127.0.0.1", camPort)
+	c.camAddr = net.JoinHostPort(camIP, camPort)
 	c.Cameras = &Process{
 		Name: "camsim", LogPath: filepath.Join(cfg.Dir, "camsim.log"), bin: cfg.Bin, logf: cfg.Logf,
 		args: []string{"camsim", "-listen", c.camAddr, "-cameras", strconv.Itoa(cfg.Cameras),
@@ -195,7 +204,7 @@ func New(cfg Config) (*Cluster, error) {
 		ready: func(ctx context.Context) error { return waitDial(ctx, c.camAddr) },
 	}
 	for i := 0; i < cfg.Nodes; i++ {
-		ip := fmt.Sprintf("127.0.0.%d", i+2)
+		ip := fmt.Sprintf("127.0.%d.%d", cfg.Subnet, i+2)
 		port, err := freePort(ip)
 		if err != nil {
 			return nil, fmt.Errorf("harness: %s: %w (Linux routes all of 127/8 to lo; other systems need aliases)", ip, err)

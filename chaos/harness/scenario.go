@@ -169,7 +169,9 @@ type RunOptions struct {
 	// WholeTimeout bounds the wait for every home's archive to be whole
 	// (default 2 min).
 	WholeTimeout time.Duration
-	Logf         func(string, ...any)
+	// Subnet is Config.Subnet: runs side by side take distinct ones.
+	Subnet int
+	Logf   func(string, ...any)
 }
 
 // Warmup is how long every stream records before the script starts.
@@ -187,7 +189,7 @@ const settle = 3 * time.Second
 // script, exports every stream from the first node and checks it against
 // its camera's send log, with the windows no node was alive as excused.
 func RunScenario(ctx context.Context, sc Scenario, o RunOptions) (*Result, error) {
-	cfg := Config{Bin: o.Bin, Dir: o.Dir, Nodes: sc.Nodes, Cameras: sc.Cameras, Zones: sc.Zones, Logf: o.Logf}
+	cfg := Config{Bin: o.Bin, Dir: o.Dir, Nodes: sc.Nodes, Cameras: sc.Cameras, Zones: sc.Zones, Subnet: o.Subnet, Logf: o.Logf}
 	if o.Nodes > 0 {
 		cfg.Nodes = o.Nodes
 	}
