@@ -123,7 +123,7 @@ func (n *Node) backfillRound(ctx context.Context, now time.Time) (pendingLeft bo
 		if ctx.Err() != nil {
 			return false
 		}
-		from, to := now.Add(-n.cfg.BufferWindow), now.Add(-backfillEdge)
+		from, to := now.Add(-n.cfg.BufferWindow), n.writerEdge(id, now).Add(-backfillEdge)
 		if s, err := n.catalog.Get(id); err == nil && s.CreateTime.After(from) {
 			from = s.CreateTime // nothing was recorded before the stream existed
 		}
@@ -165,6 +165,27 @@ func (n *Node) backfillRound(ctx context.Context, now time.Time) (pendingLeft bo
 	n.metrics.backfillPending.Set(pending.Seconds())
 	n.metrics.backfillLag.Set(oldest.Seconds())
 	return pending > 0
+}
+
+// writerEdge is how far this node's own recording of stream will reach
+// by itself: now, or, while its session's frames wait in memory for a
+// slow or stalled disk, the newest frame its writer has taken
+// (session.Stats.Backlog). Backfill stays backfillEdge behind it: what the
+// session holds is not a hole, and copying a peer's segments over it
+// would load a disk that is behind already and store that time twice (a
+// slow-disk chaos run copied 16 s of segments that the node then wrote
+// itself).
+func (n *Node) writerEdge(stream string, now time.Time) time.Time {
+	n.mu.Lock()
+	rs := n.sessions[stream]
+	n.mu.Unlock()
+	if rs == nil || rs.sess == nil {
+		return now
+	}
+	if b := rs.sess.Stats().Backlog; !b.IsZero() && b.Before(now) {
+		return b
+	}
+	return now
 }
 
 func sumDur(ivs []segment.Interval) (d time.Duration) {

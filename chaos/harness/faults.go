@@ -32,6 +32,10 @@ const (
 	DiskENOSPC  = "enospc" // ... with ENOSPC
 )
 
+// DiskSlow is the disk fault of SetDiskFault under which every create,
+// write and sync under the data directory takes d longer.
+func DiskSlow(d time.Duration) string { return "slow " + d.String() }
+
 func writeControl(path, text string) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {

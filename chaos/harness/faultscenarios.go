@@ -27,24 +27,17 @@ func init() {
 		Nodes:   3, Cameras: 3, Replicas: 2,
 		Faults: "disk",
 		Script: func(ctx context.Context, r *Run) error {
-			v := r.mostHomes()
-			if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
-				return err
-			}
-			r.Plan("block the disk of %s for 30s", v.ID)
-			if err := v.SetDiskFault(DiskBlock); err != nil {
-				return err
-			}
-			if err := r.Sleep(ctx, 30*time.Second); err != nil {
-				return err
-			}
-			if err := v.SetDiskFault(DiskHealthy); err != nil {
-				return err
-			}
-			if !v.Up() {
-				r.Fail("%s did not survive a 30 s disk stall", v.ID)
-			}
-			return r.Sleep(ctx, 20*time.Second)
+			return diskSpell(ctx, r, DiskBlock, "a 30 s disk stall", 30*time.Second)
+		},
+	})
+	register(Scenario{
+		Name:    "disk-slow-30s",
+		Summary: "3 nodes, 3 cameras, R=2: every create, write and sync under the data directory of the home of the most streams takes 800 ms longer for 30 s, then the disk is fast again; record 20 s (chaosfaults build)",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Faults: "disk",
+		Script: func(ctx context.Context, r *Run) error {
+			return diskSpell(ctx, r, DiskSlow(800*time.Millisecond), "30 s of a slow disk", 30*time.Second)
 		},
 	})
 	for _, f := range []struct{ name, mode, what string }{
@@ -70,6 +63,29 @@ func init() {
 		Nodes:   3, Cameras: 3, Replicas: 2,
 		Script: diskFlip,
 	})
+}
+
+// diskSpell puts the disk of the home of the most streams in mode for d,
+// heals it, checks the node is still up and records 20 s.
+func diskSpell(ctx context.Context, r *Run, mode, what string, d time.Duration) error {
+	v := r.mostHomes()
+	if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
+		return err
+	}
+	r.Plan("disk of %s %q for %v", v.ID, mode, d)
+	if err := v.SetDiskFault(mode); err != nil {
+		return err
+	}
+	if err := r.Sleep(ctx, d); err != nil {
+		return err
+	}
+	if err := v.SetDiskFault(DiskHealthy); err != nil {
+		return err
+	}
+	if !v.Up() {
+		r.Fail("%s did not survive %s", v.ID, what)
+	}
+	return r.Sleep(ctx, 20*time.Second)
 }
 
 // diskFault fails victim's segment writes with mode for d: within the

@@ -19,9 +19,11 @@ import (
 // the disk fault of a chaosfaults build started with the disk fault (see
 // faults_chaos.go). Its first word is the fault: block (every write
 // under the data directory, segments and index alike, waits until the
-// fault changes), eio or enospc (creating, writing and syncing segment
-// files fail with that errno; the index keeps working); missing, empty
-// or anything else: a healthy disk. The node reads it with the
+// fault changes), slow D (every create, write and sync under the data
+// directory takes D longer, a duration such as 200ms: a disk that keeps
+// up, or not, but never fails), eio or enospc (creating, writing and
+// syncing segment files fail with that errno; the index keeps working);
+// missing, empty or anything else: a healthy disk. The node reads it with the
 // operating system's calls, never through the faulty file system, every
 // 100 ms.
 const DiskControlFile = "chaos-disk-fault"
@@ -32,6 +34,7 @@ type diskFault struct {
 
 	mu      sync.Mutex
 	mode    string
+	slow    time.Duration // the added latency of mode slow
 	release chan struct{} // closed when a block ends; nil unless blocked
 }
 
@@ -44,25 +47,32 @@ func newDiskFault(dataDir string) *diskFault {
 func (d *diskFault) watch(path string) {
 	for {
 		b, _ := os.ReadFile(path)
-		mode := ""
+		mode, slow := "", time.Duration(0)
 		if f := strings.Fields(string(b)); len(f) > 0 {
 			switch f[0] {
 			case "block", "eio", "enospc":
 				mode = f[0]
+			case "slow":
+				if len(f) > 1 {
+					if v, err := time.ParseDuration(f[1]); err == nil && v > 0 && v <= time.Minute {
+						mode, slow = "slow", v
+					}
+				}
 			}
 		}
-		d.set(mode)
+		d.set(mode, slow)
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func (d *diskFault) set(mode string) {
+func (d *diskFault) set(mode string, slow time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if mode == d.mode {
+	if mode == d.mode && slow == d.slow {
 		return
 	}
-	fmt.Fprintf(os.Stderr, "chaos fault: disk %q (was %q)\n", mode, d.mode)
+	fmt.Fprintf(os.Stderr, "chaos fault: disk %q %v (was %q)\n", mode, slow, d.mode)
+	d.slow = slow
 	if d.release != nil {
 		close(d.release)
 		d.release = nil
@@ -78,12 +88,17 @@ func (d *diskFault) MaybeError(op errorfs.Op) error {
 		return nil
 	}
 	d.mu.Lock()
-	mode, release := d.mode, d.release
+	mode, release, slow := d.mode, d.release, d.slow
 	d.mu.Unlock()
 	switch mode {
 	case "block":
 		if op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
 			<-release
+		}
+	case "slow":
+		switch op.Kind {
+		case errorfs.OpCreate, errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData:
+			time.Sleep(slow)
 		}
 	case "eio", "enospc":
 		if !strings.HasPrefix(op.Path, filepath.Join(d.dir, "segments")+string(filepath.Separator)) {

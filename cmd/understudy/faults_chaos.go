@@ -75,8 +75,8 @@ func watchImpairment(t *cluster.FaultTransport, path string) {
 //	             loss and delay; missing or empty: none.
 //	disk         the segment store goes through an errorfs injector
 //	             switched at run time by the file chaos-disk-fault in
-//	             the data directory (DiskControlFile): block, eio,
-//	             enospc, or healthy
+//	             the data directory (DiskControlFile): block, slow D,
+//	             eio, enospc, or healthy
 //	clock-step   the node's clock (Config.Clock: recorded timestamps,
 //	             the catalog's HLC) runs ahead of the machine's by the
 //	             duration in the file chaos-clock-offset in the data

@@ -197,7 +197,14 @@ type Stats struct {
 	// the camera then sent nothing; SYSTEM otherwise.
 	Stalls      uint64
 	QueuedBytes int64
-	LastFrame   time.Time // wall-clock time of the newest frame received
+	// Backlog, while frames wait in the queue for a slow or stalled disk,
+	// is the time of the newest frame the writer has taken (the stored
+	// recording can reach about that far; what follows is in memory, to
+	// be written); the zero time when nothing waits. Backfill leaves the
+	// time after it to the session rather than copying a peer's segments
+	// over video this node will write itself.
+	Backlog   time.Time
+	LastFrame time.Time // wall-clock time of the newest frame received
 	// LastReceived is when (by this node's clock) the newest frame arrived.
 	LastReceived time.Time
 	LastError    string // redacted
@@ -232,6 +239,9 @@ type Session struct {
 
 	queue  *itemQueue
 	queued atomic.Int64
+	// taken is the time (unix ns, Frame.Wall) of the newest frame the
+	// write loop took off the queue, written or not (Stats.Backlog).
+	taken atomic.Int64
 	// writerBroken is set by the write loop when it could not open a writer;
 	// the producer then asks for a new one at the next keyframe.
 	writerBroken atomic.Bool
@@ -353,6 +363,7 @@ func (s *Session) Stats() Stats {
 		Reconnects:   s.reconnects.Load(),
 		Stalls:       s.stalls.Load(),
 		QueuedBytes:  s.queued.Load(),
+		Backlog:      s.backlog(),
 		LastFrame:    s.lastFrame,
 		LastReceived: s.lastRecv,
 		LastError:    s.lastErr,
@@ -361,6 +372,15 @@ func (s *Session) Stats() Stats {
 		FailingSince:   s.failingSince,
 		ConnectedSince: s.connSince,
 	}
+}
+
+// backlog is Stats.Backlog. Before the writer has taken any frame it is
+// the Unix epoch: everything is still to be written.
+func (s *Session) backlog() time.Time {
+	if s.queued.Load() <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, s.taken.Load()).UTC()
 }
 
 func (s *Session) emit(kind EventKind, msg string) {
@@ -831,6 +851,7 @@ func (s *Session) writeLoop() {
 			}
 			w = nw
 		default:
+			s.taken.Store(it.frame.Wall.UnixNano())
 			s.queued.Add(-it.size())
 			s.cfg.Memory.give(it.size())
 			if c := s.classReq.Swap(0); c != 0 && w != nil {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/pion/rtcp"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
@@ -517,4 +519,95 @@ func TestSessionSilenceIsSourceOutage(t *testing.T) {
 		t.Errorf("outage %v..%v for a pause %v..%v", o.Start.Format(time.StampMilli), o.End.Format(time.StampMilli),
 			pausedAt.Format(time.StampMilli), resumedAt.Format(time.StampMilli))
 	}
+}
+
+// stallDisk blocks every write operation while stalled; reads pass.
+type stallDisk struct {
+	mu      sync.Mutex
+	release chan struct{} // nil: not stalled
+}
+
+func (d *stallDisk) stall() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.release == nil {
+		d.release = make(chan struct{})
+	}
+}
+
+func (d *stallDisk) resume() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.release != nil {
+		close(d.release)
+		d.release = nil
+	}
+}
+
+func (d *stallDisk) MaybeError(op errorfs.Op) error {
+	if op.Kind.ReadOrWrite() != errorfs.OpIsWrite {
+		return nil
+	}
+	d.mu.Lock()
+	r := d.release
+	d.mu.Unlock()
+	if r != nil {
+		<-r
+	}
+	return nil
+}
+
+func (d *stallDisk) String() string { return "stalling disk" }
+
+// TestSessionBacklogWhileDiskStalls: while the disk stalls, the frames the
+// session receives wait in its queue, and Stats.Backlog says from when the
+// recording is still to be written (backfill leaves that time to the
+// session instead of copying a peer's segments over it); once the disk is
+// back and the queue drained, there is no backlog.
+func TestSessionBacklogWhileDiskStalls(t *testing.T) {
+	srv := testkit.StartCameras(t, camsim.Config{Cameras: 1})
+	disk := &stallDisk{}
+	st, err := segment.Open(segment.Options{Dir: t.TempDir(), FS: errorfs.Wrap(vfs.Default, disk)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(st, Config{Stream: "cam0", URL: srv.URL(0), SegmentDuration: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		disk.resume()
+		cancel()
+		<-done
+		st.Close()
+	})
+	waitUntil := func(timeout time.Duration, what string, cond func() bool) {
+		t.Helper()
+		for start := time.Now(); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Since(start) > timeout {
+				t.Fatalf("timed out after %v waiting for %s; stats %+v", timeout, what, s.Stats())
+			}
+		}
+	}
+	waitUntil(15*time.Second, "50 frames written", func() bool { return s.Stats().Frames >= 50 })
+	waitUntil(5*time.Second, "no backlog on a healthy disk", func() bool { return s.Stats().Backlog.IsZero() })
+
+	stalled := time.Now()
+	disk.stall()
+	time.Sleep(3 * time.Second)
+	stats := s.Stats()
+	// The writer takes the frames of a part and writes them at the part's
+	// end (about a second), where it blocks.
+	if b := stats.Backlog; b.IsZero() || b.Before(stalled.Add(-3*time.Second)) || b.After(stalled.Add(1500*time.Millisecond)) {
+		t.Errorf("3 s into a disk stall that began at %s: backlog %v (queued %d bytes), want about the stall's start",
+			stalled.Format("15:04:05.000"), b, stats.QueuedBytes)
+	}
+	if stats.LastFrame.Sub(stats.Backlog) < time.Second {
+		t.Errorf("backlog %v, newest frame received %v: the frames of the stall are not counted as waiting", stats.Backlog, stats.LastFrame)
+	}
+	disk.resume()
+	waitUntil(10*time.Second, "the backlog written once the disk is back", func() bool { return s.Stats().Backlog.IsZero() })
 }
