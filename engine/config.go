@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -168,6 +169,10 @@ type Config struct {
 	// it or make it fail (errorfs) to inject disk faults. Not settable
 	// from a file or flag.
 	DiskFS vfs.FS `yaml:"-"`
+	// CameraDial, when set, opens the sessions' TCP connections to the
+	// cameras instead of a net.Dialer: the chaos suite cuts a node off
+	// its cameras. Not settable from a file or flag.
+	CameraDial func(ctx context.Context, network, address string) (net.Conn, error) `yaml:"-"`
 	// Clock, when set, is the wall clock of what the node records (the
 	// sessions' frame times where the camera's own are missing or off)
 	// and of the catalog's HLC, instead of time.Now: the chaos suite

@@ -520,6 +520,7 @@ func (n *Node) startSession(ctx context.Context, s catalog.Stream, role reconcil
 		URL:             s.RecordingURL(),
 		Class:           class,
 		Transport:       n.cfg.Transport,
+		Dial:            n.cfg.CameraDial,
 		SegmentDuration: n.cfg.SegmentDuration,
 		Memory:          n.queueMemory,
 		Logger:          n.log,

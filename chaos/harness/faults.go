@@ -22,6 +22,7 @@ const (
 	clockControlFile = "chaos-clock-offset"
 	gossipAllowFile  = "chaos-gossip-allow"
 	gossipImpairFile = "chaos-gossip-impair"
+	cameraCutFile    = "chaos-camera-cut"
 )
 
 // Disk faults of SetDiskFault.
@@ -51,6 +52,23 @@ func (n *Node) SetDiskFault(mode string) error {
 		return fmt.Errorf("harness: %s: disk fault %q: %w", n.ID, mode, err)
 	}
 	n.logf("%s: disk fault %q", n.ID, mode)
+	return nil
+}
+
+// CutCameras cuts node n off its cameras (needs the camera-cut fault):
+// its TCP connections to them close and new ones fail, as when the link
+// to the camera network goes down; the gossip and the API stay up. The
+// node takes it within about 100 ms.
+func (n *Node) CutCameras() error { return n.setCameraLink("cut") }
+
+// HealCameras ends CutCameras.
+func (n *Node) HealCameras() error { return n.setCameraLink("") }
+
+func (n *Node) setCameraLink(state string) error {
+	if err := writeControl(filepath.Join(n.DataDir, cameraCutFile), state+"\n"); err != nil {
+		return fmt.Errorf("harness: %s: camera link %q: %w", n.ID, state, err)
+	}
+	n.logf("%s: camera link %q", n.ID, state)
 	return nil
 }
 

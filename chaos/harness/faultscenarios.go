@@ -494,3 +494,53 @@ func init() {
 		},
 	})
 }
+
+func init() {
+	register(Scenario{
+		Name:    "camera-link-cut",
+		Summary: "3 nodes, 3 cameras, R=2: the home of the most streams loses its link to the cameras for 20 s (its TCP connections to them closed, new ones refused; gossip and API up), then gets it back; record 20 s: the replicas record through it and the home's archive is backfilled (chaosfaults build)",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Faults: "camera-cut",
+		Script: func(ctx context.Context, r *Run) error {
+			v := r.mostHomes()
+			if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
+				return err
+			}
+			r.Plan("cut %s off its cameras for 20s", v.ID)
+			if err := v.CutCameras(); err != nil {
+				return err
+			}
+			if err := r.Sleep(ctx, 20*time.Second); err != nil {
+				return err
+			}
+			if err := v.HealCameras(); err != nil {
+				return err
+			}
+			return r.Sleep(ctx, 20*time.Second)
+		},
+	})
+	register(Scenario{
+		Name:    "node-isolated",
+		Summary: "3 nodes, 3 cameras, R=2: the home of the most streams loses its network for 20 s, the gossip and the cameras both (the harness still reaches its API), then gets it back; record 20 s (chaosfaults build)",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Faults: "gossip-cut,camera-cut",
+		Script: func(ctx context.Context, r *Run) error {
+			v := r.mostHomes()
+			isolate := func() error {
+				if err := v.CutGossip(); err != nil {
+					return err
+				}
+				return v.CutCameras()
+			}
+			reconnect := func() error {
+				if err := v.HealCameras(); err != nil {
+					return err
+				}
+				return v.HealGossip()
+			}
+			return r.gossipFault(ctx, v, "isolated (gossip and cameras cut)", isolate, reconnect, 20*time.Second, true)
+		},
+	})
+}

@@ -77,6 +77,10 @@ func watchImpairment(t *cluster.FaultTransport, path string) {
 //	             switched at run time by the file chaos-disk-fault in
 //	             the data directory (DiskControlFile): block, slow D,
 //	             eio, enospc, or healthy
+//	camera-cut   the node's TCP connections to its cameras go through a
+//	             dialer that the file chaos-camera-cut in the data
+//	             directory (CameraControlFile) cuts: "cut" closes them
+//	             and fails new ones with ENETUNREACH; read every 100 ms
 //	clock-step   the node's clock (Config.Clock: recorded timestamps,
 //	             the catalog's HLC) runs ahead of the machine's by the
 //	             duration in the file chaos-clock-offset in the data
@@ -95,6 +99,8 @@ func init() {
 				cfg.DiskFS = diskFaultFS(cfg.DataDir)
 			case "clock-step":
 				cfg.Clock = steppedClock(cfg.DataDir)
+			case "camera-cut":
+				cfg.CameraDial = newCameraLink(cfg.DataDir).Dial
 			case "gossip-cut":
 				host, port, err := net.SplitHostPort(cfg.GossipListen)
 				p, perr := strconv.Atoi(port)

@@ -38,6 +38,10 @@ type Config struct {
 	// Transport is "auto" (UDP, falling back to TCP), "tcp" or "udp".
 	// Default "auto".
 	Transport string
+	// Dial, if set, opens the TCP connections to the camera (the RTSP
+	// requests, and the media over TCP) instead of a net.Dialer: the
+	// network seam the chaos suite cuts a node off its cameras at.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// ReadTimeout bounds RTSP requests and stream inactivity: a camera that
 	// sends nothing for this long is considered gone. Default 5s.
 	ReadTimeout time.Duration
@@ -538,7 +542,7 @@ func explainRTSPError(msg string) string {
 // own address: gortsplib follows a DESCRIBE redirect to any host and hands
 // it the URL's credentials (in Basic auth if asked), so a redirect, or
 // anyone answering in the camera's place, would collect them.
-func credentialsStayHome(u *base.URL) func(ctx context.Context, network, address string) (net.Conn, error) {
+func credentialsStayHome(u *base.URL, dial func(ctx context.Context, network, address string) (net.Conn, error)) func(ctx context.Context, network, address string) (net.Conn, error) {
 	port := u.Port()
 	if port == "" {
 		port = "554"
@@ -547,12 +551,11 @@ func credentialsStayHome(u *base.URL) func(ctx context.Context, network, address
 		}
 	}
 	home := net.JoinHostPort(u.Hostname(), port)
-	var d net.Dialer
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		if address != home {
 			return nil, fmt.Errorf("the camera redirected to %s: refused, its credentials are for %s only", address, home)
 		}
-		return d.DialContext(ctx, network, address)
+		return dial(ctx, network, address)
 	}
 }
 
@@ -570,8 +573,13 @@ func (s *Session) connectAndRecord(ctx context.Context) error {
 		// default (~200 KiB) drops packets of it when the node is busy.
 		UDPReadBufferSize: 4 << 20,
 	}
+	dial := s.cfg.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	c.DialContext = dial
 	if u.User != nil {
-		c.DialContext = credentialsStayHome(u)
+		c.DialContext = credentialsStayHome(u, dial)
 	}
 	// gortsplib's defaults print these with the standard logger, as plain
 	// text outside the node's structured log.

@@ -611,3 +611,35 @@ func TestSessionBacklogWhileDiskStalls(t *testing.T) {
 	disk.resume()
 	waitUntil(10*time.Second, "the backlog written once the disk is back", func() bool { return s.Stats().Backlog.IsZero() })
 }
+
+// TestSessionDialsThroughConfig: the camera's TCP connections go through
+// Config.Dial when set (the seam the chaos suite cuts a node off its
+// cameras at): refused there, the session records nothing and says why;
+// passed through, it records.
+func TestSessionDialsThroughConfig(t *testing.T) {
+	srv := testkit.StartCameras(t, camsim.Config{Cameras: 1})
+	var dials atomic.Int32
+	var cut atomic.Bool
+	cut.Store(true)
+	dial := func(ctx context.Context, network, address string) (net.Conn, error) {
+		dials.Add(1)
+		if cut.Load() {
+			return nil, fmt.Errorf("dial %s: network is unreachable", address)
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, address)
+	}
+	st := testkit.OpenStore(t)
+	s := record(t, st, Config{Stream: "cam0", URL: srv.URL(0), Transport: "tcp", Dial: dial}, func() {
+		time.Sleep(time.Second)
+	})
+	if stats := s.Stats(); dials.Load() == 0 || stats.Frames != 0 || !strings.Contains(stats.LastError, "network is unreachable") {
+		t.Fatalf("cut off: %d dials, stats %+v", dials.Load(), stats)
+	}
+	cut.Store(false)
+	s = record(t, st, Config{Stream: "cam0", URL: srv.URL(0), Transport: "tcp", Dial: dial}, func() {
+		time.Sleep(3 * time.Second)
+	})
+	if stats := s.Stats(); stats.Frames == 0 {
+		t.Fatalf("through the dialer: stats %+v", stats)
+	}
+}
