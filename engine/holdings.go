@@ -156,30 +156,9 @@ func (n *Node) scanHoldings(running map[string]time.Time) {
 	}
 }
 
-// readPeers returns the live members (other than this node) that may hold
-// segments of stream over [start, end): see the placement history above.
-func (n *Node) readPeers(stream string, start, end time.Time) []peer {
-	all := n.peers("")
-	hs := n.catalog.Holdings(stream)
-	if len(hs) == 0 {
-		return all
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
 	}
-	want := map[string]bool{}
-	for _, h := range hs {
-		if h.Overlaps(start, end) {
-			want[h.Node] = true
-		}
-	}
-	n.placeMu.Lock()
-	for _, id := range n.placed[stream] {
-		want[id] = true
-	}
-	n.placeMu.Unlock()
-	out := all[:0]
-	for _, p := range all {
-		if want[p.id] {
-			out = append(out, p)
-		}
-	}
-	return out
+	return b
 }
