@@ -192,15 +192,12 @@ const ReadChunk = 256 << 10
 // copy resumes at the offset it reached.
 const fetchAttempts = 3
 
-// RemoteSegments (and remoteSegments) list the segments the live peers that may hold some
-// (readPeers) hold of stream over
-// [start, end), each with a Fetch that copies it with ReadSegment, and the
-// ids of the peers that did not answer (for Understudy-Partial).
+// RemoteSegments lists the segments the live peers that may hold some
+// (readPeers) hold of stream over [start, end), each with a Fetch that
+// copies it with ReadSegment, and the ids of the peers that did not
+// answer (for Understudy-Partial). Clip exports and the node's backfill
+// use it.
 func (s *Server) RemoteSegments(ctx context.Context, stream string, start, end time.Time) ([]segment.RemoteSegment, string) {
-	return s.remoteSegments(ctx, stream, start, end)
-}
-
-func (s *Server) remoteSegments(ctx context.Context, stream string, start, end time.Time) ([]segment.RemoteSegment, string) {
 	ps := s.readPeers(stream, start, end)
 	lists := make([][]segment.RemoteSegment, len(ps))
 	errs := make([]peerTimeline, len(ps))

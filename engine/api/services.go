@@ -562,7 +562,7 @@ func (a api) ListSegments(ctx context.Context, req *connect.Request[understudyv1
 	missing := ""
 	if m.GetNodeId() == "" && a.cl != nil {
 		var remote []segment.RemoteSegment
-		remote, missing = a.remoteSegments(ctx, m.GetStreamId(), start, end)
+		remote, missing = a.RemoteSegments(ctx, m.GetStreamId(), start, end)
 		cls, byClass, _ := classFilter(m.GetClass())
 		for _, r := range remote {
 			if !byClass || r.Info.Class == cls {
@@ -692,7 +692,7 @@ func (a api) ExportClip(ctx context.Context, req *connect.Request[understudyv1.E
 func (s *Server) cutClip(ctx context.Context, stream string, start, end time.Time) (c *segment.Cut, missing string, err error) {
 	var remote []segment.RemoteSegment
 	if s.cl != nil {
-		remote, missing = s.remoteSegments(ctx, stream, start, end)
+		remote, missing = s.RemoteSegments(ctx, stream, start, end)
 	}
 	c, err = s.store.CutClipFrom(ctx, stream, start, end, remote)
 	if err == nil && c.Info().Remote > 0 {
