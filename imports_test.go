@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -30,6 +31,11 @@ var allowed = map[string][]string{
 		"github.com/cockroachdb/pebble", "github.com/hashicorp/memberlist",
 		"connectrpc.com/", "google.golang.org/protobuf", "github.com/klauspost/compress",
 		"github.com/prometheus/", "gopkg.in/yaml.v3", "golang.org/x/net"},
+	// The API server: handlers, HTTP mux, auth and federation. It reaches
+	// the node through its interface (api.Node), never package engine,
+	// and leaves sessions, RTSP and gossip to the node.
+	"engine/api": {"placement", "segment", "proto",
+		"connectrpc.com/", "google.golang.org/protobuf", "github.com/klauspost/compress", "github.com/prometheus/"},
 	// The recording session: camera to segment writer, nothing of the
 	// cluster, the API or gossip.
 	"engine/session": {"segment", "github.com/bluenviron/gortsplib", "github.com/bluenviron/mediacommon", "github.com/pion/"},
@@ -43,6 +49,19 @@ var allowed = map[string][]string{
 var importedOnlyBy = map[string][]string{
 	"chaos": {"cmd", "chaos"},
 	"bench": {"bench", "cmd"}, // `understudy bench` runs it
+}
+
+// importedOnlyWithin lists sub-packages that, inside their own top-level
+// package too, only the packages listed (and their own sub-packages) may
+// import: the API is the composition root's, and nothing it serves (the
+// sessions, the catalog, the cluster, the reconciler) depends on it.
+var importedOnlyWithin = map[string][]string{
+	"engine/api": {"engine"},
+}
+
+// within reports whether rel is pkg or one of its sub-packages.
+func within(rel, pkg string) bool {
+	return rel == pkg || strings.HasPrefix(rel, pkg+"/")
 }
 
 func topLevel(rel string) string {
@@ -101,10 +120,22 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		module + "/segment " + module + "/bench",
 		module + "/newthing fmt",
 		module + "/engine " + module + "/segment github.com/hashicorp/memberlist",
+		module + "/engine " + module + "/engine/api",
+		module + "/engine/session " + module + "/engine/api",
+		module + "/engine/cluster " + module + "/engine/api/sub",
+		module + "/engine/api " + module + "/engine/catalog github.com/hashicorp/memberlist",
+		module + "/engine/api/sub " + module + "/engine/api",
 	}, "\n")
 	problems, _ := checkImports([]byte(listing))
-	if len(problems) != 5 {
-		t.Fatalf("want 5 violations, got %d: %v", len(problems), problems)
+	if len(problems) != 8 {
+		t.Fatalf("want 8 violations, got %d: %v", len(problems), problems)
+	}
+	all := strings.Join(problems, "\n")
+	for _, want := range []string{"engine/session imports engine/api:", "engine/cluster imports engine/api/sub:",
+		"engine/api imports github.com/hashicorp/memberlist,"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no violation %q among %v", want, problems)
+		}
 	}
 }
 
@@ -135,6 +166,10 @@ func checkImports(listing []byte) (problems []string, n int) {
 			if strings.HasPrefix(imp, module+"/") {
 				target := strings.TrimPrefix(imp, module+"/")
 				top := topLevel(target)
+				if bad, only := onlyWithin(rel, target); bad {
+					problems = append(problems, fmt.Sprintf("%s imports %s: nothing but %v may import it", rel, target, only))
+					continue
+				}
 				if top == topLevel(rel) {
 					continue // a package may use its own sub-packages
 				}
@@ -153,6 +188,20 @@ func checkImports(listing []byte) (problems []string, n int) {
 		}
 	}
 	return problems, n
+}
+
+// onlyWithin reports whether importedOnlyWithin forbids rel to import
+// target, and who may.
+func onlyWithin(rel, target string) (bool, []string) {
+	for pkg, only := range importedOnlyWithin {
+		if !within(target, pkg) || within(rel, pkg) {
+			continue
+		}
+		if !slices.Contains(only, rel) {
+			return true, only
+		}
+	}
+	return false, nil
 }
 
 func allows(rules []string, imp string, internal bool) bool {

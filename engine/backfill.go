@@ -41,7 +41,7 @@ func (n *Node) backfillRemote(ctx context.Context, stream string, from, to time.
 	if n.cl == nil {
 		return nil, true
 	}
-	segs, missing := n.remoteSegments(ctx, stream, from, to)
+	segs, missing := n.api.RemoteSegments(ctx, stream, from, to)
 	down := n.downHolders(stream, from, to)
 	if len(down) > 0 {
 		n.log.Debug("backfill: a holder of the range is down; its share is waited for", "stream", stream, "nodes", strings.Join(down, ","))

@@ -1,7 +1,7 @@
 // Package engine is the node: the one place where Understudy is wired
 // together. It owns the recording sessions (RTSP client per stream), the
-// supervisor that reconciles them with the catalog, the event bus, the API
-// server and the metrics.
+// supervisor that reconciles them with the catalog, the event bus and the
+// metrics, and builds the API server (package engine/api) over them.
 //
 // # Running a node
 //
@@ -23,27 +23,15 @@
 //
 // # API
 //
-// One port serves Connect, gRPC and gRPC-Web (HTTP/1.1, h2c, or TLS with
-// HTTP/2 by ALPN), gzip and zstd compression:
-//
-//   - understudy.v1.StreamService, RecordingService, ClusterService:
-//     bearer tokens (Authorization: Bearer T) compared in constant time.
-//     The admin token may call everything; the read token the read-only
-//     calls (Get/List, timeline, segments, exports, nodes, placement,
-//     events). No token: unauthenticated (unless anonymous-read, which
-//     grants the read role); a known token below the needed role:
-//     permission_denied. Bad input: invalid_argument naming the field.
-//   - grpc.health.v1 and grpc.reflection (v1 and v1alpha): open, without a
-//     token, so load balancers and grpcurl work; they reveal no stream or
-//     recording data.
-//   - GET /v1/export?stream=ID&start=RFC3339&end=RFC3339: the clip as
-//     video/mp4 (read role); 400 naming the parameter, 404 when nothing is
-//     recorded, 429 while Config.MaxExports exports (this and ExportClip
-//     together) run; HEAD gets 405.
-//   - GET /metrics: Prometheus metrics (read role); names in the Metric*
-//     constants.
-//   - GET /healthz (process alive) and /readyz (serving): open.
-//   - /debug/pprof/: admin role.
+// Package engine/api serves the API on the node's one port: the handlers
+// of the Connect services, the plain HTTP endpoints, the bearer-token
+// roles and the federated reads over the peers. It reaches the node only
+// through api.Node (placement, stream statuses, live edges, settings,
+// events, readiness), which the node implements in apinode.go, and the
+// stores passed in api.Config; Node.Handler is its handler. The backfill
+// loop copies the peers' segments through the same federation
+// (api.Server.RemoteSegments). GET /metrics serves the node's registry:
+// the names are the Metric* constants.
 //
 // WatchEvents streams the in-process EventBus. Publishing never blocks: a
 // subscriber whose buffer (Config.EventBuffer) is full loses events, and

@@ -1,29 +1,26 @@
 package engine
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/reconcile"
 	"github.com/understudy-nvr/understudy/engine/session"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
-	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 )
 
 // Stream health: what each stream's recorders are doing now, for
 // ListStreams, GetStream and the per-state gauge. A node knows its own
-// sessions; of the other recorders it asks each one (GetStream or
+// sessions; of the other recorders the API asks each one (GetStream or
 // ListStreams with node_id set to that node, which answers from its own
-// sessions only) and, when one does not answer, goes by its gossiped
-// status: recording, or placed there and not recorded.
+// sessions only: package api's peerRecorders) and, when one does not
+// answer, the node goes by its gossiped status: recording, or placed there
+// and not recorded.
 
 func failureState(f session.Failure) understudyv1.StreamState {
 	switch f {
@@ -298,84 +295,6 @@ func (n *Node) gossipedStatuses() map[string]clusterStatus {
 		out[id] = clusterStatus{digest: s.Digest, missing: s.Missing, truncated: s.Truncated, time: s.Time}
 	}
 	return out
-}
-
-// peerRecorders asks the other recorders of streams for their own
-// recording of them: one ListStreams (or GetStream for one stream) per
-// peer, with node_id set to the peer. A peer that does not answer is left
-// out (its gossiped status stands in); missing names those.
-func (n *Node) peerRecorders(ctx context.Context, streams []catalog.Stream, place map[string][]string, page *understudyv1.ListStreamsRequest) (map[string]map[string]*understudyv1.Recorder, string) {
-	want := map[string]bool{}
-	for _, s := range streams {
-		if !s.Enabled {
-			continue
-		}
-		for _, nd := range place[s.ID] {
-			if nd != n.cfg.ID {
-				want[nd] = true
-			}
-		}
-	}
-	out := map[string]map[string]*understudyv1.Recorder{} // stream → node → recorder
-	if len(want) == 0 {
-		return out, ""
-	}
-	var mu sync.Mutex
-	var failed []peerTimeline
-	var wg sync.WaitGroup
-	for _, p := range n.peers("") {
-		if !want[p.id] {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got, err := n.peerStatuses(ctx, p, streams, page)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failed = append(failed, peerTimeline{node: p.id, err: err})
-				return
-			}
-			for id, r := range got {
-				if out[id] == nil {
-					out[id] = map[string]*understudyv1.Recorder{}
-				}
-				out[id][p.id] = r
-			}
-		}()
-	}
-	wg.Wait()
-	return out, unreachable(failed, n.log.Debug)
-}
-
-func (n *Node) peerStatuses(ctx context.Context, p peer, streams []catalog.Stream, page *understudyv1.ListStreamsRequest) (map[string]*understudyv1.Recorder, error) {
-	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
-	defer cancel()
-	c := understudyv1connect.NewStreamServiceClient(n.peerHTTP(), n.peerURL(p.api))
-	var got []*understudyv1.Stream
-	if page == nil {
-		resp, err := c.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: streams[0].ID, NodeId: p.id}))
-		if err != nil {
-			return nil, err
-		}
-		got = []*understudyv1.Stream{resp.Msg.Stream}
-	} else {
-		resp, err := c.ListStreams(ctx, connect.NewRequest(&understudyv1.ListStreamsRequest{PageSize: page.PageSize, PageToken: page.PageToken, NodeId: p.id}))
-		if err != nil {
-			return nil, err
-		}
-		got = resp.Msg.Streams
-	}
-	out := map[string]*understudyv1.Recorder{}
-	for _, s := range got {
-		for _, r := range s.GetStatus().GetRecorders() {
-			if r.NodeId == p.id { // a peer speaks for itself only
-				out[s.Id] = r
-			}
-		}
-	}
-	return out, nil
 }
 
 // stateCounts counts the streams by state for the gauge: this node's own

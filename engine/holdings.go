@@ -7,13 +7,13 @@ import (
 	"github.com/understudy-nvr/understudy/engine/catalog"
 )
 
-// The placement history. A federated read of a stream asks only the
-// members that may hold some of it over the range read: those whose
-// holding record (catalog.Holding, written by each node for itself) says
-// so, and those the current placement puts the stream on (a holding just
-// written may not have reached this node yet). A stream with no holding
-// record at all (a cluster whose nodes are of the version before) is read
-// from every live member, as before.
+// The placement history. A federated read of a stream (package api's
+// readPeers) asks only the members that may hold some of it over the
+// range read: those whose holding record (catalog.Holding, written by
+// each node for itself) says so, and those the current placement puts
+// the stream on (a holding just written may not have reached this node
+// yet). A stream with no holding record at all (a cluster whose nodes are
+// of the version before) is read from every live member, as before.
 //
 // Each node keeps its own holdings true, in the supervisor's goroutine
 // right after each reconcile round, so a session started or stopped in
@@ -156,30 +156,10 @@ func (n *Node) scanHoldings(running map[string]time.Time) {
 	}
 }
 
-// readPeers returns the live members (other than this node) that may hold
-// segments of stream over [start, end): see the placement history above.
-func (n *Node) readPeers(stream string, start, end time.Time) []peer {
-	all := n.peers("")
-	hs := n.catalog.Holdings(stream)
-	if len(hs) == 0 {
-		return all
+// maxTime is the later of a and b.
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
 	}
-	want := map[string]bool{}
-	for _, h := range hs {
-		if h.Overlaps(start, end) {
-			want[h.Node] = true
-		}
-	}
-	n.placeMu.Lock()
-	for _, id := range n.placed[stream] {
-		want[id] = true
-	}
-	n.placeMu.Unlock()
-	out := all[:0]
-	for _, p := range all {
-		if want[p.id] {
-			out = append(out, p)
-		}
-	}
-	return out
+	return b
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/understudy-nvr/understudy/backfill"
+	"github.com/understudy-nvr/understudy/engine/api"
 	"github.com/understudy-nvr/understudy/engine/audit"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
@@ -52,9 +53,6 @@ type Node struct {
 	// indexFailed receives the segment index's fatal error: the node stops
 	// with it, for its supervisor to restart it (recovery runs on start).
 	indexFailed chan error
-	// exports holds a token per clip export running (Config.MaxExports).
-	exports chan struct{}
-	clips   *clipCache // clips cut for players of GET /v1/export
 	// queueMemory is shared by the recording queues of all sessions
 	// (Config.QueueMemoryMiB).
 	queueMemory *session.MemoryBudget
@@ -73,7 +71,8 @@ type Node struct {
 	// (noteSuspects); the supervisor's.
 	suspects map[string]bool
 
-	auth      *Authenticator
+	auth      *api.Authenticator
+	api       *api.Server            // the API handlers and the federated reads
 	peerToken atomic.Pointer[string] // the credential this node presents to peers
 
 	holds holdingsState // this node's placement history; the supervisor's
@@ -179,11 +178,6 @@ func (n *Node) indexFailure(err error) {
 	}
 }
 
-// liveEdgeSlack is how far the newest durable part of a stream recording
-// here may trail its newest frame and still be the live edge: the part
-// being written (1 s) and the next one started at a segment boundary.
-const liveEdgeSlack = 3 * time.Second
-
 // liveEdge returns the wall-clock time of the newest frame of a stream this
 // node records right now (connected, a frame within the last 2 s).
 func (n *Node) liveEdge(stream string) (time.Time, bool) {
@@ -212,8 +206,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	// Not the named result: every failure returns a nil *Node, and this
 	// one must still release what was opened before the failure.
 	n := &Node{cfg: cfg, log: log, bus: NewEventBus(), sessions: make(map[string]*runningSession), version: buildVersion(), stopping: make(chan struct{}), indexFailed: make(chan error, 1),
-		exports: make(chan struct{}, max(cfg.MaxExports, 1)), clips: newClipCache(), disk: newDiskHealth(),
-		queueMemory: session.NewMemoryBudget(int64(cmp.Or(cfg.QueueMemoryMiB, DefaultQueueMemoryMiB)) << 20)}
+		disk: newDiskHealth(), queueMemory: session.NewMemoryBudget(int64(cmp.Or(cfg.QueueMemoryMiB, DefaultQueueMemoryMiB)) << 20)}
 	defer func() {
 		if err != nil {
 			n.closeStorage()
@@ -257,7 +250,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if n.filler, err = n.newFiller(); err != nil {
 		return nil, err
 	}
-	n.auth = NewAuthenticator(cfg.AdminToken, cfg.ReadToken, cfg.AnonymousRead)
+	n.auth = api.NewAuthenticator(cfg.AdminToken, cfg.ReadToken, cfg.AnonymousRead)
 	n.selfState, n.selfWeight = cluster.StateActive, cfg.Weight
 	ns, err := loadNodeSettings(cfg.DataDir)
 	if err != nil {
@@ -281,6 +274,7 @@ func OpenNode(cfg Config, log *slog.Logger) (_ *Node, err error) {
 	if err := n.startCluster(); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	n.api = n.newAPI()
 	return n, nil
 }
 
@@ -342,22 +336,15 @@ func clearTmp(dir string, log *slog.Logger) {
 	}
 }
 
-// errTooManyExports refuses an export over Config.MaxExports.
-var errTooManyExports = errors.New("too many clip exports running on this node; retry later")
-
-// startExport takes an export slot, or fails with errTooManyExports when
-// Config.MaxExports are running. The caller calls done when it ends.
-func (n *Node) startExport() (done func(), err error) {
-	select {
-	case n.exports <- struct{}{}:
-		return func() { <-n.exports }, nil
-	default:
-		return nil, fmt.Errorf("%w (max-exports %d)", errTooManyExports, cap(n.exports))
-	}
-}
-
 // Addr is the bound API address.
 func (n *Node) Addr() string { return n.listener.Addr().String() }
+
+// Handler returns the node's HTTP handler (api.Server.Handler): Connect,
+// gRPC and gRPC-Web for the three services (bearer-token auth), gRPC
+// health and server reflection (open), and the plain endpoints: GET
+// /v1/export (read role), /metrics (read role), /healthz and /readyz
+// (open), /debug/pprof/ (admin role).
+func (n *Node) Handler() http.Handler { return n.api.Handler() }
 
 // Catalog is the node's stream catalog.
 func (n *Node) Catalog() *catalog.Catalog { return n.catalog }

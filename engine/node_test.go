@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
+	"github.com/understudy-nvr/understudy/engine/api"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/session"
 	"github.com/understudy-nvr/understudy/internal/testkit"
@@ -97,8 +98,8 @@ func TestNodeSupervisesCatalog(t *testing.T) {
 				g.GetStart().AsTime().Format(time.StampMilli), g.GetEnd().AsTime().Format(time.StampMilli), now.Sub(edge))
 		}
 	}
-	if lag := now.Sub(edge); lag > liveEdgeSlack {
-		t.Errorf("live edge %v behind now, want at most %v", lag, liveEdgeSlack)
+	if lag := now.Sub(edge); lag > api.LiveEdgeSlack {
+		t.Errorf("live edge %v behind now, want at most %v", lag, api.LiveEdgeSlack)
 	}
 	t.Logf("recording: coverage ends %v before now, no trailing gap", now.Sub(edge))
 

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/understudy-nvr/understudy/chaos/camsim"
+	"github.com/understudy-nvr/understudy/engine/api"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
@@ -64,7 +65,7 @@ func TestReadSegment(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, s := range resp.Msg.Segments {
-			if s.Checksum != "" && s.Bytes > readChunk+1000 {
+			if s.Checksum != "" && s.Bytes > api.ReadChunk+1000 {
 				seg = s
 				break
 			}
@@ -78,9 +79,9 @@ func TestReadSegment(t *testing.T) {
 	if "sha256:"+hex.EncodeToString(sum[:]) != seg.Checksum || uint64(len(data)) != seg.Bytes || got.GetBytes() != seg.Bytes || got.GetChecksum() != seg.Checksum {
 		t.Fatalf("read %d bytes (checksum %x), first message %v; want the %d bytes of %s", len(data), sum, got, seg.Bytes, seg.Checksum)
 	}
-	tail, _, err := readAll(rc, &understudyv1.ReadSegmentRequest{StreamId: "cam", Start: seg.Start, Offset: seg.Bytes - readChunk - 7})
-	if err != nil || !bytes.Equal(tail, data[len(data)-readChunk-7:]) {
-		t.Errorf("from an offset: %d bytes, %v; want the last %d", len(tail), err, readChunk+7)
+	tail, _, err := readAll(rc, &understudyv1.ReadSegmentRequest{StreamId: "cam", Start: seg.Start, Offset: seg.Bytes - api.ReadChunk - 7})
+	if err != nil || !bytes.Equal(tail, data[len(data)-api.ReadChunk-7:]) {
+		t.Errorf("from an offset: %d bytes, %v; want the last %d", len(tail), err, api.ReadChunk+7)
 	}
 	if end, _, err := readAll(rc, &understudyv1.ReadSegmentRequest{StreamId: "cam", Start: seg.Start, Offset: seg.Bytes}); err != nil || len(end) != 0 {
 		t.Errorf("at the end: %d bytes, %v", len(end), err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/understudy-nvr/understudy/engine/api"
 	"github.com/understudy-nvr/understudy/engine/catalog"
 	"github.com/understudy-nvr/understudy/engine/cluster"
 	"github.com/understudy-nvr/understudy/engine/reconcile"
@@ -64,6 +65,11 @@ func (n *Node) startCluster() error {
 	return nil
 }
 
+// insecurePeerKey stands in for the gossip key of a cluster that runs
+// without one (insecure-gossip): anyone who reads this source can forge
+// its credential, as anyone on the network can read its gossip.
+var insecurePeerKey = []byte("understudy insecure gossip: no key")
+
 // setPeerKeys derives the cluster credentials from the gossip keys: this
 // node presents the first key's, and accepts every key's.
 func (n *Node) setPeerKeys(keys [][]byte) {
@@ -72,7 +78,7 @@ func (n *Node) setPeerKeys(keys [][]byte) {
 	}
 	tokens := make([]string, len(keys))
 	for i, k := range keys {
-		tokens[i] = PeerToken(k)
+		tokens[i] = api.PeerToken(k)
 	}
 	n.auth.SetPeerTokens(tokens)
 	n.peerToken.Store(&tokens[0])
@@ -395,7 +401,7 @@ func (n *Node) noteMembership(members []reconcile.Member) {
 			case old != st:
 				n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_NODE_STATE_CHANGED, Node: id,
 					Message: fmt.Sprintf("node state %s → %s", old, st),
-					Details: map[string]string{"from": nodeStateProto(old).String(), "to": nodeStateProto(st).String()}})
+					Details: map[string]string{"from": api.NodeStateProto(old).String(), "to": api.NodeStateProto(st).String()}})
 			}
 		}
 		for id := range n.seen {
@@ -425,26 +431,16 @@ func (n *Node) noteSuspects() {
 				n.log.Warn("node suspect: it did not answer failure probes", "peer", m.ID)
 				n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_NODE_STATE_CHANGED, Node: m.ID,
 					Message: "node suspect: it did not answer failure probes",
-					Details: map[string]string{"from": nodeStateProto(parseState(m.State)).String(), "to": understudyv1.NodeState_NODE_STATE_SUSPECT.String()}})
+					Details: map[string]string{"from": api.NodeStateProto(parseState(m.State)).String(), "to": understudyv1.NodeState_NODE_STATE_SUSPECT.String()}})
 			}
 		} else if n.suspects[m.ID] && m.Alive {
 			n.log.Info("node answers again", "peer", m.ID)
 			n.bus.Publish(Event{Kind: understudyv1.EventKind_EVENT_KIND_NODE_STATE_CHANGED, Node: m.ID,
 				Message: "node answers failure probes again",
-				Details: map[string]string{"from": understudyv1.NodeState_NODE_STATE_SUSPECT.String(), "to": nodeStateProto(parseState(m.State)).String()}})
+				Details: map[string]string{"from": understudyv1.NodeState_NODE_STATE_SUSPECT.String(), "to": api.NodeStateProto(parseState(m.State)).String()}})
 		}
 	}
 	n.suspects = now
-}
-
-func nodeStateProto(s placement.State) understudyv1.NodeState {
-	switch s {
-	case placement.Draining:
-		return understudyv1.NodeState_NODE_STATE_DRAINING
-	case placement.Saturated:
-		return understudyv1.NodeState_NODE_STATE_SATURATED
-	}
-	return understudyv1.NodeState_NODE_STATE_ACTIVE
 }
 
 // Placement returns, as of the last reconcile round, each enabled stream's

@@ -1,4 +1,4 @@
-package engine
+package api
 
 import (
 	"context"
@@ -84,11 +84,11 @@ var ServiceNames = []string{
 // reflection (open: they reveal nothing about streams or recordings), and
 // the plain endpoints: GET /v1/export (read role), /metrics (read role),
 // /healthz and /readyz (open), /debug/pprof/ (admin role).
-func (n *Node) Handler() http.Handler {
-	auth := n.auth
+func (s *Server) Handler() http.Handler {
+	auth := s.auth
 	opts := append(compressionOptions(), connect.WithInterceptors(auth.Interceptor()),
 		connect.WithCodec(strictJSON{}), connect.WithCodec(strictJSON{"json; charset=utf-8"}))
-	a := api{n}
+	a := api{s}
 	mux := http.NewServeMux()
 	for _, svc := range []func() (string, http.Handler){
 		func() (string, http.Handler) { return understudyv1connect.NewStreamServiceHandler(a, opts...) },
@@ -104,7 +104,7 @@ func (n *Node) Handler() http.Handler {
 	if files, err := understudyv1.DocumentedFiles(); err == nil {
 		reflOpts = append(reflOpts, grpcreflect.WithDescriptorResolver(files))
 	} else {
-		n.log.Warn("reflection without comments", "err", err)
+		s.log.Warn("reflection without comments", "err", err)
 	}
 	reflector := grpcreflect.NewStaticReflector(ServiceNames...)
 	if len(reflOpts) > 0 {
@@ -113,13 +113,13 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector, compressionOptions()...))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, compressionOptions()...))
 
-	mux.Handle("GET /v1/export", auth.httpRequire(RoleRead, http.HandlerFunc(n.serveExport)))
-	mux.Handle("GET /metrics", auth.httpRequire(RoleRead, promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /v1/export", auth.httpRequire(RoleRead, http.HandlerFunc(s.serveExport)))
+	mux.Handle("GET /metrics", auth.httpRequire(RoleRead, promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !n.ready.Load() {
+		if !s.node.Ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -145,14 +145,14 @@ func (n *Node) Handler() http.Handler {
 // is a player's seek (a range not from byte 0), which takes the clip from
 // the cache the player's first request filled; only the payloads in the
 // range are read.
-func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveExport(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed: GET the clip", http.StatusMethodNotAllowed)
 		return
 	}
 	q := r.URL.Query()
-	a := api{n}
+	a := api{s}
 	id := q.Get("stream")
 	if err := a.checkStream(id); err != nil {
 		writeConnectError(w, err, "stream")
@@ -160,12 +160,12 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 	}
 	// One "now" for both ends, as ctl has: start=now-1m&end=now is a minute.
 	now := time.Now()
-	start, err := ParseTime(q.Get("start"), now)
+	start, err := s.cfg.ParseTime(q.Get("start"), now)
 	if err != nil {
 		http.Error(w, "start: must be an RFC 3339 time, now or now-DUR (now-10s)", http.StatusBadRequest)
 		return
 	}
-	end, err := ParseTime(q.Get("end"), now)
+	end, err := s.cfg.ParseTime(q.Get("end"), now)
 	if err != nil {
 		http.Error(w, "end: must be an RFC 3339 time, now or now-DUR (now-10s)", http.StatusBadRequest)
 		return
@@ -174,7 +174,7 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		writeConnectError(w, err, "")
 		return
 	}
-	done, err := n.startExport()
+	done, err := s.startExport()
 	if err != nil {
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, err.Error(), http.StatusTooManyRequests)
@@ -187,7 +187,7 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 	var missing, etag string
 	var size int64
 	for try := 0; ; try++ {
-		c, missing, err = n.exportCut(r.Context(), key, rg, id, start, end)
+		c, missing, err = s.exportCut(r.Context(), key, rg, id, start, end)
 		if err == nil {
 			if size, etag, err = c.Size(); err != nil {
 				c.Release()
@@ -200,8 +200,8 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		if try > 0 || !errors.Is(err, segment.ErrChecksumMismatch) {
 			break
 		}
-		n.log.Warn("export met a segment that failed its checksum: cutting the clip again from the other copies", "stream", id, "err", err)
-		n.clips.forget(key)
+		s.log.Warn("export met a segment that failed its checksum: cutting the clip again from the other copies", "stream", id, "err", err)
+		s.clips.forget(key)
 	}
 	if err == nil {
 		defer c.Release()
@@ -215,7 +215,7 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, segment.ErrClipTooLarge.Error(), http.StatusBadRequest)
 		return
 	default:
-		n.log.Error("export failed", "stream", id, "err", err)
+		s.log.Error("export failed", "stream", id, "err", err)
 		http.Error(w, "export failed", http.StatusInternalServerError)
 		return
 	}
@@ -251,11 +251,11 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 	if err := c.WriteRange(r.Context(), cw, off, length); err != nil {
 		if cw.err != nil || r.Context().Err() != nil {
 			// The client went away, as players do when they seek.
-			n.log.Debug("export ended by the client", "stream", id, "err", err)
+			s.log.Debug("export ended by the client", "stream", id, "err", err)
 			return
 		}
-		n.log.Warn("export failed midway", "stream", id, "err", err)
-		n.clips.forget(key)
+		s.log.Warn("export failed midway", "stream", id, "err", err)
+		s.clips.forget(key)
 		panic(http.ErrAbortHandler) // the client must not take a cut file for whole
 	}
 	info := c.Info()
@@ -263,7 +263,7 @@ func (n *Node) serveExport(w http.ResponseWriter, r *http.Request) {
 	if status == http.StatusPartialContent {
 		lvl = slog.LevelDebug // a player seeking asks for many ranges
 	}
-	n.log.Log(r.Context(), lvl, "clip exported", "stream", id, "start", info.Start, "end", info.End, "segments", info.Segments, "bytes", length)
+	s.log.Log(r.Context(), lvl, "clip exported", "stream", id, "start", info.Start, "end", info.End, "segments", info.Segments, "bytes", length)
 }
 
 // exportFilename is the file name GET /v1/export suggests:
@@ -282,13 +282,13 @@ func clipKey(id string, start, end time.Time) string {
 // seek: a range not from byte 0) the clip comes from the cache its first
 // request filled. Other requests cut afresh; those with a range fill the
 // cache.
-func (n *Node) exportCut(ctx context.Context, key, rg, id string, start, end time.Time) (*segment.Cut, string, error) {
+func (s *Server) exportCut(ctx context.Context, key, rg, id string, start, end time.Time) (*segment.Cut, string, error) {
 	if rg != "" && !strings.HasPrefix(rg, "bytes=0-") {
-		if c := n.clips.get(key); c != nil {
+		if c := s.clips.get(key); c != nil {
 			return c, "", nil
 		}
 	}
-	c, missing, err := n.cutClip(ctx, id, start, end)
+	c, missing, err := s.cutClip(ctx, id, start, end)
 	if err != nil || rg == "" || c.Federated() {
 		// A clip holding copies of other nodes' segments is not kept:
 		// they go with the request.
@@ -297,7 +297,7 @@ func (n *Node) exportCut(ctx context.Context, key, rg, id string, start, end tim
 	if _, _, err := c.Size(); err != nil {
 		return nil, "", err
 	}
-	n.clips.put(key, c)
+	s.clips.put(key, c)
 	return c, missing, nil
 }
 

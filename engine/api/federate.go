@@ -1,4 +1,4 @@
-package engine
+package api
 
 import (
 	"cmp"
@@ -16,6 +16,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/understudy-nvr/understudy/engine/catalog"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/proto/understudy/v1/understudyv1connect"
 	"github.com/understudy-nvr/understudy/segment"
@@ -48,12 +49,12 @@ var peerTransport = func() http.RoundTripper {
 }()
 
 // peerAuth adds this node's cluster credential to every peer call.
-type peerAuth struct{ n *Node }
+type peerAuth struct{ n Node }
 
 func (p peerAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	if t := p.n.peerToken.Load(); t != nil {
-		r.Header.Set("Authorization", "Bearer "+*t)
+	if t := p.n.PeerCredential(); t != "" {
+		r.Header.Set("Authorization", "Bearer "+t)
 	}
 	return peerTransport.RoundTrip(r)
 }
@@ -63,13 +64,13 @@ type peer struct{ id, api string }
 
 // peers returns the other live members with an API address; only, when not
 // empty, keeps just that one.
-func (n *Node) peers(only string) []peer {
-	if n.cl == nil {
+func (s *Server) peers(only string) []peer {
+	if s.cl == nil {
 		return nil
 	}
 	var out []peer
-	for _, m := range n.cl.Members() {
-		if m.ID == n.cfg.ID || !m.Alive || m.APIAddress == "" || (only != "" && m.ID != only) {
+	for _, m := range s.cl.Members() {
+		if m.ID == s.cfg.ID || !m.Alive || m.APIAddress == "" || (only != "" && m.ID != only) {
 			continue
 		}
 		out = append(out, peer{m.ID, m.APIAddress})
@@ -77,8 +78,8 @@ func (n *Node) peers(only string) []peer {
 	return out
 }
 
-func (n *Node) peerURL(api string) string {
-	if n.cfg.TLSCert != "" {
+func (s *Server) peerURL(api string) string {
+	if s.cfg.TLS {
 		return "https://" + api
 	}
 	return "http://" + api
@@ -86,10 +87,10 @@ func (n *Node) peerURL(api string) string {
 
 // peerHTTP is the HTTP client for calls to peers, carrying the cluster
 // credential.
-func (n *Node) peerHTTP() *http.Client { return &http.Client{Transport: peerAuth{n: n}} }
+func (s *Server) peerHTTP() *http.Client { return &http.Client{Transport: peerAuth{n: s.node}} }
 
-func (n *Node) recordingClient(p peer) understudyv1connect.RecordingServiceClient {
-	return understudyv1connect.NewRecordingServiceClient(n.peerHTTP(), n.peerURL(p.api))
+func (s *Server) recordingClient(p peer) understudyv1connect.RecordingServiceClient {
+	return understudyv1connect.NewRecordingServiceClient(s.peerHTTP(), s.peerURL(p.api))
 }
 
 // peerTimeline is what one peer holds of a stream over a range.
@@ -103,10 +104,10 @@ type peerTimeline struct {
 }
 
 // federatedTimeline asks the peers (only, if set) for their timelines.
-func (n *Node) federatedTimeline(ctx context.Context, stream string, start, end time.Time, class understudyv1.SegmentClass, only string) []peerTimeline {
-	ps := n.peers(only)
+func (s *Server) federatedTimeline(ctx context.Context, stream string, start, end time.Time, class understudyv1.SegmentClass, only string) []peerTimeline {
+	ps := s.peers(only)
 	if only == "" {
-		ps = n.readPeers(stream, start, end)
+		ps = s.readPeers(stream, start, end)
 	}
 	out := make([]peerTimeline, len(ps))
 	var wg sync.WaitGroup
@@ -114,18 +115,18 @@ func (n *Node) federatedTimeline(ctx context.Context, stream string, start, end 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = n.peerTimeline(ctx, p, stream, start, end, class)
+			out[i] = s.peerTimeline(ctx, p, stream, start, end, class)
 		}()
 	}
 	wg.Wait()
 	return out
 }
 
-func (n *Node) peerTimeline(ctx context.Context, p peer, stream string, start, end time.Time, class understudyv1.SegmentClass) peerTimeline {
+func (s *Server) peerTimeline(ctx context.Context, p peer, stream string, start, end time.Time, class understudyv1.SegmentClass) peerTimeline {
 	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
 	defer cancel()
 	pt := peerTimeline{node: p.id}
-	resp, err := n.recordingClient(p).GetTimeline(ctx, connect.NewRequest(&understudyv1.GetTimelineRequest{
+	resp, err := s.recordingClient(p).GetTimeline(ctx, connect.NewRequest(&understudyv1.GetTimelineRequest{
 		StreamId: stream, Start: timestamppb.New(start), End: timestamppb.New(end), NodeId: p.id, Class: class}))
 	if err != nil {
 		pt.err = err
@@ -184,19 +185,20 @@ func federatedEnd(localLive bool, localEnd time.Time, pts []peerTimeline, end ti
 	return slices.MaxFunc(edges, func(a, b time.Time) int { return a.Compare(b) })
 }
 
-// readChunk is the size of the ReadSegment messages.
-const readChunk = 256 << 10
+// ReadChunk is the size of the ReadSegment messages.
+const ReadChunk = 256 << 10
 
 // fetchAttempts bounds the calls one segment copy makes: an interrupted
 // copy resumes at the offset it reached.
 const fetchAttempts = 3
 
-// remoteSegments lists the segments the live peers that may hold some
-// (readPeers) hold of stream over
-// [start, end), each with a Fetch that copies it with ReadSegment, and the
-// ids of the peers that did not answer (for Understudy-Partial).
-func (n *Node) remoteSegments(ctx context.Context, stream string, start, end time.Time) ([]segment.RemoteSegment, string) {
-	ps := n.readPeers(stream, start, end)
+// RemoteSegments lists the segments the live peers that may hold some
+// (readPeers) hold of stream over [start, end), each with a Fetch that
+// copies it with ReadSegment, and the ids of the peers that did not
+// answer (for Understudy-Partial). Clip exports and the node's backfill
+// use it.
+func (s *Server) RemoteSegments(ctx context.Context, stream string, start, end time.Time) ([]segment.RemoteSegment, string) {
+	ps := s.readPeers(stream, start, end)
 	lists := make([][]segment.RemoteSegment, len(ps))
 	errs := make([]peerTimeline, len(ps))
 	var wg sync.WaitGroup
@@ -205,7 +207,7 @@ func (n *Node) remoteSegments(ctx context.Context, stream string, start, end tim
 		go func() {
 			defer wg.Done()
 			errs[i].node = p.id
-			lists[i], errs[i].err = n.peerSegments(ctx, p, stream, start, end)
+			lists[i], errs[i].err = s.peerSegments(ctx, p, stream, start, end)
 		}()
 	}
 	wg.Wait()
@@ -213,13 +215,13 @@ func (n *Node) remoteSegments(ctx context.Context, stream string, start, end tim
 	for _, l := range lists {
 		out = append(out, l...)
 	}
-	return out, unreachable(errs, n.log.Warn)
+	return out, unreachable(errs, s.log.Warn)
 }
 
-func (n *Node) peerSegments(ctx context.Context, p peer, stream string, start, end time.Time) ([]segment.RemoteSegment, error) {
+func (s *Server) peerSegments(ctx context.Context, p peer, stream string, start, end time.Time) ([]segment.RemoteSegment, error) {
 	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
 	defer cancel()
-	client := n.recordingClient(p)
+	client := s.recordingClient(p)
 	var out []segment.RemoteSegment
 	token := ""
 	for {
@@ -242,7 +244,7 @@ func (n *Node) peerSegments(ctx context.Context, p peer, stream string, start, e
 			// the recording node's id in Node), its class and origin.
 			si.Path = "@" + p.id + "/" + si.Class.String() + "/" + si.Origin.String()
 			out = append(out, segment.RemoteSegment{Info: si, Fetch: func(ctx context.Context) ([]byte, error) {
-				return n.fetchSegment(ctx, p, si)
+				return s.fetchSegment(ctx, p, si)
 			}, Release: putSegBuf})
 		}
 		if token = resp.Msg.NextPageToken; token == "" {
@@ -253,8 +255,8 @@ func (n *Node) peerSegments(ctx context.Context, p peer, stream string, start, e
 
 // fetchSegment copies one segment of peer p with ReadSegment, resuming
 // where an interrupted call stopped.
-func (n *Node) fetchSegment(ctx context.Context, p peer, si segment.SegmentInfo) ([]byte, error) {
-	client := n.recordingClient(p)
+func (s *Server) fetchSegment(ctx context.Context, p peer, si segment.SegmentInfo) ([]byte, error) {
+	client := s.recordingClient(p)
 	var data []byte
 	var size int64 = -1
 	var err error
@@ -330,3 +332,117 @@ func putSegBuf(b []byte) {
 
 // maxSegmentCopy bounds the size a peer may announce for one segment.
 const maxSegmentCopy = 4 << 30
+
+// ReadPeers returns the ids of the live members (other than this node) a
+// federated read of stream over [start, end) asks: readPeers.
+func (s *Server) ReadPeers(stream string, start, end time.Time) []string {
+	var ids []string
+	for _, p := range s.readPeers(stream, start, end) {
+		ids = append(ids, p.id)
+	}
+	return ids
+}
+
+// readPeers returns the live members (other than this node) that may hold
+// segments of stream over [start, end): see the placement history (engine/holdings.go).
+func (s *Server) readPeers(stream string, start, end time.Time) []peer {
+	all := s.peers("")
+	hs := s.catalog.Holdings(stream)
+	if len(hs) == 0 {
+		return all
+	}
+	want := map[string]bool{}
+	for _, h := range hs {
+		if h.Overlaps(start, end) {
+			want[h.Node] = true
+		}
+	}
+	for _, id := range s.node.PlacedOn(stream) {
+		want[id] = true
+	}
+	out := all[:0]
+	for _, p := range all {
+		if want[p.id] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// peerRecorders asks the other recorders of streams for their own
+// recording of them: one ListStreams (or GetStream for one stream) per
+// peer, with node_id set to the peer. A peer that does not answer is left
+// out (its gossiped status stands in); missing names those.
+func (s *Server) peerRecorders(ctx context.Context, streams []catalog.Stream, place map[string][]string, page *understudyv1.ListStreamsRequest) (map[string]map[string]*understudyv1.Recorder, string) {
+	want := map[string]bool{}
+	for _, st := range streams {
+		if !st.Enabled {
+			continue
+		}
+		for _, nd := range place[st.ID] {
+			if nd != s.cfg.ID {
+				want[nd] = true
+			}
+		}
+	}
+	out := map[string]map[string]*understudyv1.Recorder{} // stream → node → recorder
+	if len(want) == 0 {
+		return out, ""
+	}
+	var mu sync.Mutex
+	var failed []peerTimeline
+	var wg sync.WaitGroup
+	for _, p := range s.peers("") {
+		if !want[p.id] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := s.peerStatuses(ctx, p, streams, page)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = append(failed, peerTimeline{node: p.id, err: err})
+				return
+			}
+			for id, r := range got {
+				if out[id] == nil {
+					out[id] = map[string]*understudyv1.Recorder{}
+				}
+				out[id][p.id] = r
+			}
+		}()
+	}
+	wg.Wait()
+	return out, unreachable(failed, s.log.Debug)
+}
+
+func (s *Server) peerStatuses(ctx context.Context, p peer, streams []catalog.Stream, page *understudyv1.ListStreamsRequest) (map[string]*understudyv1.Recorder, error) {
+	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
+	defer cancel()
+	c := understudyv1connect.NewStreamServiceClient(s.peerHTTP(), s.peerURL(p.api))
+	var got []*understudyv1.Stream
+	if page == nil {
+		resp, err := c.GetStream(ctx, connect.NewRequest(&understudyv1.GetStreamRequest{Id: streams[0].ID, NodeId: p.id}))
+		if err != nil {
+			return nil, err
+		}
+		got = []*understudyv1.Stream{resp.Msg.Stream}
+	} else {
+		resp, err := c.ListStreams(ctx, connect.NewRequest(&understudyv1.ListStreamsRequest{PageSize: page.PageSize, PageToken: page.PageToken, NodeId: p.id}))
+		if err != nil {
+			return nil, err
+		}
+		got = resp.Msg.Streams
+	}
+	out := map[string]*understudyv1.Recorder{}
+	for _, st := range got {
+		for _, r := range st.GetStatus().GetRecorders() {
+			if r.NodeId == p.id { // a peer speaks for itself only
+				out[st.Id] = r
+			}
+		}
+	}
+	return out, nil
+}

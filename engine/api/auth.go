@@ -1,4 +1,4 @@
-package engine
+package api
 
 import (
 	"context"
@@ -71,11 +71,6 @@ func PeerToken(key []byte) string {
 	m.Write([]byte("understudy peer credential v1"))
 	return "peer." + hex.EncodeToString(m.Sum(nil))
 }
-
-// insecurePeerKey stands in for the gossip key of a cluster that runs
-// without one (insecure-gossip): anyone who reads this source can forge
-// its credential, as anyone on the network can read its gossip.
-var insecurePeerKey = []byte("understudy insecure gossip: no key")
 
 // SetPeerTokens replaces the accepted cluster credentials.
 func (a *Authenticator) SetPeerTokens(tokens []string) {

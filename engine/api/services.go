@@ -1,4 +1,4 @@
-package engine
+package api
 
 import (
 	"cmp"
@@ -21,12 +21,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/understudy-nvr/understudy/engine/catalog"
+	"github.com/understudy-nvr/understudy/placement"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 	"github.com/understudy-nvr/understudy/segment"
 )
-
-// api implements the three services of understudy.v1 on a Node.
-type api struct{ n *Node }
 
 // invalid returns an invalid_argument error whose message names the field.
 func invalid(field, format string, args ...any) error {
@@ -143,7 +141,7 @@ func (a api) CreateStream(_ context.Context, req *connect.Request[understudyv1.C
 		Replicas: rep, ArchiveRetention: ret, Labels: p.GetLabels(), Enabled: p.GetEnabled(),
 		Weight: int(min(p.GetWeight(), catalog.MaxWeight+1)), Scope: p.GetScope(), StrictScope: p.GetStrictScope(),
 	}
-	out, err := a.n.catalog.Create(s)
+	out, err := a.catalog.Create(s)
 	if err != nil {
 		return nil, catalogError(err)
 	}
@@ -157,7 +155,7 @@ func (a api) GetStream(ctx context.Context, req *connect.Request[understudyv1.Ge
 	if err := a.checkNode(req.Msg.GetNodeId()); err != nil {
 		return nil, err
 	}
-	s, err := a.n.catalog.Get(req.Msg.GetId())
+	s, err := a.catalog.Get(req.Msg.GetId())
 	if err != nil {
 		return nil, catalogError(err)
 	}
@@ -169,19 +167,20 @@ func (a api) GetStream(ctx context.Context, req *connect.Request[understudyv1.Ge
 // withStatus is the API form of streams with their live status: this
 // node's own recording when node is this node, that node's when it is
 // another, the cluster's view when it is empty (the other recorders asked
-// with node_id set, see health.go). page is the ListStreams request, nil
-// for GetStream.
+// with node_id set, peerRecorders, and judged by the node with the rest:
+// Node.StreamStatuses). page is the ListStreams request, nil for
+// GetStream.
 func (a api) withStatus(ctx context.Context, streams []catalog.Stream, node string, page *understudyv1.ListStreamsRequest, h http.Header) []*understudyv1.Stream {
-	place := a.n.Placement()
+	place := a.node.Placement()
 	out := make([]*understudyv1.Stream, len(streams))
-	if node != "" && node != a.n.cfg.ID {
+	if node != "" && node != a.cfg.ID {
 		// Another node's own view: ask it, and fall back to the gossip.
 		var peerRecs map[string]map[string]*understudyv1.Recorder
 		missing := node // until it answers
-		for _, p := range a.n.peers(node) {
-			got, err := a.n.peerStatuses(ctx, p, streams, page)
+		for _, p := range a.peers(node) {
+			got, err := a.peerStatuses(ctx, p, streams, page)
 			if err != nil {
-				a.n.log.Debug("stream status: the node did not answer", "peer", p.id, "err", err)
+				a.log.Debug("stream status: the node did not answer", "peer", p.id, "err", err)
 				continue
 			}
 			missing = ""
@@ -204,17 +203,16 @@ func (a api) withStatus(ctx context.Context, streams []catalog.Stream, node stri
 		return out
 	}
 	var peerRecs map[string]map[string]*understudyv1.Recorder
-	if node == "" && a.n.cl != nil {
+	if node == "" && a.cl != nil {
 		var missing string
-		peerRecs, missing = a.n.peerRecorders(ctx, streams, place, page)
+		peerRecs, missing = a.peerRecorders(ctx, streams, place, page)
 		if missing != "" {
 			h.Set("Understudy-Partial", missing)
 		}
 	}
-	v := a.n.healthView()
-	for i, s := range streams {
-		out[i] = streamToProto(s)
-		out[i].Status = a.n.streamStatus(v, s, place[s.ID], peerRecs[s.ID], node != "")
+	for i, st := range a.node.StreamStatuses(streams, place, peerRecs, node != "") {
+		out[i] = streamToProto(streams[i])
+		out[i].Status = st
 	}
 	return out
 }
@@ -227,7 +225,7 @@ func (a api) ListStreams(ctx context.Context, req *connect.Request[understudyv1.
 	if size > catalog.MaxPageSize {
 		size = catalog.MaxPageSize
 	}
-	ss, next, err := a.n.catalog.List(int(size), req.Msg.GetPageToken())
+	ss, next, err := a.catalog.List(int(size), req.Msg.GetPageToken())
 	if err != nil {
 		return nil, catalogError(err)
 	}
@@ -278,7 +276,7 @@ func (a api) UpdateStream(_ context.Context, req *connect.Request[understudyv1.U
 	if err != nil {
 		return nil, err
 	}
-	out, err := a.n.catalog.Update(p.GetId(), func(s *catalog.Stream) error {
+	out, err := a.catalog.Update(p.GetId(), func(s *catalog.Stream) error {
 		// A client that read the stream and writes back what it got sends
 		// the redacted URL: keep the secret it stands for rather than
 		// storing the mask.
@@ -321,7 +319,7 @@ func (a api) DeleteStream(_ context.Context, req *connect.Request[understudyv1.D
 	if err := catalog.ValidateID(req.Msg.GetId()); err != nil {
 		return nil, invalid("id", "%s", strings.TrimPrefix(err.Error(), "id: "))
 	}
-	if err := a.n.catalog.Delete(req.Msg.GetId()); err != nil {
+	if err := a.catalog.Delete(req.Msg.GetId()); err != nil {
 		return nil, catalogError(err)
 	}
 	return connect.NewResponse(&understudyv1.DeleteStreamResponse{}), nil
@@ -350,8 +348,8 @@ func (a api) checkTimes(s, e time.Time) (time.Time, time.Time, error) {
 	if !e.After(s) {
 		return s, e, invalid("end", "must be after start")
 	}
-	if e.Sub(s) > a.n.cfg.MaxRange {
-		return s, e, invalid("end", "range of %s is over the maximum of %s", e.Sub(s), a.n.cfg.MaxRange)
+	if e.Sub(s) > a.cfg.MaxRange {
+		return s, e, invalid("end", "range of %s is over the maximum of %s", e.Sub(s), a.cfg.MaxRange)
 	}
 	return s, e, nil
 }
@@ -362,10 +360,10 @@ func (a api) checkStream(id string) error {
 	if err := catalog.ValidateID(id); err != nil {
 		return invalid("stream_id", "%s", strings.TrimPrefix(err.Error(), "id: "))
 	}
-	if _, err := a.n.catalog.Get(id); err == nil {
+	if _, err := a.catalog.Get(id); err == nil {
 		return nil
 	}
-	streams, err := a.n.store.Streams()
+	streams, err := a.store.Streams()
 	if err != nil {
 		return connect.NewError(connect.CodeInternal, err)
 	}
@@ -407,10 +405,10 @@ func (a api) segments(stream string, start, end time.Time, node string, class un
 	if err != nil {
 		return nil, err
 	}
-	if node != "" && node != a.n.cfg.ID {
+	if node != "" && node != a.cfg.ID {
 		return nil, nil // the only node of the cluster holds none of node's
 	}
-	all, err := a.n.store.Segments(stream, start, end)
+	all, err := a.store.Segments(stream, start, end)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
@@ -421,123 +419,6 @@ func (a api) segments(stream string, start, end time.Time, node string, class un
 		}
 	}
 	return out, nil
-}
-
-// Timeline is the coverage and the gaps of one stream over [start, end),
-// tiling it exactly.
-type Timeline struct {
-	Coverage []TimelineInterval
-	Gaps     []TimelineInterval
-}
-
-// TimelineInterval is one coverage interval or gap of a Timeline.
-type TimelineInterval struct {
-	segment.Interval
-	Origin segment.Origin       // coverage only
-	Kind   understudyv1.GapKind // gaps only
-	Nodes  []string             // coverage only
-}
-
-// BuildTimeline computes the timeline of [start, end) from the segments
-// held (by any node: SegmentInfo.Node, node when it is empty) and the
-// recorded source outages. Each coverage interval lists the nodes that hold
-// media for all of it: those holding it live when any does (ORIGIN_LIVE),
-// else those holding a backfilled copy. Every hole is a gap, SOURCE where
-// it overlaps a source outage and SYSTEM elsewhere (a gap is split at
-// outage boundaries).
-func BuildTimeline(segs []segment.SegmentInfo, outages []segment.Interval, node string, start, end time.Time) Timeline {
-	live := map[string][]segment.Interval{}
-	bf := map[string][]segment.Interval{}
-	for _, si := range segs {
-		nd := cmp.Or(si.Node, node)
-		if si.Origin == segment.OriginBackfill {
-			bf[nd] = append(bf[nd], si.Interval())
-		} else {
-			live[nd] = append(live[nd], si.Interval())
-		}
-	}
-	var points []time.Time
-	var all []segment.Interval
-	for _, m := range []map[string][]segment.Interval{live, bf} {
-		for nd, ivs := range m {
-			m[nd] = segment.Clip(segment.Merge(ivs), start, end)
-			for _, iv := range m[nd] {
-				points = append(points, iv.Start, iv.End)
-				all = append(all, iv)
-			}
-		}
-	}
-	slices.SortFunc(points, func(x, y time.Time) int { return x.Compare(y) })
-	points = slices.CompactFunc(points, func(x, y time.Time) bool { return x.Equal(y) })
-	holders := func(m map[string][]segment.Interval, at time.Time) []string {
-		var out []string
-		for nd, ivs := range m {
-			i, _ := slices.BinarySearchFunc(ivs, at, func(iv segment.Interval, t time.Time) int {
-				if !iv.End.After(t) {
-					return -1
-				}
-				if iv.Start.After(t) {
-					return 1
-				}
-				return 0
-			})
-			if i < len(ivs) && !ivs[i].Start.After(at) && ivs[i].End.After(at) {
-				out = append(out, nd)
-			}
-		}
-		slices.Sort(out)
-		return out
-	}
-	var tl Timeline
-	for i := 0; i+1 < len(points); i++ {
-		iv := segment.Interval{Start: points[i], End: points[i+1]}
-		origin, nodes := segment.OriginLive, holders(live, iv.Start)
-		if len(nodes) == 0 {
-			origin, nodes = segment.OriginBackfill, holders(bf, iv.Start)
-		}
-		if len(nodes) == 0 {
-			continue
-		}
-		if k := len(tl.Coverage) - 1; k >= 0 && tl.Coverage[k].End.Equal(iv.Start) && tl.Coverage[k].Origin == origin && slices.Equal(tl.Coverage[k].Nodes, nodes) {
-			tl.Coverage[k].End = iv.End
-			continue
-		}
-		tl.Coverage = append(tl.Coverage, TimelineInterval{Interval: iv, Origin: origin, Nodes: nodes})
-	}
-	outages = segment.Merge(outages)
-	for _, g := range segment.Subtract(segment.Interval{Start: start, End: end}, segment.Merge(all)) {
-		var src []segment.Interval
-		for _, o := range outages {
-			s, e := maxTime(g.Start, o.Start), minTime(g.End, o.End)
-			if e.After(s) {
-				src = append(src, segment.Interval{Start: s, End: e})
-			}
-		}
-		var parts []TimelineInterval
-		for _, iv := range src {
-			parts = append(parts, TimelineInterval{Interval: iv, Kind: understudyv1.GapKind_GAP_KIND_SOURCE})
-		}
-		for _, iv := range segment.Subtract(g, src) {
-			parts = append(parts, TimelineInterval{Interval: iv, Kind: understudyv1.GapKind_GAP_KIND_SYSTEM})
-		}
-		slices.SortFunc(parts, func(x, y TimelineInterval) int { return x.Start.Compare(y.Start) })
-		tl.Gaps = append(tl.Gaps, parts...)
-	}
-	return tl
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }
 
 func (a api) GetTimeline(ctx context.Context, req *connect.Request[understudyv1.GetTimelineRequest]) (*connect.Response[understudyv1.GetTimelineResponse], error) {
@@ -558,7 +439,7 @@ func (a api) GetTimeline(ctx context.Context, req *connect.Request[understudyv1.
 	// The stream's timeline starts when it was created: the time before
 	// is not a gap of the stream.
 	created := time.Time{}
-	if st, err := a.n.catalog.Get(m.GetStreamId()); err == nil && st.CreateTime.After(start) {
+	if st, err := a.catalog.Get(m.GetStreamId()); err == nil && st.CreateTime.After(start) {
 		start, created = st.CreateTime, st.CreateTime
 	}
 	resp := connect.NewResponse(&understudyv1.GetTimelineResponse{})
@@ -574,41 +455,41 @@ func (a api) GetTimeline(ctx context.Context, req *connect.Request[understudyv1.
 	// stream is recording here and the durable coverage keeps up with the
 	// frames, the time after it is the live edge, not a gap: the timeline
 	// ends there. (A stalled disk lets the frames run ahead: then it is a gap.)
-	if newest, ok := a.n.liveEdge(m.GetStreamId()); ok && (m.GetNodeId() == "" || m.GetNodeId() == a.n.cfg.ID) {
+	if newest, ok := a.node.LiveEdge(m.GetStreamId()); ok && (m.GetNodeId() == "" || m.GetNodeId() == a.cfg.ID) {
 		var durable time.Time
 		for _, si := range segs {
-			if si.Node == a.n.cfg.ID && si.Origin == segment.OriginLive && si.End.After(durable) {
+			if si.Node == a.cfg.ID && si.Origin == segment.OriginLive && si.End.After(durable) {
 				durable = si.End
 			}
 		}
-		if durable.After(start) && durable.Before(end) && newest.Sub(durable) <= liveEdgeSlack {
+		if durable.After(start) && durable.Before(end) && newest.Sub(durable) <= LiveEdgeSlack {
 			localEnd, localLive = durable, true
 		}
 	}
 	var outages []segment.Interval
-	if m.GetNodeId() == "" || m.GetNodeId() == a.n.cfg.ID {
-		if outages, err = a.n.store.SourceOutages(m.GetStreamId(), start, end); err != nil {
+	if m.GetNodeId() == "" || m.GetNodeId() == a.cfg.ID {
+		if outages, err = a.store.SourceOutages(m.GetStreamId(), start, end); err != nil {
 			return nil, connect.NewError(connect.CodeInternal, err)
 		}
-		if since, ok := a.n.openOutage(m.GetStreamId()); ok && since.Before(end) {
+		if since, ok := a.node.OpenOutage(m.GetStreamId()); ok && since.Before(end) {
 			outages = append(outages, segment.Interval{Start: maxTime(since, start), End: end})
 		}
 	}
 	// Any node answers for the cluster: what the other nodes hold joins
 	// this node's own, unless the request is about this node alone.
 	finalEnd := localEnd
-	if m.GetNodeId() != a.n.cfg.ID {
-		pts := a.n.federatedTimeline(ctx, m.GetStreamId(), start, end, m.GetClass(), m.GetNodeId())
+	if m.GetNodeId() != a.cfg.ID {
+		pts := a.federatedTimeline(ctx, m.GetStreamId(), start, end, m.GetClass(), m.GetNodeId())
 		for _, pt := range pts {
 			segs = append(segs, pt.segs...)
 			outages = append(outages, pt.outages...)
 		}
-		if missing := unreachable(pts, a.n.log.Warn); missing != "" {
+		if missing := unreachable(pts, a.log.Warn); missing != "" {
 			resp.Header().Set("Understudy-Partial", missing)
 		}
 		finalEnd = federatedEnd(localLive, localEnd, pts, end)
 	}
-	tl := BuildTimeline(segs, segment.Merge(outages), a.n.cfg.ID, start, finalEnd)
+	tl := BuildTimeline(segs, segment.Merge(outages), a.cfg.ID, start, finalEnd)
 	// Until its first recorder connects (the wait for the camera's first
 	// keyframe), a new stream is starting, not losing video.
 	if !created.IsZero() && len(tl.Gaps) > 0 && len(tl.Coverage) > 0 {
@@ -626,17 +507,22 @@ func (a api) GetTimeline(ctx context.Context, req *connect.Request[understudyv1.
 	return resp, nil
 }
 
+// LiveEdgeSlack is how far the newest durable part of a stream recording
+// here may trail its newest frame and still be the live edge: the part
+// being written (1 s) and the next one started at a segment boundary.
+const LiveEdgeSlack = 3 * time.Second
+
 // startupGrace bounds the wait for a new stream's first frames that the
 // timeline shows as starting rather than as a gap.
 const startupGrace = 15 * time.Second
 
 // checkNode checks a node_id filter: empty, this node, or a member.
 func (a api) checkNode(id string) error {
-	if id == "" || id == a.n.cfg.ID {
+	if id == "" || id == a.cfg.ID {
 		return nil
 	}
-	if a.n.cl != nil {
-		for _, m := range a.n.cl.Members() {
+	if a.cl != nil {
+		for _, m := range a.cl.Members() {
 			if m.ID == id {
 				return nil
 			}
@@ -674,9 +560,9 @@ func (a api) ListSegments(ctx context.Context, req *connect.Request[understudyv1
 	// Without a node filter the listing is the cluster's: every live
 	// peer's segments too.
 	missing := ""
-	if m.GetNodeId() == "" && a.n.cl != nil {
+	if m.GetNodeId() == "" && a.cl != nil {
 		var remote []segment.RemoteSegment
-		remote, missing = a.n.remoteSegments(ctx, m.GetStreamId(), start, end)
+		remote, missing = a.RemoteSegments(ctx, m.GetStreamId(), start, end)
 		cls, byClass, _ := classFilter(m.GetClass())
 		for _, r := range remote {
 			if !byClass || r.Info.Class == cls {
@@ -761,7 +647,7 @@ func (a api) ExportClip(ctx context.Context, req *connect.Request[understudyv1.E
 	if err != nil {
 		return err
 	}
-	done, err := a.n.startExport()
+	done, err := a.startExport()
 	if err != nil {
 		return connect.NewError(connect.CodeResourceExhausted, err)
 	}
@@ -769,7 +655,7 @@ func (a api) ExportClip(ctx context.Context, req *connect.Request[understudyv1.E
 	// The metadata goes first: cutting the clip yields it (and checks every
 	// segment) before a byte of the file is written; then the file streams
 	// straight from the segments.
-	cut, missing, err := a.n.cutClip(ctx, m.GetStreamId(), start, end)
+	cut, missing, err := a.cutClip(ctx, m.GetStreamId(), start, end)
 	if err != nil {
 		return exportError(err)
 	}
@@ -803,14 +689,14 @@ func (a api) ExportClip(ctx context.Context, req *connect.Request[understudyv1.E
 // this node's segments first, the peers' copied where this node has none
 // (segment.Store.CutClipFrom). missing names the peers that did not
 // answer.
-func (n *Node) cutClip(ctx context.Context, stream string, start, end time.Time) (c *segment.Cut, missing string, err error) {
+func (s *Server) cutClip(ctx context.Context, stream string, start, end time.Time) (c *segment.Cut, missing string, err error) {
 	var remote []segment.RemoteSegment
-	if n.cl != nil {
-		remote, missing = n.remoteSegments(ctx, stream, start, end)
+	if s.cl != nil {
+		remote, missing = s.RemoteSegments(ctx, stream, start, end)
 	}
-	c, err = n.store.CutClipFrom(ctx, stream, start, end, remote)
+	c, err = s.store.CutClipFrom(ctx, stream, start, end, remote)
 	if err == nil && c.Info().Remote > 0 {
-		n.log.Debug("clip cut from other nodes' segments too", "stream", stream, "segments", c.Info().Segments, "remote", c.Info().Remote)
+		s.log.Debug("clip cut from other nodes' segments too", "stream", stream, "segments", c.Info().Segments, "remote", c.Info().Remote)
 	}
 	return c, missing, err
 }
@@ -828,12 +714,12 @@ func (a api) ReadSegment(ctx context.Context, req *connect.Request[understudyv1.
 	if err := m.GetStart().CheckValid(); err != nil {
 		return invalid("start", "%v", err)
 	}
-	done, err := a.n.startExport()
+	done, err := a.startExport()
 	if err != nil {
 		return connect.NewError(connect.CodeResourceExhausted, err)
 	}
 	defer done()
-	r, err := a.n.store.OpenSegmentAt(m.GetStreamId(), m.GetStart().AsTime(), m.GetChecksum())
+	r, err := a.store.OpenSegmentAt(m.GetStreamId(), m.GetStart().AsTime(), m.GetChecksum())
 	switch {
 	case errors.Is(err, segment.ErrNoSegment):
 		return connect.NewError(connect.CodeNotFound, err)
@@ -848,7 +734,7 @@ func (a api) ReadSegment(ctx context.Context, req *connect.Request[understudyv1.
 	// The file is read and hashed from its start, in chunks, and sent from
 	// the offset; a closed segment that fails its checksum ends the stream
 	// with DATA_LOSS (and is quarantined here), so the copy is refused.
-	buf := make([]byte, readChunk)
+	buf := make([]byte, ReadChunk)
 	var pos uint64
 	first := true
 	for {
@@ -950,22 +836,11 @@ func exportError(err error) error {
 // --- ClusterService -----------------------------------------------------
 
 func (a api) nodeProto() *understudyv1.Node {
-	used, free := a.n.diskUsage()
-	var home, replica uint32
-	for _, r := range a.n.Roles() {
-		if r == "home" {
-			home++
-		} else {
-			replica++
-		}
-	}
-	a.n.placeMu.Lock()
-	state, weight := a.n.stateLocked(), a.n.selfWeight
-	a.n.placeMu.Unlock()
+	st := a.node.Status()
 	return &understudyv1.Node{
-		Id: a.n.cfg.ID, Domain: a.n.cfg.Domain, State: nodeStateProto(parseState(state)),
-		ApiAddress: a.n.addr, HomeStreams: home, ReplicaStreams: replica, CpuPercent: a.n.CPUPercent(),
-		DiskUsedBytes: used, DiskFreeBytes: free, Version: a.n.version, Capacity: float64(weight),
+		Id: a.cfg.ID, Domain: a.cfg.Domain, State: NodeStateProto(parseState(st.State)),
+		ApiAddress: a.cfg.Address, HomeStreams: st.Home, ReplicaStreams: st.Replica, CpuPercent: st.CPUPercent,
+		DiskUsedBytes: st.DiskUsed, DiskFreeBytes: st.DiskFree, Version: a.cfg.Version, Capacity: float64(st.Weight),
 		StatsTime: timestamppb.Now(),
 	}
 }
@@ -974,14 +849,14 @@ func (a api) nodeProto() *understudyv1.Node {
 // it knows with the figures of its last gossiped status.
 func (a api) ListNodes(context.Context, *connect.Request[understudyv1.ListNodesRequest]) (*connect.Response[understudyv1.ListNodesResponse], error) {
 	nodes := []*understudyv1.Node{a.nodeProto()}
-	if a.n.cl != nil {
-		statuses := a.n.cl.Statuses()
-		for _, m := range a.n.cl.Members() {
-			if m.ID == a.n.cfg.ID {
+	if a.cl != nil {
+		statuses := a.cl.Statuses()
+		for _, m := range a.cl.Members() {
+			if m.ID == a.cfg.ID {
 				continue
 			}
 			nd := &understudyv1.Node{Id: m.ID, Domain: m.Domain, ApiAddress: m.APIAddress, Version: m.Version,
-				Capacity: float64(max(m.Weight, 1)), State: nodeStateProto(parseState(m.State))}
+				Capacity: float64(max(m.Weight, 1)), State: NodeStateProto(parseState(m.State))}
 			switch {
 			case m.Left:
 				nd.State = understudyv1.NodeState_NODE_STATE_LEFT
@@ -999,7 +874,7 @@ func (a api) ListNodes(context.Context, *connect.Request[understudyv1.ListNodesR
 			}
 			nodes = append(nodes, nd)
 		}
-		nodes = append(nodes, a.n.registryOnly(nodes)...)
+		nodes = append(nodes, a.registryOnly(nodes)...)
 	}
 	slices.SortFunc(nodes, func(x, y *understudyv1.Node) int { return strings.Compare(x.Id, y.Id) })
 	return connect.NewResponse(&understudyv1.ListNodesResponse{Nodes: nodes}), nil
@@ -1011,7 +886,7 @@ func (a api) GetPlacement(_ context.Context, req *connect.Request[understudyv1.G
 		if err := catalog.ValidateID(id); err != nil {
 			return nil, invalid("stream_id", "%s", strings.TrimPrefix(err.Error(), "id: "))
 		}
-		s, err := a.n.catalog.Get(id)
+		s, err := a.catalog.Get(id)
 		if err != nil {
 			return nil, catalogError(err)
 		}
@@ -1019,7 +894,7 @@ func (a api) GetPlacement(_ context.Context, req *connect.Request[understudyv1.G
 	} else {
 		token := ""
 		for {
-			page, next, err := a.n.catalog.List(catalog.MaxPageSize, token)
+			page, next, err := a.catalog.List(catalog.MaxPageSize, token)
 			if err != nil {
 				return nil, catalogError(err)
 			}
@@ -1030,7 +905,7 @@ func (a api) GetPlacement(_ context.Context, req *connect.Request[understudyv1.G
 			token = next
 		}
 	}
-	placed := a.n.Placement()
+	placed := a.node.Placement()
 	resp := &understudyv1.GetPlacementResponse{}
 	for _, s := range streams {
 		resp.Assignments = append(resp.Assignments, &understudyv1.Assignment{StreamId: s.ID, NodeIds: placed[s.ID], Replicas: uint32(s.Replicas)})
@@ -1049,7 +924,7 @@ func (a api) WatchEvents(ctx context.Context, req *connect.Request[understudyv1.
 			return invalid(fmt.Sprintf("kinds[%d]", i), "unknown event kind %d", k)
 		}
 	}
-	sub := a.n.bus.Subscribe(a.n.cfg.EventBuffer)
+	sub := a.node.Subscribe(a.cfg.EventBuffer)
 	defer sub.Close()
 	// Headers now (a nil message sends only them): the client's call
 	// returns once the subscription exists.
@@ -1061,7 +936,7 @@ func (a api) WatchEvents(ctx context.Context, req *connect.Request[understudyv1.
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-a.n.stopping:
+		case <-a.node.Stopping():
 			return nil
 		case e := <-sub.C:
 			if len(m.GetStreamIds()) > 0 && !slices.Contains(m.GetStreamIds(), e.Stream) {
@@ -1088,4 +963,23 @@ func (a api) WatchEvents(ctx context.Context, req *connect.Request[understudyv1.
 			}
 		}
 	}
+}
+
+// NodeStateProto is the API's form of a node's cluster state.
+func NodeStateProto(s placement.State) understudyv1.NodeState {
+	switch s {
+	case placement.Draining:
+		return understudyv1.NodeState_NODE_STATE_DRAINING
+	case placement.Saturated:
+		return understudyv1.NodeState_NODE_STATE_SATURATED
+	}
+	return understudyv1.NodeState_NODE_STATE_ACTIVE
+}
+
+func parseState(s string) placement.State {
+	st, err := placement.ParseState(s)
+	if err != nil {
+		return placement.Active
+	}
+	return st
 }
