@@ -23,38 +23,98 @@ type wallClock struct {
 	// maxDrift is how far the local estimate may drift from the local clock
 	// before it is re-anchored (camera crystals drift ~50 ppm).
 	maxDrift time.Duration
+	// lagWindow is how long frames may stay more than maxDrift behind the
+	// local clock without catching up before that is taken for drift.
+	lagWindow time.Duration
 
 	anchored   bool
 	anchorWall time.Time
 	anchorPTS  time.Duration
+	// last is the time returned for the previous frame.
+	last time.Time
+	// lagSince and lagAt are when frames were first seen more than maxDrift
+	// behind the local clock, and by how much (zero: they are not).
+	lagSince time.Time
+	lagAt    time.Duration
 	// badNTP counts frames whose NTP time was rejected.
 	badNTP uint64
 }
 
 func newWallClock(now func() time.Time) *wallClock {
-	return &wallClock{now: now, maxSkew: 10 * time.Second, maxDrift: 2 * time.Second}
+	return &wallClock{now: now, maxSkew: 10 * time.Second, maxDrift: 2 * time.Second, lagWindow: 10 * time.Second}
 }
 
 // wall returns the wall-clock time of a frame with presentation time pts.
+//
+// A frame may arrive late: when the node was frozen or starved of CPU, the
+// frames the camera sent meanwhile wait in the socket's buffer and come in
+// a burst once it runs again. They keep the time their presentation time
+// gives (the camera's clock runs on while we do not): stamping them with
+// their arrival would put a minute of video at the wrong time, out of order
+// with what follows, and charge the minute as a gap (found by the chaos
+// suite's freeze-60s). Frames that stay behind without catching up are a
+// slow camera clock, and re-anchor after lagWindow.
 func (c *wallClock) wall(pts time.Duration, ntp time.Time, ntpOK bool) time.Time {
 	now := c.now()
+	var est time.Time
+	if c.anchored {
+		est = c.anchorWall.Add(pts - c.anchorPTS)
+	}
 	if ntpOK {
-		if d := ntp.Sub(now); d < c.maxSkew && d > -c.maxSkew {
+		d := ntp.Sub(now)
+		trusted := d < c.maxSkew && d > -c.maxSkew
+		if !trusted && c.anchored && d < 0 {
+			// Late, and where the frames before it say it belongs.
+			off := ntp.Sub(est)
+			trusted = off < c.maxDrift && off > -c.maxDrift
+		}
+		if trusted {
 			c.anchored, c.anchorWall, c.anchorPTS = true, ntp, pts
-			return ntp
+			c.lagSince = time.Time{}
+			return c.stamp(ntp)
 		}
 		c.badNTP++
 	}
 	if !c.anchored {
-		c.anchored, c.anchorWall, c.anchorPTS = true, now, pts
-		return now
+		return c.anchor(now, pts)
 	}
-	est := c.anchorWall.Add(pts - c.anchorPTS)
-	if d := est.Sub(now); d > c.maxDrift || d < -c.maxDrift {
-		c.anchorWall, c.anchorPTS = now, pts
-		return now
+	d := est.Sub(now)
+	switch {
+	case d > c.maxDrift, est.Before(c.last.Add(-c.maxDrift)):
+		// Ahead of the local clock, or behind the frame before: the
+		// presentation time jumped.
+		return c.anchor(now, pts)
+	case d < -c.maxDrift:
+		lag := -d
+		if c.lagSince.IsZero() {
+			c.lagSince, c.lagAt = now, lag
+			return c.stamp(est)
+		}
+		if now.Sub(c.lagSince) >= c.lagWindow {
+			// Catching up drains the buffer much faster than the clock
+			// runs; a lag that shrank by less than a tenth of the window
+			// is a camera clock that runs slow.
+			if c.lagAt-lag < c.lagWindow/10 {
+				return c.anchor(now, pts)
+			}
+			c.lagSince, c.lagAt = now, lag
+		}
+		return c.stamp(est)
+	default:
+		c.lagSince = time.Time{}
+		return c.stamp(est)
 	}
-	return est
+}
+
+func (c *wallClock) anchor(now time.Time, pts time.Duration) time.Time {
+	c.anchored, c.anchorWall, c.anchorPTS = true, now, pts
+	c.lagSince = time.Time{}
+	return c.stamp(now)
+}
+
+func (c *wallClock) stamp(t time.Time) time.Time {
+	c.last = t
+	return t
 }
 
 // ptsDuration converts a timestamp in clock-rate units to a duration without
