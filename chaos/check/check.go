@@ -30,10 +30,11 @@ type Options struct {
 	// Down are the windows in which no recorder of the stream was alive:
 	// frames of them that are missing are "no recorder", not lost.
 	Down []Interval
-	// InFlight are windows just before a recorder crashed (SIGKILL): the
-	// store promises to lose at most the part it was writing, so frames
-	// missing there are "in flight", counted apart, not lost. Give them
-	// only where no other recorder had the stream.
+	// InFlight are windows just before a recorder crashed (SIGKILL) or
+	// was frozen (SIGSTOP): the store promises to lose at most the part
+	// it was writing, a frozen recorder what it had not read yet, so
+	// frames missing there are "in flight", counted apart, not lost. Give
+	// them only where no other recorder had the stream.
 	InFlight []Interval
 	// StartGrace bounds how long after a recorder came back (the end of a
 	// Down window, and each of Starts) missing frames are "starting", not

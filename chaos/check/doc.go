@@ -15,10 +15,10 @@
 //     behind on a starved machine, paused);
 //   - no recorder: missing, inside a window the caller says no recorder
 //     of the stream was alive (Options.Down);
-//   - in flight: missing, just before a recorder was killed
+//   - in flight: missing, just before a recorder was killed or frozen
 //     (Options.InFlight): the store promises to lose at most the part it
-//     was writing; to be given only where no other recorder had the
-//     stream;
+//     was writing, a frozen recorder what it had not read yet; to be
+//     given only where no other recorder had the stream;
 //   - starting: missing, after a recorder came back (the end of a Down
 //     window, Options.Starts) and before the first IDR frame the camera
 //     sent once a reader had connected, at most Options.StartGrace: a

@@ -210,11 +210,20 @@ func runCluster(ctx context.Context, sc Scenario, cfg Config, o RunOptions) (*Re
 		procs[i] = n.Process
 	}
 	res.Down = NoneAlive(from, to, procs...)
-	// A kill while no other node was alive loses the part in flight.
+	// A kill while no other node was alive loses the part in flight, a
+	// freeze what the node had not read (FreezeTail).
 	for _, n := range c.Nodes {
+		alone := func(t time.Time) bool {
+			return t.After(from) && t.Before(to) && len(NoneAlive(t, t.Add(time.Millisecond), othersOf(procs, n.Process)...)) > 0
+		}
 		for _, k := range n.Kills() {
-			if k.After(from) && k.Before(to) && len(NoneAlive(k, k.Add(time.Millisecond), othersOf(procs, n.Process)...)) > 0 {
+			if alone(k) {
 				res.InFlight = append(res.InFlight, check.Interval{Start: k.Add(-CrashTail), End: k})
+			}
+		}
+		for _, s := range n.Stops() {
+			if alone(s) {
+				res.InFlight = append(res.InFlight, check.Interval{Start: s.Add(-FreezeTail), End: s})
 			}
 		}
 	}

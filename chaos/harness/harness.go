@@ -161,6 +161,7 @@ type Process struct {
 	frozen  bool
 	starts  []time.Time
 	kills   []time.Time // SIGKILLs of a running process
+	stops   []time.Time // SIGSTOPs
 }
 
 // Node is one recorder.
@@ -394,10 +395,12 @@ func (p *Process) Term(timeout time.Duration) error {
 
 // Freeze sends SIGSTOP: the process keeps its sockets but does nothing.
 func (p *Process) Freeze() error {
+	stopAt := time.Now()
 	_, err := p.signal(syscall.SIGSTOP, true)
 	if err == nil {
 		p.mu.Lock()
 		p.frozen = true
+		p.stops = append(p.stops, stopAt)
 		pid := p.cmd.Process.Pid
 		p.mu.Unlock()
 		// The signal is delivered asynchronously: wait until every thread
@@ -488,6 +491,13 @@ func (p *Process) Kills() []time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]time.Time(nil), p.kills...)
+}
+
+// Stops returns the times the process was frozen with SIGSTOP.
+func (p *Process) Stops() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Time(nil), p.stops...)
 }
 
 // NoneAlive returns the windows within [from, to) in which none of the

@@ -181,6 +181,13 @@ const Warmup = 3 * time.Second
 // being written (about a second) and its fsync.
 const CrashTail = 2 * time.Second
 
+// FreezeTail is how much a frozen node may lose before the SIGSTOP: the
+// frames in its socket's buffer that it had not read yet. On the thaw the
+// RTSP client's inactivity timer, overdue, may end the connection before
+// its reader gets to them (gortsplib checks the time of the last frame read
+// once a second), and a lone node has nobody else who holds them.
+const FreezeTail = 250 * time.Millisecond
+
 // settle is how long after the script the harness waits before exporting:
 // the parts being written when it ended become durable.
 const settle = 3 * time.Second
@@ -238,11 +245,15 @@ func RunScenario(ctx context.Context, sc Scenario, o RunOptions) (*Result, error
 	// another records needs no allowance.
 	checkStarts := []time.Time{from}
 	// A killed node loses the part it was writing (segment's crash
-	// promise); with one node nobody else has those frames.
+	// promise), a frozen one what it had not read; with one node nobody
+	// else has those frames.
 	var inFlight []check.Interval
 	if len(c.Nodes) == 1 {
 		for _, k := range c.Nodes[0].Kills() {
 			inFlight = append(inFlight, check.Interval{Start: k.Add(-CrashTail), End: k})
+		}
+		for _, s := range c.Nodes[0].Stops() {
+			inFlight = append(inFlight, check.Interval{Start: s.Add(-FreezeTail), End: s})
 		}
 	}
 	res.InFlight = inFlight
