@@ -61,8 +61,15 @@ func (n *Node) SetDiskFault(mode string) error {
 // node takes it within about 100 ms.
 func (n *Node) CutCameras() error { return n.setCameraLink("cut") }
 
-// HealCameras ends CutCameras.
+// HealCameras ends CutCameras or DelayCameras.
 func (n *Node) HealCameras() error { return n.setCameraLink("") }
+
+// DelayCameras makes node n's link to its cameras slow (needs the
+// camera-cut fault): what they send reaches the node d later, plus up to
+// jitter more at random, in order; HealCameras ends it.
+func (n *Node) DelayCameras(d, jitter time.Duration) error {
+	return n.setCameraLink(fmt.Sprintf("delay %v %v", d, jitter))
+}
 
 func (n *Node) setCameraLink(state string) error {
 	if err := writeControl(filepath.Join(n.DataDir, cameraCutFile), state+"\n"); err != nil {

@@ -69,21 +69,34 @@ func init() {
 // heals it, checks the node is still up and records 20 s.
 func diskSpell(ctx context.Context, r *Run, mode, what string, d time.Duration) error {
 	v := r.mostHomes()
+	return r.spell(ctx, fmt.Sprintf("disk of %s %q for %v", v.ID, mode, d), d,
+		func() error { return v.SetDiskFault(mode) },
+		func() error {
+			if err := v.SetDiskFault(DiskHealthy); err != nil {
+				return err
+			}
+			if !v.Up() {
+				r.Fail("%s did not survive %s", v.ID, what)
+			}
+			return nil
+		})
+}
+
+// spell is the shape of a fault that comes and goes: a lead-in drawn from
+// the seed, the fault for hold, the heal, and 20 s of recording after it.
+func (r *Run) spell(ctx context.Context, plan string, hold time.Duration, fault, heal func() error) error {
 	if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
 		return err
 	}
-	r.Plan("disk of %s %q for %v", v.ID, mode, d)
-	if err := v.SetDiskFault(mode); err != nil {
+	r.Plan("%s", plan)
+	if err := fault(); err != nil {
 		return err
 	}
-	if err := r.Sleep(ctx, d); err != nil {
+	if err := r.Sleep(ctx, hold); err != nil {
 		return err
 	}
-	if err := v.SetDiskFault(DiskHealthy); err != nil {
+	if err := heal(); err != nil {
 		return err
-	}
-	if !v.Up() {
-		r.Fail("%s did not survive %s", v.ID, what)
 	}
 	return r.Sleep(ctx, 20*time.Second)
 }
@@ -504,20 +517,28 @@ func init() {
 		Faults: "camera-cut",
 		Script: func(ctx context.Context, r *Run) error {
 			v := r.mostHomes()
-			if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
-				return err
-			}
-			r.Plan("cut %s off its cameras for 20s", v.ID)
-			if err := v.CutCameras(); err != nil {
-				return err
-			}
-			if err := r.Sleep(ctx, 20*time.Second); err != nil {
-				return err
-			}
-			if err := v.HealCameras(); err != nil {
-				return err
-			}
-			return r.Sleep(ctx, 20*time.Second)
+			return r.spell(ctx, fmt.Sprintf("cut %s off its cameras for 20s", v.ID), 20*time.Second, v.CutCameras, v.HealCameras)
+		},
+	})
+	register(Scenario{
+		Name:    "camera-link-slow",
+		Summary: "3 nodes, 3 cameras, R=2: the home of the most streams gets a slow link to its cameras for 30 s (what they send arrives 400 ms later, plus up to 300 ms of jitter, then 1.5 s later for 10 s), then a clean one; record 20 s: nothing lost, and no frame put at the wrong time (chaosfaults build)",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Faults: "camera-cut",
+		Script: func(ctx context.Context, r *Run) error {
+			v := r.mostHomes()
+			return r.spell(ctx, fmt.Sprintf("delay the camera link of %s 400ms+300ms jitter for 20s, then 1.5s for 10s", v.ID), 20*time.Second,
+				func() error { return v.DelayCameras(400*time.Millisecond, 300*time.Millisecond) },
+				func() error {
+					if err := v.DelayCameras(1500*time.Millisecond, 0); err != nil {
+						return err
+					}
+					if err := r.Sleep(ctx, 10*time.Second); err != nil {
+						return err
+					}
+					return v.HealCameras()
+				})
 		},
 	})
 	register(Scenario{

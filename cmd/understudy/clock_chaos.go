@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -21,18 +20,14 @@ const ClockControlFile = "chaos-clock-offset"
 func steppedClock(dataDir string) func() time.Time {
 	var offset atomic.Int64
 	path := filepath.Join(dataDir, ClockControlFile)
-	go func() {
-		for {
-			b, _ := os.ReadFile(path)
-			d, err := time.ParseDuration(strings.TrimSpace(string(b)))
-			if err != nil {
-				d = 0
-			}
-			if old := offset.Swap(int64(d)); old != int64(d) {
-				fmt.Fprintf(os.Stderr, "chaos fault: clock offset %v (was %v)\n", d, time.Duration(old))
-			}
-			time.Sleep(100 * time.Millisecond)
+	watchControl(path, func(text string) {
+		d, err := time.ParseDuration(text)
+		if err != nil {
+			d = 0
 		}
-	}()
+		if old := offset.Swap(int64(d)); old != int64(d) {
+			fmt.Fprintf(os.Stderr, "chaos fault: clock offset %v (was %v)\n", d, time.Duration(old))
+		}
+	})
 	return func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 }

@@ -40,29 +40,26 @@ type diskFault struct {
 
 func newDiskFault(dataDir string) *diskFault {
 	d := &diskFault{dir: filepath.Clean(dataDir)}
-	go d.watch(filepath.Join(dataDir, DiskControlFile))
+	watchControl(filepath.Join(dataDir, DiskControlFile), d.apply)
 	return d
 }
 
-func (d *diskFault) watch(path string) {
-	for {
-		b, _ := os.ReadFile(path)
-		mode, slow := "", time.Duration(0)
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			switch f[0] {
-			case "block", "eio", "enospc":
-				mode = f[0]
-			case "slow":
-				if len(f) > 1 {
-					if v, err := time.ParseDuration(f[1]); err == nil && v > 0 && v <= time.Minute {
-						mode, slow = "slow", v
-					}
+// apply reads the control file's text.
+func (d *diskFault) apply(text string) {
+	mode, slow := "", time.Duration(0)
+	if f := strings.Fields(text); len(f) > 0 {
+		switch f[0] {
+		case "block", "eio", "enospc":
+			mode = f[0]
+		case "slow":
+			if len(f) > 1 {
+				if v, err := time.ParseDuration(f[1]); err == nil && v > 0 && v <= time.Minute {
+					mode, slow = "slow", v
 				}
 			}
 		}
-		d.set(mode, slow)
-		time.Sleep(100 * time.Millisecond)
 	}
+	d.set(mode, slow)
 }
 
 func (d *diskFault) set(mode string, slow time.Duration) {

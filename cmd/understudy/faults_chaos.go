@@ -28,26 +28,32 @@ const GossipImpairFile = "chaos-gossip-impair"
 // watchImpairment applies the impairment the file says, every 100 ms; an
 // unreadable one is reported once and changes nothing.
 func watchImpairment(t *cluster.FaultTransport, path string) {
-	last, lastErr := "", ""
-	for {
-		b, _ := os.ReadFile(path)
-		text := strings.TrimSpace(string(b))
-		if text != last {
-			im, err := cluster.ParseImpairment(text)
-			switch {
-			case err != nil:
-				if err.Error() != lastErr {
-					fmt.Fprintln(os.Stderr, "chaos fault: gossip impairment:", err)
-					lastErr = err.Error()
-				}
-			default:
-				t.Impair(im)
-				last, lastErr = text, ""
-				fmt.Fprintf(os.Stderr, "chaos fault: gossip impaired %+v\n", im)
-			}
+	watchControl(path, func(text string) {
+		im, err := cluster.ParseImpairment(text)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chaos fault: gossip impairment:", err)
+			return
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		t.Impair(im)
+		fmt.Fprintf(os.Stderr, "chaos fault: gossip impaired %+v\n", im)
+	})
+}
+
+// watchControl reads a fault's control file every 100 ms and calls apply
+// with its text, trimmed, once at the start and whenever it changes; a
+// missing file reads as "". It runs until the process ends.
+func watchControl(path string, apply func(text string)) {
+	go func() {
+		last := ""
+		for first := true; ; first = false {
+			b, _ := os.ReadFile(path)
+			if text := strings.TrimSpace(string(b)); first || text != last {
+				apply(text)
+				last = text
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
 }
 
 // A chaosfaults build (the chaos harness's BuildFaultBinary) reads
@@ -80,7 +86,9 @@ func watchImpairment(t *cluster.FaultTransport, path string) {
 //	camera-cut   the node's TCP connections to its cameras go through a
 //	             dialer that the file chaos-camera-cut in the data
 //	             directory (CameraControlFile) cuts: "cut" closes them
-//	             and fails new ones with ENETUNREACH; read every 100 ms
+//	             and fails new ones with ENETUNREACH; "delay D [J]"
+//	             delivers what the cameras send D later (plus up to J
+//	             more, at random); read every 100 ms
 //	clock-step   the node's clock (Config.Clock: recorded timestamps,
 //	             the catalog's HLC) runs ahead of the machine's by the
 //	             duration in the file chaos-clock-offset in the data
@@ -114,7 +122,7 @@ func init() {
 					os.Exit(1)
 				}
 				cfg.GossipTransport = t
-				go watchImpairment(t, filepath.Join(cfg.DataDir, GossipImpairFile))
+				watchImpairment(t, filepath.Join(cfg.DataDir, GossipImpairFile))
 				sig := make(chan os.Signal, 4)
 				signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
 				go func() {
