@@ -20,43 +20,6 @@ import (
 	"github.com/understudy-nvr/understudy/segment"
 )
 
-// stallingDisk blocks writes and syncs of segment files while stalled, as
-// a saturated or failing disk does.
-type stallingDisk struct {
-	mu      sync.Mutex
-	release chan struct{} // nil: not stalled
-}
-
-func (d *stallingDisk) stall() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.release = make(chan struct{})
-}
-
-func (d *stallingDisk) resume() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.release != nil {
-		close(d.release)
-		d.release = nil
-	}
-}
-
-func (d *stallingDisk) MaybeError(op errorfs.Op) error {
-	if !strings.Contains(op.Path, "/segments/") || (op.Kind != errorfs.OpFileWrite && op.Kind != errorfs.OpFileSync) {
-		return nil
-	}
-	d.mu.Lock()
-	r := d.release
-	d.mu.Unlock()
-	if r != nil {
-		<-r
-	}
-	return nil
-}
-
-func (d *stallingDisk) String() string { return "stalling disk" }
-
 // TestSessionsShareQueueMemory: while the disk is stalled, the recording
 // queues of all sessions together never hold more than the node's
 // MemoryBudget (each session alone could hold 64 MiB); when it is full the
@@ -65,7 +28,7 @@ func (d *stallingDisk) String() string { return "stalling disk" }
 // byte taken is given back.
 func TestSessionsShareQueueMemory(t *testing.T) {
 	cams := testkit.StartCameras(t, camsim.Config{Cameras: 3, GOP: 25, Bitrate: 4_000_000})
-	disk := &stallingDisk{}
+	disk := &testkit.StallDisk{Match: testkit.SegmentWrites}
 	st, err := segment.Open(segment.Options{Dir: t.TempDir(), FS: errorfs.Wrap(vfs.Default, disk)})
 	if err != nil {
 		t.Fatal(err)
@@ -98,13 +61,13 @@ func TestSessionsShareQueueMemory(t *testing.T) {
 		return n
 	}
 	time.Sleep(2 * time.Second)
-	disk.stall()
+	disk.Stall()
 	var peak int64
 	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 		peak = max(peak, budget.Used())
 	}
 	before := framesNow()
-	disk.resume()
+	disk.Resume()
 	time.Sleep(3 * time.Second)
 	after := framesNow()
 	cancel()

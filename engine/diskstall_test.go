@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,61 +18,6 @@ import (
 	"github.com/understudy-nvr/understudy/internal/testkit"
 	understudyv1 "github.com/understudy-nvr/understudy/proto/understudy/v1"
 )
-
-// blockingDisk blocks every write operation (create, write, fsync,
-// rename, remove...) under dir while it is stalled, segment files and the
-// segment index alike, as a disk whose queue is stuck does; reads pass.
-type blockingDisk struct {
-	dir     string
-	mu      sync.Mutex
-	release chan struct{} // nil: not stalled
-	blocked int           // operations waiting now
-}
-
-func (d *blockingDisk) stall() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.release == nil {
-		d.release = make(chan struct{})
-	}
-}
-
-func (d *blockingDisk) resume() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.release != nil {
-		close(d.release)
-		d.release = nil
-	}
-}
-
-// waiting is the number of write operations blocked now.
-func (d *blockingDisk) waiting() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.blocked
-}
-
-func (d *blockingDisk) MaybeError(op errorfs.Op) error {
-	if op.Kind.ReadOrWrite() != errorfs.OpIsWrite || !strings.HasPrefix(op.Path, d.dir) {
-		return nil
-	}
-	d.mu.Lock()
-	r := d.release
-	if r != nil {
-		d.blocked++
-	}
-	d.mu.Unlock()
-	if r != nil {
-		<-r
-		d.mu.Lock()
-		d.blocked--
-		d.mu.Unlock()
-	}
-	return nil
-}
-
-func (d *blockingDisk) String() string { return "blocking disk" }
 
 // waitFor polls cond every 100 ms until it holds or timeout passes (a
 // fatal error naming what), and returns how long it took.
@@ -121,8 +64,8 @@ func TestDiskStallLosesNothing(t *testing.T) {
 	logDir := t.TempDir()
 	cams := testkit.StartCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 4_000_000, SendLogDir: logDir})
 	dataDir := t.TempDir()
-	disk := &blockingDisk{dir: dataDir}
-	defer disk.resume() // a failed test must not leave the node blocked in its cleanup
+	disk := &testkit.StallDisk{Match: testkit.WritesUnder(dataDir)}
+	defer disk.Resume() // a failed test must not leave the node blocked in its cleanup
 	n := runNode(t, Config{ID: "n1", DataDir: dataDir, Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
 		Transport: "tcp", SegmentDuration: 10 * time.Second, DiskFS: errorfs.Wrap(vfs.Default, disk)})
 	sub := n.bus.Subscribe(4096)
@@ -150,9 +93,9 @@ func TestDiskStallLosesNothing(t *testing.T) {
 	from := time.Now().Add(time.Second)
 	time.Sleep(3 * time.Second)
 
-	disk.stall()
+	disk.Stall()
 	stalledAt := time.Now()
-	waitFor(t, 10*time.Second, "writes blocked on the stalled disk", func() bool { return disk.waiting() > 0 })
+	waitFor(t, 10*time.Second, "writes blocked on the stalled disk", func() bool { return disk.Waiting() > 0 })
 	parts0 := n.store.Stats().PartsWritten
 	var peak int64
 	for time.Since(stalledAt) < stallFor {
@@ -160,8 +103,8 @@ func TestDiskStallLosesNothing(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	partsInStall := n.store.Stats().PartsWritten - parts0
-	blocked := disk.waiting()
-	disk.resume()
+	blocked := disk.Waiting()
+	disk.Resume()
 	resumedAt := time.Now()
 	// Written out at the disk's pace: the deadline is generous (a loaded
 	// machine under the race detector writes a few MB/s beyond the live
@@ -266,8 +209,8 @@ func TestDiskStallBeyondBudget(t *testing.T) {
 	logDir := t.TempDir()
 	cams := testkit.StartCameras(t, camsim.Config{Cameras: streams, GOP: 25, Bitrate: 4_000_000, SendLogDir: logDir})
 	dataDir := t.TempDir()
-	disk := &blockingDisk{dir: dataDir}
-	defer disk.resume()
+	disk := &testkit.StallDisk{Match: testkit.WritesUnder(dataDir)}
+	defer disk.Resume()
 	// 16 MiB hold about 5 s of six 4 Mbit/s cameras; the stall is 10 s.
 	n := runNode(t, Config{ID: "n1", DataDir: dataDir, Listen: "127.0.0.1:0", AdminToken: testAdmin, ReadToken: testRead,
 		Transport: "tcp", SegmentDuration: 10 * time.Second, QueueMemoryMiB: 16, DiskFS: errorfs.Wrap(vfs.Default, disk)})
@@ -288,14 +231,14 @@ func TestDiskStallBeyondBudget(t *testing.T) {
 	})
 	from := time.Now().Add(time.Second)
 	time.Sleep(3 * time.Second)
-	disk.stall()
+	disk.Stall()
 	stalledAt := time.Now()
 	var peak int64
 	for time.Since(stalledAt) < 10*time.Second {
 		peak = max(peak, n.queueMemory.Used())
 		time.Sleep(20 * time.Millisecond)
 	}
-	disk.resume()
+	disk.Resume()
 	waitFor(t, 2*time.Minute, "the queues written out", func() bool { return n.queueMemory.Used() < 2<<20 })
 	time.Sleep(4 * time.Second) // recording resumed at a keyframe, then 3 s more
 	to := time.Now()

@@ -521,44 +521,6 @@ func TestSessionSilenceIsSourceOutage(t *testing.T) {
 	}
 }
 
-// stallDisk blocks every write operation while stalled; reads pass.
-type stallDisk struct {
-	mu      sync.Mutex
-	release chan struct{} // nil: not stalled
-}
-
-func (d *stallDisk) stall() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.release == nil {
-		d.release = make(chan struct{})
-	}
-}
-
-func (d *stallDisk) resume() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.release != nil {
-		close(d.release)
-		d.release = nil
-	}
-}
-
-func (d *stallDisk) MaybeError(op errorfs.Op) error {
-	if op.Kind.ReadOrWrite() != errorfs.OpIsWrite {
-		return nil
-	}
-	d.mu.Lock()
-	r := d.release
-	d.mu.Unlock()
-	if r != nil {
-		<-r
-	}
-	return nil
-}
-
-func (d *stallDisk) String() string { return "stalling disk" }
-
 // TestSessionBacklogWhileDiskStalls: while the disk stalls, the frames the
 // session receives wait in its queue, and Stats.Backlog says from when the
 // recording is still to be written (backfill leaves that time to the
@@ -566,7 +528,7 @@ func (d *stallDisk) String() string { return "stalling disk" }
 // back and the queue drained, there is no backlog.
 func TestSessionBacklogWhileDiskStalls(t *testing.T) {
 	srv := testkit.StartCameras(t, camsim.Config{Cameras: 1})
-	disk := &stallDisk{}
+	disk := &testkit.StallDisk{}
 	st, err := segment.Open(segment.Options{Dir: t.TempDir(), FS: errorfs.Wrap(vfs.Default, disk)})
 	if err != nil {
 		t.Fatal(err)
@@ -579,7 +541,7 @@ func TestSessionBacklogWhileDiskStalls(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	t.Cleanup(func() {
-		disk.resume()
+		disk.Resume()
 		cancel()
 		<-done
 		st.Close()
@@ -596,7 +558,7 @@ func TestSessionBacklogWhileDiskStalls(t *testing.T) {
 	waitUntil(5*time.Second, "no backlog on a healthy disk", func() bool { return s.Stats().Backlog.IsZero() })
 
 	stalled := time.Now()
-	disk.stall()
+	disk.Stall()
 	time.Sleep(3 * time.Second)
 	stats := s.Stats()
 	// The writer takes the frames of a part and writes them at the part's
@@ -608,7 +570,7 @@ func TestSessionBacklogWhileDiskStalls(t *testing.T) {
 	if stats.LastFrame.Sub(stats.Backlog) < time.Second {
 		t.Errorf("backlog %v, newest frame received %v: the frames of the stall are not counted as waiting", stats.Backlog, stats.LastFrame)
 	}
-	disk.resume()
+	disk.Resume()
 	waitUntil(10*time.Second, "the backlog written once the disk is back", func() bool { return s.Stats().Backlog.IsZero() })
 }
 
