@@ -45,9 +45,12 @@ func (c *Cluster) clusterArgs() error {
 	gossip := make([]string, len(c.Nodes))
 	for i, n := range c.Nodes {
 		ip, _, _ := net.SplitHostPort(n.Addr)
-		port, err := freePort(ip)
-		if err != nil {
-			return err
+		port := netnsGossipPort
+		if n.Netns == "" {
+			var err error
+			if port, err = freePort(ip); err != nil {
+				return err
+			}
 		}
 		gossip[i] = net.JoinHostPort(ip, port)
 		n.Gossip = gossip[i]

@@ -92,6 +92,9 @@ func TestChaosLong(t *testing.T) {
 		subnet++
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
+			if sc.Netns && os.Geteuid() != 0 {
+				t.Skip("network namespaces need root")
+			}
 			nb := bin
 			if sc.Faults != "" {
 				nb = fbin

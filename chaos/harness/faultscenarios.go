@@ -336,60 +336,98 @@ func init() {
 		Nodes:   4, Cameras: 3, Replicas: 2, Zones: []int{1, 2, 3, 3},
 		Faults: "gossip-cut",
 		Script: func(ctx context.Context, r *Run) error {
-			var cut, rest []*Node
-			for i, n := range r.Nodes {
-				if r.Zone(i) == r.Zone(len(r.Nodes)-1) {
-					cut = append(cut, n)
-				} else {
-					rest = append(rest, n)
-				}
-			}
-			if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
-				return err
-			}
-			r.Plan("cut off %v for 20s", ids(cut))
-			r.Logf("placement %v", r.Placed)
-			for _, n := range cut {
-				if err := n.CutGossipExcept(others(cut, n)...); err != nil {
-					return err
-				}
-			}
-			start := time.Now()
-			sides := map[string]bool{}
-			for time.Since(start) < 20*time.Second {
-				for _, side := range [][]*Node{cut, rest} {
-					if s := r.sidePlacesAll(ctx, side); s != "" && !sides[s] {
-						sides[s] = true
-						r.Logf("%v after the cut: %s", time.Since(start).Round(100*time.Millisecond), s)
+			return domainCut(ctx, r, func(cut []*Node) error {
+				for _, n := range cut {
+					if err := n.CutGossipExcept(others(cut, n)...); err != nil {
+						return err
 					}
 				}
-				if err := r.Sleep(ctx, 500*time.Millisecond); err != nil {
-					return err
+				return nil
+			}, func(cut []*Node) error {
+				for _, n := range cut {
+					if err := n.HealGossip(); err != nil {
+						return err
+					}
 				}
-			}
-			if len(sides) < 2 {
-				r.Fail("20 s of %v cut off: not both sides placed every stream on themselves: %v", ids(cut), sides)
-			}
-			for _, n := range cut {
-				if err := n.HealGossip(); err != nil {
-					return err
-				}
-			}
-			if err := r.WaitMembers(ctx, joinTimeout); err != nil {
-				return fmt.Errorf("after the heal: %w", err)
-			}
-			if err := waitFor(ctx, replicatedTimeout, "the placement of before the cut", func() (bool, string) {
-				p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
-				if err != nil {
-					return false, err.Error()
-				}
-				return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
-			}); err != nil {
-				return err
-			}
-			return r.Sleep(ctx, 20*time.Second)
+				return nil
+			})
 		},
 	})
+	register(Scenario{
+		Name:    "net-domain-cut",
+		Summary: "4 nodes in 3 failure domains (n3 and n4 share z3), each in a network namespace, 3 cameras, R=2: z3 and the other zones cannot reach each other for 20 s, by any protocol (gossip, peer calls, API); both keep their cameras; heal, record 20 s: both sides keep recording, converge after the heal (root)",
+		Long:    true,
+		Nodes:   4, Cameras: 3, Replicas: 2, Zones: []int{1, 2, 3, 3},
+		Netns: true,
+		Script: func(ctx context.Context, r *Run) error {
+			return domainCut(ctx, r, r.Partition, r.HealPartition)
+		},
+	})
+	register(Scenario{
+		Name:    "net-node-cut",
+		Summary: "3 nodes, each in a network namespace, 3 cameras, R=2: the home of the most streams loses its network link for 20 s (cameras, gossip, peer calls and API all go), then gets it back; record 20 s: the replicas record through it and its archive is backfilled (root)",
+		Long:    true,
+		Nodes:   3, Cameras: 3, Replicas: 2,
+		Netns: true,
+		Script: func(ctx context.Context, r *Run) error {
+			v := r.mostHomes()
+			return r.gossipFault(ctx, v, "off the network", v.CutNetwork, v.HealNetwork, 20*time.Second, true)
+		},
+	})
+}
+
+// domainCut cuts the last node's zone off from the other zones for 20 s
+// with cutOff, heals it, and checks that both sides placed every stream on
+// themselves meanwhile and that the placement of before comes back.
+func domainCut(ctx context.Context, r *Run, cutOff, heal func(cut []*Node) error) error {
+	var cut, rest []*Node
+	for i, n := range r.Nodes {
+		if r.Zone(i) == r.Zone(len(r.Nodes)-1) {
+			cut = append(cut, n)
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	if err := r.Sleep(ctx, r.Vary("lead-in", 8*time.Second)); err != nil {
+		return err
+	}
+	r.Plan("cut off %v for 20s", ids(cut))
+	r.Logf("placement %v", r.Placed)
+	if err := cutOff(cut); err != nil {
+		return err
+	}
+	start := time.Now()
+	sides := map[string]bool{}
+	for time.Since(start) < 20*time.Second {
+		for _, side := range [][]*Node{cut, rest} {
+			if s := r.sidePlacesAll(ctx, side); s != "" && !sides[s] {
+				sides[s] = true
+				r.Logf("%v after the cut: %s", time.Since(start).Round(100*time.Millisecond), s)
+			}
+		}
+		if err := r.Sleep(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	if len(sides) < 2 {
+		r.Fail("20 s of %v cut off: not both sides placed every stream on themselves: %v", ids(cut), sides)
+	}
+	if err := heal(cut); err != nil {
+		return err
+	}
+	if err := r.WaitMembers(ctx, joinTimeout); err != nil {
+		return fmt.Errorf("after the heal: %w", err)
+	}
+	if err := waitFor(ctx, replicatedTimeout, "the placement of before the cut", func() (bool, string) {
+		p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
+		if err != nil {
+			return false, err.Error()
+		}
+		return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
+	}); err != nil {
+		return err
+	}
+	return r.Sleep(ctx, 20*time.Second)
 }
 
 // sidePlacesAll says, when a node of side places every stream on R nodes

@@ -88,6 +88,11 @@ type Config struct {
 	// zone=zZONE/host=nI); a node past its end, and every node without
 	// it, is in a zone of its own (zI+1).
 	Zones []int
+	// Netns runs every node in a network namespace of its own, at
+	// 10.77.S.2, .3, ... with the cameras at 10.77.S.1 (Linux, root; see
+	// netns.go), so that a network fault takes the API and the peer
+	// calls too. Default: loopback addresses.
+	Netns bool
 	// Logf receives what the harness does. Default: nothing.
 	Logf func(format string, args ...any)
 }
@@ -140,6 +145,8 @@ type Cluster struct {
 	// camState is what SetCamera last wrote.
 	camMu    sync.Mutex
 	camState map[int]string
+	// netnsUp: the namespaces of Config.Netns are made.
+	netnsUp bool
 }
 
 // Process is one child process: a node or the cameras. Its alive
@@ -150,6 +157,7 @@ type Process struct {
 	args    []string
 	env     []string
 	bin     string
+	wrap    []string // runs bin: ip netns exec NS
 	ready   func(ctx context.Context) error
 	logf    func(string, ...any)
 
@@ -171,6 +179,7 @@ type Node struct {
 	Addr    string // host:port of the API
 	Gossip  string // host:port of the gossip, in a cluster
 	DataDir string
+	Netns   string // its network namespace (Config.Netns)
 }
 
 // URL is the node's API base URL.
@@ -191,8 +200,15 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg}
 	camIP := fmt.Sprintf("127.0.%d.1", cfg.Subnet)
+	if cfg.Netns {
+		if err := c.setupNetns(); err != nil {
+			return nil, err
+		}
+		camIP = netnsIP(cfg.Subnet, 1)
+	}
 	camPort, err := freePort(camIP)
 	if err != nil {
+		c.teardownNetns()
 		return nil, err
 	}
 	c.camAddr = net.JoinHostPort(camIP, camPort)
@@ -205,13 +221,17 @@ func New(cfg Config) (*Cluster, error) {
 		ready: func(ctx context.Context) error { return waitDial(ctx, c.camAddr) },
 	}
 	for i := 0; i < cfg.Nodes; i++ {
-		ip := fmt.Sprintf("127.0.%d.%d", cfg.Subnet, i+2)
-		port, err := freePort(ip)
-		if err != nil {
+		ip, port, ns := fmt.Sprintf("127.0.%d.%d", cfg.Subnet, i+2), netnsAPIPort, ""
+		if cfg.Netns {
+			ip, ns = netnsIP(cfg.Subnet, i+2), c.netns(i)
+		} else if port, err = freePort(ip); err != nil {
 			return nil, fmt.Errorf("harness: %s: %w (Linux routes all of 127/8 to lo; other systems need aliases)", ip, err)
 		}
-		n := &Node{ID: fmt.Sprintf("n%d", i+1), Addr: net.JoinHostPort(ip, port), DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("n%d", i+1), "data")}
+		n := &Node{ID: fmt.Sprintf("n%d", i+1), Addr: net.JoinHostPort(ip, port), DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("n%d", i+1), "data"), Netns: ns}
 		n.Process = &Process{Name: n.ID, LogPath: filepath.Join(cfg.Dir, n.ID, "serve.log"), bin: cfg.Bin, env: cfg.NodeEnv, logf: cfg.Logf}
+		if ns != "" {
+			n.wrap = []string{"ip", "netns", "exec", ns}
+		}
 		n.ready = func(ctx context.Context) error { return waitReady(ctx, n.URL()) }
 		c.Nodes = append(c.Nodes, n)
 	}
@@ -223,6 +243,7 @@ func New(cfg Config) (*Cluster, error) {
 	// More than one node: a cluster, gossip-joined.
 	if cfg.Nodes > 1 {
 		if err := c.clusterArgs(); err != nil {
+			c.teardownNetns()
 			return nil, err
 		}
 	}
@@ -267,12 +288,16 @@ func (c *Cluster) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close kills every process still running.
+// Close kills every process still running, and removes the network
+// namespaces of Config.Netns.
 func (c *Cluster) Close() {
 	for _, n := range c.Nodes {
 		n.Kill()
 	}
 	c.Cameras.Kill()
+	if c.netnsUp {
+		c.teardownNetns()
+	}
 }
 
 // Start starts the process and waits until it is ready (a node answers
@@ -289,6 +314,9 @@ func (p *Process) Start(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.Command(p.bin, p.args...)
+	if len(p.wrap) > 0 {
+		cmd = exec.Command(p.wrap[0], append(append(p.wrap[1:len(p.wrap):len(p.wrap)], p.bin), p.args...)...)
+	}
 	if len(p.env) > 0 {
 		cmd.Env = append(os.Environ(), p.env...)
 	}

@@ -27,6 +27,9 @@ type Scenario struct {
 	// scenario needs a chaosfaults build (BuildFaultBinary) as
 	// RunOptions.Bin.
 	Faults string
+	// Netns runs the nodes in network namespaces (Config.Netns): the
+	// scenario cuts networks, not only the gossip. Needs root.
+	Netns bool
 	// Script drives the faults; it runs after every node recorded a
 	// first stretch and returns when the episode is over.
 	Script func(ctx context.Context, r *Run) error
@@ -196,7 +199,7 @@ const settle = 3 * time.Second
 // script, exports every stream from the first node and checks it against
 // its camera's send log, with the windows no node was alive as excused.
 func RunScenario(ctx context.Context, sc Scenario, o RunOptions) (*Result, error) {
-	cfg := Config{Bin: o.Bin, Dir: o.Dir, Nodes: sc.Nodes, Cameras: sc.Cameras, Zones: sc.Zones, Subnet: o.Subnet, Logf: o.Logf}
+	cfg := Config{Bin: o.Bin, Dir: o.Dir, Nodes: sc.Nodes, Cameras: sc.Cameras, Zones: sc.Zones, Subnet: o.Subnet, Netns: sc.Netns, Logf: o.Logf}
 	if o.Nodes > 0 {
 		cfg.Nodes = o.Nodes
 	}
