@@ -103,7 +103,34 @@
 // deferred acceptance (full nodes keep the copies whose streams rank them
 // best: no better at R=2 unweighted, 1.6×
 // with weighted streams, 3-7× slower); a coarser grid of cap steps (moved
-// more). Doing better would need the previous placement as an input
+// more).
+//
+// Also measured and dropped (R=2 unweighted, 100,000 streams × 1,000
+// nodes, 20 changes, eight ID draws, where add/drain/re-weight move
+// 1.178/1.185/1.180× as the code stands): caps raised toward
+// ⌊(1+ε)·fair⌋, the dither shifted up by s and clamped there (s = 0.25,
+// 0.5, 1: 1.191/1.171/1.191×, 1.265/1.159/1.263×, 1.415/1.098/1.412×,
+// max/fair at the 1.100 limit); a dither spanning a units instead of one
+// (a = 0.5: 1.171/1.170/1.175× averaged over six stream counts, but
+// 1.10-1.24× from one count to the next, 1.106/1.231/1.109× at 100,000
+// on three draws against 1.177/1.166/1.180×; a = 2 and 3: 1.18-1.22×,
+// the lower caps hold more nodes); each cap ⌊(1+ε)·fair⌋ or one less by a
+// bit of the node hash (1.444/1.104/1.442×: at 100,000 streams
+// (1+ε)·fair is the integer 220, and half the caps step at once on an
+// addition); a pushed-off copy sent to the least loaded of its next k
+// candidates under cap rather than the first (k = 2: 1.230/1.240/1.234×,
+// k = 4: 1.285/1.292/1.291×: a choice by load follows every other
+// change); the streams whose cap-free copies all fit placed before the
+// others (1.186/1.193/1.188×); streams processed by the score margin
+// between their R-th and (R+1)-th candidates, widest or narrowest first
+// (1.195/1.183/1.208×, 1.206/1.182/1.219×: the order itself moves). (The
+// first candidate under cap in preference order is already the best
+// scored one at its tier.) However the cap is rounded, a shift δ of
+// (1+ε)·fair changes a fraction δ of the caps on average over fair
+// shares: a rounding that changes none on one change of one topology
+// changes more on another, and only the one-unit dither moves the same
+// wherever (1+ε)·fair falls between integers (1.17-1.18× over six stream
+// counts). Doing better would need the previous placement as an input
 // (keep a copy where it is while its node has room), which the
 // architecture rules out: every node computes the same answer from the
 // same inputs, with no stored assignments.
