@@ -73,7 +73,8 @@ type Frame struct {
 	// always random.
 	Random bool
 	// Payload is the sample as stored in MP4: AVCC (4-byte length-prefixed
-	// NALUs) for H.264/H.265, one raw frame for audio. It is copied.
+	// NALUs) for H.264/H.265, one raw frame for audio. WriteFrame copies
+	// it; WriteOwnedFrame keeps it.
 	Payload []byte
 }
 
@@ -193,7 +194,16 @@ func (w *Writer) wallOf(dts int64) time.Time {
 // WriteFrame adds one frame. Errors wrap their cause; after a write error
 // the segment is closed at its last durable part and the writer starts a
 // new segment by itself at the next keyframe.
-func (w *Writer) WriteFrame(f Frame) error {
+func (w *Writer) WriteFrame(f Frame) error { return w.writeFrame(f, false) }
+
+// WriteOwnedFrame is WriteFrame without the copy of f.Payload: the writer
+// keeps the slice until the part holding it is written, and the caller
+// must neither change nor reuse it. A recording session, whose payloads
+// are fresh per frame, saves a copy of every byte it records (and the
+// garbage of it: at 50 cameras of 4 Mbit/s, 25 MB/s less to allocate).
+func (w *Writer) WriteOwnedFrame(f Frame) error { return w.writeFrame(f, true) }
+
+func (w *Writer) writeFrame(f Frame, owned bool) error {
 	if w.closed {
 		return fmt.Errorf("segment: stream %s: writer %w", w.cfg.Stream, ErrClosed)
 	}
@@ -231,7 +241,7 @@ func (w *Writer) WriteFrame(f Frame) error {
 		if err := w.startSegment(&f); err != nil {
 			return err
 		}
-		t.pending = copyFrame(&f)
+		t.pending = keepFrame(&f, owned)
 		return nil
 	}
 	if !isRef && f.DTS < t.origin {
@@ -245,13 +255,13 @@ func (w *Writer) WriteFrame(f Frame) error {
 		if err := w.startSegment(&f); err != nil {
 			return err
 		}
-		t.pending = copyFrame(&f)
+		t.pending = keepFrame(&f, owned)
 		return nil
 	}
 	if t.pending != nil {
 		w.commit(f.Track, f.DTS-t.pending.DTS)
 	}
-	t.pending = copyFrame(&f)
+	t.pending = keepFrame(&f, owned)
 	if isRef && ticksToDuration(w.seg.refEnd-w.seg.partFrom, t.clock) >= w.cfg.PartDuration {
 		if err := w.flushPart(); err != nil {
 			return w.fail(err)
@@ -260,7 +270,12 @@ func (w *Writer) WriteFrame(f Frame) error {
 	return nil
 }
 
-func copyFrame(f *Frame) *Frame {
+// keepFrame returns the frame as the writer holds it until its part is
+// written: f itself when the caller handed over its payload, or a copy.
+func keepFrame(f *Frame, owned bool) *Frame {
+	if owned {
+		return f
+	}
 	c := *f
 	c.Payload = append([]byte(nil), f.Payload...)
 	return &c

@@ -871,7 +871,7 @@ func (s *Session) writeLoop() {
 				s.dropped.Add(1)
 				continue
 			}
-			if err := w.WriteFrame(it.frame); err != nil {
+			if err := w.WriteOwnedFrame(it.frame); err != nil { // payloads are fresh per frame (tracks.go)
 				s.writeErrors.Add(1)
 				s.lastWriteErr.Store(s.cfg.Now().UnixNano())
 				if now := time.Now(); now.Sub(lastErrLog) > time.Second {
@@ -1020,11 +1020,14 @@ func (cn *connection) onAudio(pkt *rtp.Packet) {
 	for i, payload := range frames {
 		p := pts + int64(i)*a.samplesPerFrame
 		f := segment.Frame{
-			Track:   track,
-			PTS:     p,
-			DTS:     p,
-			Random:  true,
-			Payload: payload,
+			Track:  track,
+			PTS:    p,
+			DTS:    p,
+			Random: true,
+			// A copy: AAC and Opus frames are slices of the packet's read
+			// buffer (1.5 KB for UDP), which the writer would otherwise
+			// keep whole until the part is written.
+			Payload: clone(payload),
 		}
 		if cn.video != nil {
 			// Audio follows the video's clock so the tracks stay in sync.
