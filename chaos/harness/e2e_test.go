@@ -90,6 +90,7 @@ func TestChaosLong(t *testing.T) {
 			continue
 		}
 		subnet++
+		subnet := subnet // each run its own: the subtests resume after the loop
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			if sc.Netns && os.Geteuid() != 0 {
