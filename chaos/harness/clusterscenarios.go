@@ -84,13 +84,7 @@ func init() {
 				// Back in its place (after the rejoin hold) and recording,
 				// before the next node goes: otherwise the next restart
 				// may take a stream's last placed recorder.
-				if err := waitFor(ctx, replicatedTimeout, "the placement of before the restarts", func() (bool, string) {
-					p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
-					if err != nil {
-						return false, err.Error()
-					}
-					return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
-				}); err != nil {
+				if err := r.waitPlacedAsBefore(ctx, "the placement of before the restarts"); err != nil {
 					return fmt.Errorf("after restarting %s: %w", n.ID, err)
 				}
 			}
@@ -354,13 +348,7 @@ func init() {
 			if err := killRestartNodes(ctx, r, 8*time.Second, 15*time.Second, 0, home); err != nil {
 				return err
 			}
-			if err := waitFor(ctx, replicatedTimeout, home.ID+" back in its place", func() (bool, string) {
-				p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
-				if err != nil {
-					return false, err.Error()
-				}
-				return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
-			}); err != nil {
+			if err := r.waitPlacedAsBefore(ctx, home.ID+" back in its place"); err != nil {
 				return err
 			}
 			// The replica of a stream the home recovered: its archive's
@@ -417,16 +405,22 @@ func init() {
 			if err := r.SetState(ctx, v, understudyv1.NodeState_NODE_STATE_ACTIVE); err != nil {
 				return err
 			}
-			if err := waitFor(ctx, replicatedTimeout, "the placement of before the drain", func() (bool, string) {
-				p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
-				if err != nil {
-					return false, err.Error()
-				}
-				return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
-			}); err != nil {
+			if err := r.waitPlacedAsBefore(ctx, "the placement of before the drain"); err != nil {
 				return err
 			}
 			return r.Sleep(ctx, 10*time.Second)
 		},
+	})
+}
+
+// waitPlacedAsBefore waits until every stream is recorded by R live nodes
+// placed as before the script (Run.Placed); what names the moment.
+func (r *Run) waitPlacedAsBefore(ctx context.Context, what string) error {
+	return waitFor(ctx, replicatedTimeout, what, func() (bool, string) {
+		p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
+		if err != nil {
+			return false, err.Error()
+		}
+		return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
 	})
 }

@@ -3,7 +3,6 @@ package harness
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -151,13 +150,7 @@ func diskFault(ctx context.Context, r *Run, v *Node, mode string, d time.Duratio
 		return err
 	}
 	healed := time.Now()
-	if err := waitFor(ctx, replicatedTimeout, "the placement of before the fault", func() (bool, string) {
-		p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
-		if err != nil {
-			return false, err.Error()
-		}
-		return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
-	}); err != nil {
+	if err := r.waitPlacedAsBefore(ctx, "the placement of before the fault"); err != nil {
 		return fmt.Errorf("after the heal: %w", err)
 	}
 	r.Logf("%s back in its place %v after the heal", v.ID, time.Since(healed).Round(100*time.Millisecond))
@@ -418,13 +411,7 @@ func domainCut(ctx context.Context, r *Run, cutOff, heal func(cut []*Node) error
 	if err := r.WaitMembers(ctx, joinTimeout); err != nil {
 		return fmt.Errorf("after the heal: %w", err)
 	}
-	if err := waitFor(ctx, replicatedTimeout, "the placement of before the cut", func() (bool, string) {
-		p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
-		if err != nil {
-			return false, err.Error()
-		}
-		return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
-	}); err != nil {
+	if err := r.waitPlacedAsBefore(ctx, "the placement of before the cut"); err != nil {
 		return err
 	}
 	return r.Sleep(ctx, 20*time.Second)
@@ -503,13 +490,7 @@ func init() {
 			if err := v.Start(ctx); err != nil {
 				return err
 			}
-			if err := waitFor(ctx, replicatedTimeout, v.ID+" back in its place", func() (bool, string) {
-				p, err := r.WaitReplicated(ctx, r.Streams, r.Replicas, replicatedTimeout)
-				if err != nil {
-					return false, err.Error()
-				}
-				return maps.EqualFunc(p, r.Placed, slices.Equal[[]string]), fmt.Sprintf("placement %v, was %v", p, r.Placed)
-			}); err != nil {
+			if err := r.waitPlacedAsBefore(ctx, v.ID+" back in its place"); err != nil {
 				return err
 			}
 			return r.Sleep(ctx, 15*time.Second)
