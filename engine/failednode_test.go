@@ -151,10 +151,12 @@ func TestFailedNodeKeepsItsPlace(t *testing.T) {
 		{ID: "n2", Domain: "rack=r2", Weight: 1, State: placement.Active}})
 	fresh.Step(time.Now())
 	want := fresh.Placement()
+	forgotAt := time.Now()
 	wait(10*time.Second, "n1 and n2 placing as if n3 never existed", func() bool {
 		return len(nodes[0].catalog.Nodes()) == 2 && len(nodes[1].catalog.Nodes()) == 2 &&
 			agree(nodes[:2], func(p map[string][]string) bool { return maps.EqualFunc(p, want, slices.Equal[[]string]) })
 	})
+	t.Logf("forgotten n3 placed away in %s", time.Since(forgotAt).Round(10*time.Millisecond))
 	if maps.EqualFunc(want, after, slices.Equal[[]string]) {
 		t.Log("forgetting n3 moved nothing (its failure left the placement of 2 nodes)")
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -173,7 +174,8 @@ type peer struct {
 	warnVersion string // build version already warned about
 	status      Status // last status received
 	hasStatus   bool
-	suspectAt   time.Time // when this node's probes of it last failed; zero once it answered
+	suspectAt   time.Time       // when this node's probes of it last failed; zero once it answered
+	node        memberlist.Node // its address, for this node's own gossip
 }
 
 // Start joins (or founds) the cluster and starts replicating cfg.Catalog.
@@ -263,7 +265,10 @@ func Start(cfg Config) (*Cluster, error) {
 			c.log.Info("joined", "contacted", n)
 		}
 	}
-	c.wg.Add(3)
+	c.wg.Add(4)
+	// Room for memberlist's framing of a user packet: its type byte, the
+	// CRC, the compression header and the encryption overhead.
+	go c.gossipLoop(mc.GossipInterval, mc.GossipNodes, mc.UDPBufferSize-64)
 	go c.broadcastLoop(watch, cancel)
 	go c.rejoinLoop()
 	go c.statusLoop()
@@ -298,7 +303,7 @@ func (c *Cluster) Members() []Member {
 		m := p.member
 		m.Alive = name == c.cfg.Meta.ID || !p.gone
 		m.Left = p.left && !m.Alive
-		m.Suspect = m.Alive && name != c.cfg.Meta.ID && !p.suspectAt.IsZero() && time.Since(p.suspectAt) < c.suspectFor
+		m.Suspect = m.Alive && name != c.cfg.Meta.ID && c.suspectLocked(p)
 		out = append(out, m)
 	}
 	c.mu.Unlock()
@@ -416,6 +421,81 @@ func (b *entryBroadcast) Invalidates(o memberlist.Broadcast) bool {
 func (b *entryBroadcast) Message() []byte { return b.msg }
 func (b *entryBroadcast) Finished()       {}
 
+// gossipPackets bounds the packets gossipLoop sends a peer in one
+// interval. memberlist sends one; a failover changes the holdings of
+// every stream the failed node held, and at about 8 entries a packet one
+// packet a round would take seconds to spread a few hundred.
+const gossipPackets = 8
+
+// gossipLoop sends the queued broadcasts (catalog entries and statuses)
+// every interval to up to fanout random live peers, packets of at most
+// limit bytes, as memberlist's own gossip would, but only to peers that
+// can receive them. memberlist gossips to suspect nodes, and to dead
+// ones for GossipToTheDeadTime (30 s); each send uses up one of a
+// broadcast's few transmissions (RetransmitMult × log10 of the node
+// count), so while a node is failing, which is when the most entries
+// change (its streams' holdings move), a broadcast could go only to it
+// and reach the live nodes at the next push/pull, up to PushPullInterval
+// later. A suspect or dead peer misses nothing for good: the join on its
+// revival and every push/pull carry the whole catalog.
+func (c *Cluster) gossipLoop(interval time.Duration, fanout, limit int) {
+	defer c.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		if c.queue.NumQueued() == 0 {
+			continue
+		}
+		for _, to := range c.gossipTargets(fanout) {
+			// Up to gossipPackets packets a peer, and about each message
+			// once: the queue hands out the least-sent first.
+			queued := c.queue.NumQueued()
+			for sent, pkts := 0, 0; sent < queued && pkts < gossipPackets; pkts++ {
+				// The length prefix of a message in a batch: 3 bytes
+				// hold up to 2 MB.
+				msgs := c.queue.GetBroadcasts(3, limit-1)
+				if len(msgs) == 0 {
+					break
+				}
+				sent += len(msgs)
+				pkt := msgs[0]
+				if len(msgs) > 1 {
+					pkt = EncodeBatch(msgs)
+				}
+				if err := c.ml.SendBestEffort(&to, pkt); err != nil {
+					c.log.Debug("gossip", "peer", to.Name, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// gossipTargets picks up to k random peers that are alive and not
+// suspect.
+func (c *Cluster) gossipTargets(k int) []memberlist.Node {
+	c.mu.Lock()
+	out := make([]memberlist.Node, 0, len(c.members))
+	for name, p := range c.members {
+		if name != c.cfg.Meta.ID && !p.gone && !c.suspectLocked(p) {
+			out = append(out, p.node)
+		}
+	}
+	c.mu.Unlock()
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out[:min(k, len(out))]
+}
+
+// suspectLocked reports whether this node's probes of p failed within
+// the longest suspicion timeout. c.mu is held.
+func (c *Cluster) suspectLocked(p *peer) bool {
+	return !p.suspectAt.IsZero() && time.Since(p.suspectAt) < c.suspectFor
+}
+
 // rejoinLoop re-joins the Join addresses and the known peers not seen
 // alive, so partitions heal.
 func (c *Cluster) rejoinLoop() {
@@ -502,6 +582,23 @@ func (d *delegate) NotifyMsg(b []byte) {
 	if c.down {
 		return
 	}
+	if len(b) > 0 && b[0] == msgBatch {
+		msgs, err := DecodeBatch(b)
+		if err != nil {
+			c.badMsg.log(c.log, "gossip message dropped", "size", len(b), "err", err)
+			c.problem(ProblemBadMessage, "", fmt.Sprintf("a gossip batch of %d bytes was dropped: %v", len(b), err))
+			return
+		}
+		for _, m := range msgs {
+			c.receive(m)
+		}
+		return
+	}
+	c.receive(b)
+}
+
+// receive merges one gossiped entry or status (not a batch).
+func (c *Cluster) receive(b []byte) {
 	if len(b) > 0 && b[0] == msgStatus {
 		c.receiveStatus(b)
 		return
@@ -526,9 +623,9 @@ func (d *delegate) NotifyMsg(b []byte) {
 	}
 }
 
-func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	return (*Cluster)(d).queue.GetBroadcasts(overhead, limit)
-}
+// GetBroadcasts gives memberlist's gossip nothing: gossipLoop sends the
+// queue, to live peers only.
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 
 func (d *delegate) LocalState(join bool) []byte {
 	return EncodeState((*Cluster)(d).cat.Entries())
@@ -591,6 +688,7 @@ func (c *Cluster) nodeEvent(n *memberlist.Node, gone bool) {
 	}
 	revived := p.gone && !gone && n.Name != c.cfg.Meta.ID
 	p.member = Member{Meta: m, Addr: n.Address()}
+	p.node = *n
 	p.suspectAt = time.Time{}
 	p.left = gone && n.State == memberlist.StateLeft
 	p.gone = gone

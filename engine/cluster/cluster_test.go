@@ -51,6 +51,7 @@ type opts struct {
 	logs     *logBuf
 	version  string
 	problems *problemLog
+	pushPull time.Duration // 0: the default
 }
 
 // problemLog collects what a node passes to Config.OnProblem.
@@ -98,14 +99,15 @@ func startNode(t *testing.T, id string, o opts) *node {
 		keys = [][]byte{testKey}
 	}
 	cfg := Config{
-		Meta:           Meta{ID: id, Domain: "rack-" + id, APIAddress: "127.0.0.1:80" + id[len(id)-1:], Version: cmpOr(o.version, "v1.2.3"), Weight: 10},
-		BindAddr:       "127.0.0.1",
-		BindPort:       0,
-		Join:           o.join,
-		RejoinInterval: time.Second,
-		Keys:           keys,
-		Catalog:        cat,
-		Logger:         log,
+		Meta:             Meta{ID: id, Domain: "rack-" + id, APIAddress: "127.0.0.1:80" + id[len(id)-1:], Version: cmpOr(o.version, "v1.2.3"), Weight: 10},
+		BindAddr:         "127.0.0.1",
+		BindPort:         0,
+		Join:             o.join,
+		RejoinInterval:   time.Second,
+		Keys:             keys,
+		Catalog:          cat,
+		Logger:           log,
+		PushPullInterval: o.pushPull,
 	}
 	if o.problems != nil {
 		cfg.OnProblem = o.problems.add
@@ -336,6 +338,52 @@ func TestPartitionHeals(t *testing.T) {
 	t.Logf("membership whole %s after heal", time.Since(healAt))
 }
 
+// TestWritesReachLiveNodesWhileOneIsDown: while a node is down, the
+// writes of the live nodes reach each other by broadcast, not only at the
+// next push/pull. A node fails exactly when many entries change (its
+// streams' holdings move), and memberlist gossips to a node it declared
+// dead for GossipToTheDeadTime: broadcasts spent on it would be lost.
+// Push/pull is off here (an hour), so only broadcasts can deliver.
+func TestWritesReachLiveNodesWhileOneIsDown(t *testing.T) {
+	t.Parallel()
+	var nodes []*node
+	for i := range 3 {
+		o := opts{fault: i == 2, pushPull: time.Hour}
+		if i > 0 {
+			o.join = []string{nodes[0].c.GossipAddr()}
+		}
+		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i+1), o))
+	}
+	for _, n := range nodes {
+		waitFor(t, 10*time.Second, "all members alive", func() bool { return aliveCount(n.c) == 3 })
+	}
+	a, b := nodes[0], nodes[1]
+	nodes[2].ft.Cut()
+	waitFor(t, 15*time.Second, "n1 and n2 see n3 dead", func() bool { return !isAlive(a.c, "n3") && !isAlive(b.c, "n3") })
+	const writes = 100
+	for i := range writes {
+		if _, err := a.cat.Create(testStream(fmt.Sprintf("while-down-%03d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missing := func() (out []string) {
+		for i := range writes {
+			if id := fmt.Sprintf("while-down-%03d", i); !visible(b.cat, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	start := time.Now()
+	for len(missing()) > 0 && time.Since(start) < 15*time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m := missing(); len(m) > 0 {
+		t.Fatalf("%d of %d writes on n1 never reached n2 by broadcast while n3 was down: %v", len(m), writes, m)
+	}
+	t.Logf("%d writes on n1 reached n2 by broadcast in %s while n3 was down", writes, time.Since(start).Round(time.Millisecond))
+}
+
 func TestWrongKeyCannotJoin(t *testing.T) {
 	probs := &problemLog{}
 	n1 := startNode(t, "n1", opts{problems: probs})
@@ -417,7 +465,9 @@ func TestBadMessagesDropped(t *testing.T) {
 	n := startNode(t, "n1", opts{problems: probs})
 	d := (*delegate)(n.c)
 	good := encodeEntryMsg(catalog.Entry{ID: "x", Version: catalog.Version{WallMS: time.Now().UnixMilli(), Node: "n7"}, Deleted: true})
-	for _, m := range [][]byte{nil, {0}, {msgEntry}, good[:len(good)-1], append([]byte{9}, good[1:]...), make([]byte, MaxEntrySize+10)} {
+	batch := EncodeBatch([][]byte{good, good})
+	badBatches := [][]byte{{msgBatch}, {msgBatch, 0}, batch[:len(batch)-1], EncodeBatch([][]byte{good, batch}), EncodeBatch([][]byte{good[:len(good)-1]})}
+	for _, m := range append([][]byte{nil, {0}, {msgEntry}, good[:len(good)-1], append([]byte{9}, good[1:]...), make([]byte, MaxEntrySize+10)}, badBatches...) {
 		d.NotifyMsg(m)
 		d.MergeRemoteState(m, false)
 	}
@@ -430,6 +480,11 @@ func TestBadMessagesDropped(t *testing.T) {
 	d.NotifyMsg(good)
 	if len(n.cat.Entries()) != 1 {
 		t.Fatalf("a good message was not merged")
+	}
+	other := encodeEntryMsg(catalog.Entry{ID: "y", Version: catalog.Version{WallMS: time.Now().UnixMilli(), Node: "n7"}, Deleted: true})
+	d.NotifyMsg(EncodeBatch([][]byte{other, good}))
+	if len(n.cat.Entries()) != 2 {
+		t.Fatalf("the entries of a batch were not merged")
 	}
 }
 

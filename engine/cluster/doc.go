@@ -35,10 +35,19 @@
 //     that id (entries merged from peers included, which helps them spread)
 //     on a memberlist TransmitLimitedQueue; a newer broadcast of a stream id
 //     invalidates a queued older one. A message is one byte of type (1:
-//     entry) and catalog.EncodeEntry. Receivers DecodeEntry and Merge; a
-//     message that does not decode or is over MaxEntrySize is dropped and
-//     logged at most once per 10 s. An entry too large for one gossip
-//     packet (about 1.4 KB) is not broadcast and travels by push/pull only.
+//     entry) and catalog.EncodeEntry. Every GossipInterval (200 ms) the node
+//     sends the queue to up to 3 random peers that are alive and not
+//     suspect, up to 8 packets of about 1.3 KB each, as memberlist
+//     best-effort messages; several messages share a packet as a batch
+//     (EncodeBatch: byte 3, then uvarint length and message each). Each
+//     message goes out RetransmitMult (4) × ⌈log10(alive nodes + 1)⌉ times.
+//     memberlist's own gossip carries none of it: it also gossips to suspect
+//     peers, and to dead ones for 30 s, and a transmission spent there is
+//     lost to the live peers until the next push/pull, just when a failed
+//     node's holdings all change. Receivers DecodeEntry and Merge; a
+//     message or batch that does not decode or is over MaxEntrySize is
+//     dropped and logged at most once per 10 s. An entry too large for one
+//     gossip packet is not broadcast and travels by push/pull only.
 //   - Push/pull anti-entropy: on every join and every PushPullInterval
 //     (default 30s) two nodes exchange their whole catalog, tombstones
 //     included (EncodeState: format byte, entry count, length-prefixed

@@ -41,6 +41,25 @@ func FuzzDecodeState(f *testing.F) {
 	})
 }
 
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add(EncodeBatch([][]byte{encodeEntryMsg(catalog.Entry{ID: "a", Version: catalog.Version{WallMS: 1e12, Node: "n1"}, Deleted: true}), EncodeStatus("n1", Status{Seq: 1})}))
+	f.Add([]byte{msgBatch, 1, msgBatch})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		msgs, err := DecodeBatch(b)
+		if err != nil {
+			return
+		}
+		for _, m := range msgs {
+			if len(m) == 0 || m[0] == msgBatch {
+				t.Fatalf("decoded an empty or nested message")
+			}
+		}
+		if string(EncodeBatch(msgs)) != string(b) {
+			t.Fatalf("batch does not re-encode to its input")
+		}
+	})
+}
+
 func FuzzDecodeStatus(f *testing.F) {
 	f.Add(EncodeStatus("n1", Status{Seq: 3, Digest: 9, Missing: []string{"cam-1"}, Home: 2, CPUPercent: 3.5}))
 	f.Add([]byte{msgStatus, statusFormatV1})

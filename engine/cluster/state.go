@@ -19,8 +19,58 @@ const (
 	MaxStateSize = 256 << 20
 )
 
-// Gossip message types (first byte of a user message).
-const msgEntry = 1
+// Gossip message types (first byte of a user message). msgStatus (2) is
+// in status.go.
+const (
+	msgEntry = 1
+	msgBatch = 3
+)
+
+// EncodeBatch packs gossip messages (entries and statuses) into one
+// packet:
+//
+//	byte     msgBatch = 3
+//	per message: uvarint length (≥ 1), message bytes
+func EncodeBatch(msgs [][]byte) []byte {
+	n := 1
+	for _, m := range msgs {
+		n += uvarintLen(uint64(len(m))) + len(m)
+	}
+	b := make([]byte, 1, n)
+	b[0] = msgBatch
+	for _, m := range msgs {
+		b = binary.AppendUvarint(b, uint64(len(m)))
+		b = append(b, m...)
+	}
+	return b
+}
+
+// DecodeBatch splits what EncodeBatch packed. The messages alias b. A
+// batch that is not wholly well-formed (a length past the end, an empty
+// message, a batch inside a batch) is refused whole: its messages are
+// not checked here, the receiver decodes each.
+func DecodeBatch(b []byte) ([][]byte, error) {
+	if len(b) == 0 || b[0] != msgBatch {
+		return nil, errors.New("not a batch message")
+	}
+	var out [][]byte
+	for r := b[1:]; len(r) > 0; {
+		l, k := uvarint(r)
+		if k <= 0 || l == 0 || l > uint64(len(r)-k) {
+			return nil, fmt.Errorf("batch: message %d: bad length", len(out))
+		}
+		m := r[k : k+int(l)]
+		if m[0] == msgBatch {
+			return nil, fmt.Errorf("batch: message %d is a batch", len(out))
+		}
+		out = append(out, m)
+		r = r[k+int(l):]
+	}
+	if len(out) == 0 {
+		return nil, errors.New("batch: empty")
+	}
+	return out, nil
+}
 
 // ErrCorruptState wraps every DecodeState failure.
 var ErrCorruptState = errors.New("corrupt cluster state")
