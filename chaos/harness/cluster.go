@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -198,20 +199,23 @@ const liveEdge = 3 * time.Second
 // own coverage of it reaches within liveEdge of now and past the node's
 // last start or thaw: the recorders that record it now, whatever
 // placement says. Sampled every second, so under-replication is measured
-// within about liveEdge + 1 s.
+// within about liveEdge + 1 s. The nodes are asked at once, each call
+// bounded by liveQueryTimeout: a node up but cut off from the network
+// would hold a sequential sample for the client's whole timeout per
+// stream and hide the under-replication it causes. A node that does not
+// answer in time counts as recording nothing in this sample.
 func (c *Cluster) LiveRecorders(ctx context.Context, streams []string) map[string][]string {
-	out := map[string][]string{}
 	now := time.Now()
-	for _, id := range streams {
-		out[id] = nil
-		for _, n := range c.Nodes {
-			if !n.Up() {
-				continue
-			}
-			cv, err := c.Coverage(ctx, n, id, 0, now.Add(-30*time.Second), now)
-			if err != nil || len(cv) == 0 {
-				continue
-			}
+	records := make([][]bool, len(c.Nodes)) // by node, by stream
+	var wg sync.WaitGroup
+	for i, n := range c.Nodes {
+		if !n.Up() {
+			continue
+		}
+		records[i] = make([]bool, len(streams))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			// Recorded since it last became alive (a restart or a thaw):
 			// what it held before is no proof it records now.
 			_, starts := n.Alive(now)
@@ -219,13 +223,35 @@ func (c *Cluster) LiveRecorders(ctx context.Context, streams []string) map[strin
 			if len(starts) > 0 && starts[len(starts)-1].After(since) {
 				since = starts[len(starts)-1]
 			}
-			if cv[len(cv)-1].End.After(since) {
+			for j, id := range streams {
+				qctx, cancel := context.WithTimeout(ctx, liveQueryTimeout)
+				cv, err := c.Coverage(qctx, n, id, 0, now.Add(-30*time.Second), now)
+				late := qctx.Err() != nil
+				cancel()
+				if late {
+					return // unreachable now: its other streams would wait as long
+				}
+				records[i][j] = err == nil && len(cv) > 0 && cv[len(cv)-1].End.After(since)
+			}
+		}()
+	}
+	wg.Wait()
+	out := make(map[string][]string, len(streams))
+	for j, id := range streams {
+		out[id] = nil
+		for i, n := range c.Nodes {
+			if records[i] != nil && records[i][j] {
 				out[id] = append(out[id], n.ID)
 			}
 		}
 	}
 	return out
 }
+
+// liveQueryTimeout bounds one coverage query of LiveRecorders: generous
+// for a loaded 2-core machine (a query takes milliseconds), short against
+// the 1 s sampling.
+const liveQueryTimeout = 2 * time.Second
 
 // lastCoverage says, for each node that is up, where its own coverage of
 // stream over the last 30 s ends, so that a failed live-recorder check
